@@ -1,0 +1,152 @@
+/*
+ * cnn.c - the extension's entry point: registers every SQL function and
+ * module from one table, owns the per-connection state, and holds the small
+ * shared helpers for results and messages.
+ *
+ * Flags: functions that read files, write tables or run for long are
+ * SQLITE_DIRECTONLY, so the views and triggers of an untrusted database cannot
+ * call them. Functions that read stored models are not SQLITE_DETERMINISTIC:
+ * training changes their answer.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ext.h"
+
+SQLITE_EXTENSION_INIT1
+
+struct cnn_conn {
+  int refs; /* one per registration holding this as user data */
+};
+
+static void conn_release(void *p) {
+  cnn_conn *c = p;
+  if (c && --c->refs == 0) cnn_free(c);
+}
+
+void cnn_result_status(sqlite3_context *ctx, const char *fn, int status, const char *err) {
+  if (status == CNN_NOMEM) {
+    sqlite3_result_error_nomem(ctx);
+  } else if (status == CNN_INTERRUPTED) {
+    sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
+  } else {
+    cnn_result_errorf(ctx, "%s: %s", fn, err && err[0] ? err : "failed");
+  }
+}
+
+void cnn_result_errorf(sqlite3_context *ctx, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = sqlite3_vmprintf(fmt, ap);
+  va_end(ap);
+  if (!msg) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_error(ctx, msg, -1);
+  sqlite3_free(msg);
+}
+
+void cnn_vtab_errorf(sqlite3_vtab *vtab, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  sqlite3_free(vtab->zErrMsg);
+  vtab->zErrMsg = sqlite3_vmprintf(fmt, ap);
+  va_end(ap);
+}
+
+const char *cnn_value_describe(sqlite3_value *v, char *buf, size_t size) {
+  switch (sqlite3_value_type(v)) {
+  case SQLITE_NULL: return "NULL";
+  case SQLITE_INTEGER: return "an integer";
+  case SQLITE_FLOAT: return "a real";
+  case SQLITE_TEXT: return "a text";
+  default: snprintf(buf, size, "a %d-byte blob", sqlite3_value_bytes(v)); return buf;
+  }
+}
+
+void cnn_fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc, (void)argv;
+  sqlite3_result_text(ctx, CNN_VERSION, -1, SQLITE_STATIC);
+}
+
+void cnn_fn_debug(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc, (void)argv;
+  char *s = sqlite3_mprintf("version=%s\nsqlite=%s\ncompiler=%s\n"
+                            "avx2=%d\navx512f=%d\nblas=%d\nsanitize=%d\n",
+                            CNN_VERSION, sqlite3_libversion(), __VERSION__,
+#ifdef __AVX2__
+                            1,
+#else
+                            0,
+#endif
+#ifdef __AVX512F__
+                            1,
+#else
+                            0,
+#endif
+#ifdef CNN_HAVE_BLAS
+                            1,
+#else
+                            0,
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+                            1
+#else
+                            0
+#endif
+  );
+  if (!s) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_text(ctx, s, -1, sqlite3_free);
+}
+
+#define PURE (SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS)
+/* Reads files, writes tables or runs long: never from views or triggers. */
+#define DIRECT (SQLITE_UTF8 | SQLITE_DIRECTONLY)
+
+static const struct {
+  const char *name;
+  int nargs;
+  int flags;
+  void (*fn)(sqlite3_context *, int, sqlite3_value **);
+} functions[] = {
+    {"cnn_version", 0, PURE, cnn_fn_version},
+    {"cnn_debug", 0, PURE, cnn_fn_debug},
+    {"cnn_import_mnist", 1, DIRECT, cnn_fn_import_mnist},
+};
+
+static const struct {
+  const char *name;
+  const sqlite3_module *module;
+} modules[] = {
+    {"cnn_mnist", &cnn_mnist_module},
+};
+
+#ifdef _WIN32
+__declspec(dllexport)
+#else
+__attribute__((visibility("default")))
+#endif
+int sqlite3_cnn_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
+  SQLITE_EXTENSION_INIT2(pApi);
+  (void)pzErrMsg;
+  cnn_conn *conn = cnn_calloc(1, sizeof *conn);
+  if (!conn) return SQLITE_NOMEM;
+  conn->refs = 1; /* held by this function until registration ends */
+  int rc = SQLITE_OK;
+  for (size_t i = 0; rc == SQLITE_OK && i < sizeof functions / sizeof functions[0]; i++) {
+    conn->refs++;
+    rc = sqlite3_create_function_v2(db, functions[i].name, functions[i].nargs, functions[i].flags,
+                                    conn, functions[i].fn, NULL, NULL, conn_release);
+  }
+  for (size_t i = 0; rc == SQLITE_OK && i < sizeof modules / sizeof modules[0]; i++) {
+    conn->refs++;
+    rc = sqlite3_create_module_v2(db, modules[i].name, modules[i].module, conn, conn_release);
+  }
+  conn_release(conn);
+  return rc;
+}

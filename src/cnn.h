@@ -1,0 +1,336 @@
+/*
+ * cnn.h - the sqlite-cnn engine: model specs, networks, optimizers, training,
+ * serialisation. Pure C11 + libm + pthreads + zlib; no SQLite, no printing.
+ *
+ * Layout (Keras' own, so the notebook's model maps one to one):
+ *   activations  NHWC, batch-major: x[n][h][w][c]
+ *   conv kernel  (KH, KW, IC, OC), i.e. a (KH*KW*IC) x OC matrix after im2col
+ *   dense kernel (IN, OUT)
+ *   flatten      free: an NHWC image is already the (h*w*c) vector Keras builds
+ * All parameters of a network live in one flat arena, in layer order, kernel
+ * before bias; gradients and optimizer state are arenas of the same length.
+ *
+ * Errors follow base.h: status return + err[CNN_ERRMAX].
+ */
+#ifndef CNN_CNN_H
+#define CNN_CNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "pool.h"
+
+/* ---- activations ------------------------------------------------------- */
+
+typedef enum cnn_act_kind {
+  CNN_ACT_LINEAR,
+  CNN_ACT_RELU,
+  CNN_ACT_SIGMOID,
+  CNN_ACT_TANH,
+  CNN_ACT_SOFTMAX, /* over the last (channel) axis */
+  CNN_ACT_LEAKY_RELU,
+  CNN_ACT_ELU,
+  CNN_ACT_SELU,
+  CNN_ACT_GELU,
+  CNN_ACT_SWISH,
+  CNN_ACT_SOFTPLUS,
+  CNN_ACT_SOFTSIGN,
+  CNN_ACT_HARD_SIGMOID,
+  CNN_ACT_EXPONENTIAL,
+  CNN_ACT_EXPR, /* custom formula in x */
+} cnn_act_kind;
+
+typedef struct cnn_expr cnn_expr;
+
+typedef struct cnn_act {
+  cnn_act_kind kind;
+  float alpha;    /* leaky_relu slope (0.2), elu alpha (1.0) */
+  cnn_expr *expr; /* CNN_ACT_EXPR: owned compiled formula */
+} cnn_act;
+
+/* Name of a built-in activation, or the formula for CNN_ACT_EXPR. */
+const char *cnn_act_name(const cnn_act *a);
+
+/* ---- model specs --------------------------------------------------------- */
+
+typedef enum cnn_layer_type {
+  CNN_LAYER_CONV2D,
+  CNN_LAYER_MAXPOOL,
+  CNN_LAYER_AVGPOOL,
+  CNN_LAYER_FLATTEN,
+  CNN_LAYER_DENSE,
+  CNN_LAYER_DROPOUT,
+} cnn_layer_type;
+
+typedef enum cnn_padding { CNN_PAD_VALID, CNN_PAD_SAME } cnn_padding;
+
+typedef enum cnn_init_kind {
+  CNN_INIT_GLOROT_UNIFORM,
+  CNN_INIT_GLOROT_NORMAL,
+  CNN_INIT_HE_UNIFORM,
+  CNN_INIT_HE_NORMAL,
+  CNN_INIT_LECUN_UNIFORM,
+  CNN_INIT_LECUN_NORMAL,
+  CNN_INIT_ZEROS,
+} cnn_init_kind;
+
+typedef struct cnn_layer_spec {
+  cnn_layer_type type;
+  int filters;        /* conv2d */
+  int units;          /* dense */
+  int kh, kw;         /* conv kernel or pool size */
+  int sh, sw;         /* strides */
+  cnn_padding padding;
+  float rate;         /* dropout */
+  int use_bias;       /* conv2d, dense (default 1) */
+  cnn_init_kind init; /* conv2d, dense kernels */
+  cnn_act act;        /* conv2d, dense */
+} cnn_layer_spec;
+
+typedef struct cnn_spec {
+  int h, w, c;              /* input shape */
+  int nlayers;
+  cnn_layer_spec *layers;   /* owned, nlayers */
+} cnn_spec;
+
+#define CNN_SPEC_MAX_LAYERS 64
+#define CNN_SPEC_MAX_SIDE 4096
+#define CNN_SPEC_MAX_CHANNELS 4   /* input channels: images are 1..4 x uint8 */
+#define CNN_SPEC_MAX_WIDTH 65536  /* filters or units of one layer */
+#define CNN_SPEC_MAX_KERNEL 64
+#define CNN_SPEC_MAX_PARAMS 200000000u   /* 800 MB of float32 */
+#define CNN_SPEC_MAX_ACTIVATIONS 50000000u /* floats per sample over all layers */
+
+/* The notebook's model as spec JSON. */
+extern const char cnn_spec_notebook[];
+
+/* Parses and validates a JSON spec (NULL = the notebook's model): unknown
+ * keys or types, bad sizes, shapes that shrink below 1 and too many
+ * parameters are errors naming the layer: "layer 3 (dense): units must be an
+ * integer 1..65536, got 0". */
+int cnn_spec_parse(cnn_spec *spec, const char *json, char *err);
+void cnn_spec_clear(cnn_spec *spec);
+/* The spec as canonical JSON with every default written out (owned). */
+char *cnn_spec_to_json(const cnn_spec *spec);
+
+/* ---- networks ------------------------------------------------------------ */
+
+typedef struct cnn_net cnn_net;
+
+typedef struct cnn_shape {
+  int h, w, c;
+} cnn_shape;
+
+/* One row of Keras' model.summary(). */
+typedef struct cnn_layer_info {
+  const char *name;     /* "conv2d_1" */
+  const char *type;     /* "Conv2D" */
+  cnn_shape out;
+  size_t params;
+} cnn_layer_info;
+
+/* One tensor of the parameter arena, for storage. */
+typedef struct cnn_tensor_info {
+  const char *name; /* "conv2d/kernel", "dense_1/bias" */
+  int rank;
+  int dims[4];
+  size_t offset;    /* into the parameter arena */
+  size_t count;     /* elements */
+} cnn_tensor_info;
+
+/* Builds the network of a spec (taking ownership of *spec's contents, which is
+ * cleared). Parameters are zero until cnn_net_init. */
+int cnn_net_new(cnn_net **out, cnn_spec *spec, char *err);
+void cnn_net_free(cnn_net *net);
+const cnn_spec *cnn_net_spec(const cnn_net *net);
+
+/* Glorot/He/LeCun kernels and zero biases from one seeded generator. */
+void cnn_net_init(cnn_net *net, uint64_t seed);
+
+/* Seeds the generator of dropout masks (cnn_train does this per run). */
+void cnn_net_seed(cnn_net *net, uint64_t seed);
+
+/* Threads for the heavy kernels (borrowed; NULL = single-threaded). */
+void cnn_net_set_pool(cnn_net *net, cnn_pool *pool);
+cnn_pool *cnn_net_pool(const cnn_net *net);
+
+int cnn_net_layers(const cnn_net *net);
+cnn_layer_info cnn_net_layer(const cnn_net *net, int i);
+cnn_shape cnn_net_input(const cnn_net *net);
+int cnn_net_classes(const cnn_net *net); /* units of the output vector */
+
+size_t cnn_net_nparams(const cnn_net *net);
+float *cnn_net_params(cnn_net *net);
+float *cnn_net_grads(cnn_net *net);
+int cnn_net_tensors(const cnn_net *net);
+cnn_tensor_info cnn_net_tensor(const cnn_net *net, int i);
+
+/* Makes room for batches of up to n samples (training needs more room per
+ * sample than inference). Called by the functions below as needed; call it
+ * yourself to fail early. */
+int cnn_net_reserve(cnn_net *net, int n, int training, char *err);
+
+/* Input buffer of the reserved batch: n x h x w x c floats. */
+float *cnn_net_input_buffer(cnn_net *net);
+
+/* Forward over the n samples in the input buffer. training: dropout active
+ * and pre-activations kept for backward. Returns the output (n x classes,
+ * borrowed: logits, or probabilities when the last activation is softmax). */
+const float *cnn_net_forward(cnn_net *net, int n, int training);
+
+/* Dropout masks: freeze (1) reuses the masks of the last training forward,
+ * for gradient checks. */
+void cnn_net_freeze_dropout(cnn_net *net, int freeze);
+
+/* Loss of the last forward (mean over the batch) against labels, with its
+ * gradient set up for backward; counts correct predictions. */
+double cnn_net_loss(cnn_net *net, const uint8_t *labels, int n, int *correct);
+
+/* Backward after cnn_net_loss: accumulates (+=) parameter gradients. */
+void cnn_net_backward(cnn_net *net, int n);
+void cnn_net_zero_grads(cnn_net *net);
+
+/* Gradient of the loss w.r.t. the input buffer from the last backward
+ * (n x h x w x c), or NULL when not computed. For gradient checks. */
+const float *cnn_net_input_grad(cnn_net *net);
+void cnn_net_set_input_grad(cnn_net *net, int on);
+
+/* Probabilities (softmax of the output) for n uint8 images (n x h x w x c),
+ * in batches; out is n x classes. */
+int cnn_net_predict(cnn_net *net, float *out, const uint8_t *images, size_t n, char *err);
+
+/* ---- optimizers ------------------------------------------------------------ */
+
+typedef enum cnn_optim_kind {
+  CNN_OPTIM_SGD, /* plain, or with momentum / Nesterov */
+  CNN_OPTIM_ADAM,
+  CNN_OPTIM_ADAMAX,
+  CNN_OPTIM_ADAGRAD,
+  CNN_OPTIM_RMSPROP,
+} cnn_optim_kind;
+
+typedef struct cnn_optim_config {
+  cnn_optim_kind kind;
+  double learning_rate;
+  double momentum;  /* sgd, rmsprop */
+  int nesterov;     /* sgd */
+  double beta_1, beta_2, epsilon; /* adam, adamax */
+  double rho;       /* rmsprop */
+  int centered;     /* rmsprop */
+  double initial_accumulator_value; /* adagrad */
+} cnn_optim_config;
+
+typedef struct cnn_json cnn_json;
+
+/* Keras' defaults for a named optimizer ("sgd", "momentum" = SGD with momentum
+ * 0.9, "adam", "adamax", "adagrad", "rmsprop"). */
+int cnn_optim_defaults(cnn_optim_config *cfg, const char *name, char *err);
+/* From JSON: a name, or {"name": ..., "learning_rate": ..., ...}. */
+int cnn_optim_parse(cnn_optim_config *cfg, const cnn_json *v, char *err);
+/* Canonical JSON with every setting (owned). */
+char *cnn_optim_to_json(const cnn_optim_config *cfg);
+const char *cnn_optim_name(cnn_optim_kind kind);
+
+typedef struct cnn_optim {
+  cnn_optim_config cfg;
+  int64_t step;   /* updates applied so far (Keras' iterations) */
+  int nslots;     /* state arrays in use */
+  size_t n;       /* parameters */
+  float *state;   /* owned, nslots * n; zero-initialised (adagrad: accumulator) */
+} cnn_optim;
+
+int cnn_optim_init(cnn_optim *opt, const cnn_optim_config *cfg, size_t nparams, char *err);
+void cnn_optim_clear(cnn_optim *opt);
+/* State arrays the optimizer keeps per parameter, and their names. */
+int cnn_optim_slots(const cnn_optim_config *cfg);
+const char *cnn_optim_slot_name(const cnn_optim_config *cfg, int slot);
+/* One update of params from grads (both n long). */
+void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_pool *pool);
+
+/* ---- training -------------------------------------------------------------- */
+
+typedef struct cnn_dataset {
+  const uint8_t *images; /* borrowed, count x h x w x c, 0..255 */
+  const uint8_t *labels; /* borrowed, count */
+  size_t count;
+} cnn_dataset;
+
+typedef struct cnn_epoch_stats {
+  int epoch;            /* 1-based over the model's life */
+  double loss, accuracy;
+  double val_loss, val_accuracy; /* NaN without validation */
+  double learning_rate;
+  double seconds;
+  size_t samples;
+} cnn_epoch_stats;
+
+typedef struct cnn_batch_progress {
+  int epoch;            /* as above */
+  int epoch_index;      /* 1..epochs of this run */
+  int epochs;
+  size_t batch, batches; /* 1-based batch of this epoch */
+  size_t samples;       /* seen this epoch */
+  double loss, accuracy; /* running means this epoch */
+  double seconds;       /* since the epoch started */
+} cnn_batch_progress;
+
+typedef struct cnn_train_config {
+  int epochs;           /* to run now */
+  int batch_size;
+  int shuffle;
+  uint64_t seed;
+  int first_epoch;      /* number of the first epoch of this run (1 + done) */
+  double max_seconds;   /* <= 0: none; else stop after the epoch that passes it */
+  int patience;         /* early stopping: 0 = off */
+  double min_delta;
+  int restore_best;
+  /* Called after every batch; nonzero stops training (interrupt). */
+  int (*on_batch)(void *ctx, const cnn_batch_progress *p);
+  /* Called after every epoch (commit it); a status other than CNN_OK stops
+   * training with that status and message. */
+  int (*on_epoch)(void *ctx, const cnn_epoch_stats *s, char *err);
+  void *ctx;
+} cnn_train_config;
+
+typedef struct cnn_train_result {
+  int epochs_run;
+  int stopped_early;     /* patience ran out */
+  int out_of_time;       /* max_seconds */
+  int best_epoch;        /* epoch whose weights were restored, or 0 */
+  double seconds;
+} cnn_train_result;
+
+/* Trains for cfg->epochs epochs. With early stopping and restore_best, the
+ * net ends with the best epoch's parameters. An interrupt returns
+ * CNN_INTERRUPTED with every completed epoch already reported. */
+int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_dataset *val,
+              const cnn_train_config *cfg, cnn_train_result *res, char *err);
+
+/* Mean loss and accuracy over a dataset (inference mode). */
+int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double *loss, double *accuracy,
+                 char *err);
+
+/* ---- serialisation --------------------------------------------------------- */
+
+/* Blob format (little-endian), documented in README and sql/schema.sql:
+ *   "CNNMODEL" u32 version=1
+ *   u32 len, spec JSON; u32 len, optimizer JSON; i64 step; u32 epochs
+ *   u32 ntensors, then per tensor: u32 len, name; u32 rank, u32 dims[rank];
+ *       f32 values[prod dims]
+ *   u32 nslots, then nslots arrays of f32 over the whole parameter arena
+ *   u32 crc32 (zlib) of every byte before it */
+int cnn_model_save(uint8_t **out, size_t *len, const cnn_net *net, const cnn_optim *opt,
+                   int epochs, char *err);
+/* Builds a net and optimizer from a blob; trusts nothing (sizes, names,
+ * shapes, NaN/Inf, truncation, checksum). */
+int cnn_model_load(cnn_net **net, cnn_optim *opt, int *epochs, const uint8_t *blob, size_t len,
+                   char *err);
+
+/* ---- little helpers shared by engine and face ------------------------------ */
+
+/* Checks n floats are finite; returns the index of the first that is not, or
+ * -1. */
+long cnn_first_nonfinite(const float *x, size_t n);
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * conv2d.c - 2-D convolution as im2col + GEMM, with bias. The activation is
+ * applied by the network.
+ *
+ *   x [n, H, W, C]   kernel w [KH, KW, C, F] = a (KH*KW*C) x F matrix
+ *   cols [n*OH*OW, KH*KW*C]   row (img, oy, ox) holds the input patch in the
+ *                            kernel's (ky, kx, c) order, zeros for padding
+ *   y = cols @ w + b          [n*OH*OW, F] = [n, OH, OW, F]
+ * Backward recomputes cols (cheaper than keeping them per layer), then
+ *   db += column sums of dy,  dw += cols^T @ dy,  dcols = dy @ w^T -> col2im.
+ * im2col and col2im run one image per task: disjoint outputs.
+ */
+#include <string.h>
+
+#include "gemm.h"
+#include "layer.h"
+
+static int conv_setup(cnn_layer *l, char *err) {
+  const cnn_layer_spec *s = l->spec;
+  int oh = cnn_window(l->in.h, s->kh, s->sh, s->padding, &l->pad_top);
+  int ow = cnn_window(l->in.w, s->kw, s->sw, s->padding, &l->pad_left);
+  if (oh < 1 || ow < 1)
+    return cnn_error(err, CNN_ERROR, "kernel %dx%d does not fit the %dx%d input with 'valid' padding",
+                     s->kh, s->kw, l->in.h, l->in.w);
+  l->out = (cnn_shape){oh, ow, s->filters};
+  l->nweights = (size_t)s->kh * s->kw * l->in.c * s->filters;
+  l->nbias = s->use_bias ? (size_t)s->filters : 0;
+  /* 1x1 stride-1 kernels use the input itself as cols. */
+  int direct = s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1;
+  l->work_per_sample = direct ? 0 : (size_t)oh * ow * s->kh * s->kw * l->in.c;
+  l->aux_per_sample = 0;
+  return CNN_OK;
+}
+
+static int conv_direct(const cnn_layer *l) { return l->work_per_sample == 0; }
+
+typedef struct {
+  const cnn_layer *l;
+  float *cols;
+  float *dx;
+  const float *x;
+} conv_task;
+
+/* cols [OH*OW, K] of one image x [H, W, C] */
+static void im2col(const cnn_layer *l, float *restrict cols, const float *restrict x) {
+  const cnn_layer_spec *s = l->spec;
+  int H = l->in.h, W = l->in.w, C = l->in.c, OH = l->out.h, OW = l->out.w;
+  size_t rowlen = (size_t)C * s->kw; /* one kernel row of a patch */
+  for (int oy = 0; oy < OH; oy++) {
+    for (int ox = 0; ox < OW; ox++) {
+      float *row = cols + ((size_t)oy * OW + ox) * s->kh * rowlen;
+      int x0 = ox * s->sw - l->pad_left;
+      for (int ky = 0; ky < s->kh; ky++, row += rowlen) {
+        int iy = oy * s->sh + ky - l->pad_top;
+        if (iy < 0 || iy >= H) {
+          memset(row, 0, rowlen * sizeof *row);
+          continue;
+        }
+        const float *src = x + (size_t)iy * W * C;
+        if (x0 >= 0 && x0 + s->kw <= W) {
+          memcpy(row, src + (size_t)x0 * C, rowlen * sizeof *row);
+          continue;
+        }
+        for (int kx = 0; kx < s->kw; kx++) {
+          int ix = x0 + kx;
+          float *dst = row + (size_t)kx * C;
+          if (ix < 0 || ix >= W)
+            memset(dst, 0, C * sizeof *dst);
+          else
+            memcpy(dst, src + (size_t)ix * C, C * sizeof *dst);
+        }
+      }
+    }
+  }
+}
+
+/* dx [H, W, C] = sum of the patches in dcols [OH*OW, K] where they came from */
+static void col2im(const cnn_layer *l, float *restrict dx, const float *restrict dcols) {
+  const cnn_layer_spec *s = l->spec;
+  int H = l->in.h, W = l->in.w, C = l->in.c, OH = l->out.h, OW = l->out.w;
+  memset(dx, 0, (size_t)H * W * C * sizeof *dx);
+  for (int oy = 0; oy < OH; oy++) {
+    for (int ox = 0; ox < OW; ox++) {
+      const float *row = dcols + ((size_t)oy * OW + ox) * s->kh * s->kw * C;
+      for (int ky = 0; ky < s->kh; ky++) {
+        int iy = oy * s->sh + ky - l->pad_top;
+        for (int kx = 0; kx < s->kw; kx++, row += C) {
+          int ix = ox * s->sw + kx - l->pad_left;
+          if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+          float *dst = dx + ((size_t)iy * W + ix) * C;
+          for (int c = 0; c < C; c++) dst[c] += row[c];
+        }
+      }
+    }
+  }
+}
+
+static void im2col_task(void *ctx, int i, int thread) {
+  (void)thread;
+  const conv_task *t = ctx;
+  const cnn_layer *l = t->l;
+  size_t in = (size_t)l->in.h * l->in.w * l->in.c;
+  im2col(l, t->cols + (size_t)i * l->work_per_sample, t->x + (size_t)i * in);
+}
+
+static void col2im_task(void *ctx, int i, int thread) {
+  (void)thread;
+  const conv_task *t = ctx;
+  const cnn_layer *l = t->l;
+  size_t in = (size_t)l->in.h * l->in.w * l->in.c;
+  col2im(l, t->dx + (size_t)i * in, t->cols + (size_t)i * l->work_per_sample);
+}
+
+static void conv_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
+                         const float *restrict x, int n) {
+  int M = n * l->out.h * l->out.w, N = l->out.c;
+  int K = l->spec->kh * l->spec->kw * l->in.c;
+  const float *cols = x;
+  if (!conv_direct(l)) {
+    conv_task t = {l, run->work, NULL, x};
+    cnn_pool_run(run->pool, im2col_task, &t, n);
+    cols = run->work;
+  }
+  cnn_bias_rows(y, l->nbias ? l->b : NULL, (size_t)M, (size_t)N);
+  cnn_gemm(run->pool, 0, 0, M, N, K, 1.0f, cols, K, l->w, N, 1.0f, y, N);
+}
+
+static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
+                          const float *restrict dy, const float *restrict x, int n) {
+  int M = n * l->out.h * l->out.w, N = l->out.c;
+  int K = l->spec->kh * l->spec->kw * l->in.c;
+  if (l->nbias) cnn_bias_grad(l->db, dy, (size_t)M, (size_t)N);
+  conv_task t = {l, run->work, dx, x};
+  const float *cols = x;
+  if (!conv_direct(l)) {
+    cnn_pool_run(run->pool, im2col_task, &t, n);
+    cols = run->work;
+  }
+  cnn_gemm(run->pool, 1, 0, K, N, M, 1.0f, cols, K, dy, N, 1.0f, l->dw, N);
+  if (!dx) return;
+  if (conv_direct(l)) {
+    cnn_gemm(run->pool, 0, 1, M, K, N, 1.0f, dy, N, l->w, N, 0.0f, dx, K);
+    return;
+  }
+  cnn_gemm(run->pool, 0, 1, M, K, N, 1.0f, dy, N, l->w, N, 0.0f, run->work, K);
+  cnn_pool_run(run->pool, col2im_task, &t, n);
+}
+
+const cnn_layer_ops cnn_conv2d_ops = {"Conv2D", "conv2d", conv_setup, conv_forward,
+                                      conv_backward};

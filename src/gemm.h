@@ -1,0 +1,27 @@
+/*
+ * gemm.h - single-precision matrix multiply, the engine's one hot kernel:
+ * convolutions (after im2col) and dense layers are all this GEMM.
+ *
+ *   C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C
+ *
+ * Row-major. op(A) is A (M x K, leading dimension lda) or, with ta, A^T where A
+ * is stored K x M. Likewise op(B) with tb. beta == 0 means C is write-only (its
+ * old contents, even NaN, are ignored).
+ *
+ * Results are bitwise identical for any pool size: threads split C into
+ * disjoint blocks and every element sums over K in the same order.
+ */
+#ifndef CNN_GEMM_H
+#define CNN_GEMM_H
+
+#include "pool.h"
+
+void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* The naive reference twin (triple loop, double accumulation) the tests and
+ * benchmarks compare against. */
+void cnn_gemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * layer.h - the one interface every layer implements (src/<layer>.c), and the
+ * activation kernels the network applies after conv2d and dense.
+ *
+ * A layer validates its shapes once (setup), then runs forward and backward
+ * over a batch of n samples in buffers the network owns:
+ *   x  [n, in.h, in.w, in.c]    y  [n, out.h, out.w, out.c]
+ *   dy like y (for conv2d/dense: already multiplied by the activation's
+ *   derivative), dx like x or NULL when the caller needs no input gradient.
+ * Parameters are borrowed views into the network's arenas (w, b, dw, db);
+ * backward accumulates (+=) into dw and db. Nothing is allocated in forward or
+ * backward: scratch comes from run->work, per-sample state (pool argmax,
+ * dropout masks) from l->aux.
+ */
+#ifndef CNN_LAYER_H
+#define CNN_LAYER_H
+
+#include "cnn.h"
+#include "rng.h"
+
+typedef struct cnn_layer cnn_layer;
+
+/* What one forward/backward call may use besides the layer itself. */
+typedef struct cnn_run {
+  cnn_pool *pool;  /* borrowed, may be NULL */
+  float *work;     /* borrowed scratch, n * work_per_sample floats */
+  int training;
+  int freeze;      /* dropout: reuse the last masks */
+  cnn_rng *rng;    /* borrowed */
+} cnn_run;
+
+typedef struct cnn_layer_ops {
+  const char *keras_type; /* "Conv2D": summary's type column */
+  const char *keras_name; /* "conv2d": base of the layer's name */
+  /* From l->spec and l->in: checks sizes, sets out, nweights, nbias,
+   * work_per_sample (floats) and aux_per_sample (bytes). */
+  int (*setup)(cnn_layer *l, char *err);
+  void (*forward)(cnn_layer *l, const cnn_run *run, float *restrict y, const float *restrict x,
+                  int n);
+  void (*backward)(cnn_layer *l, const cnn_run *run, float *restrict dx,
+                   const float *restrict dy, const float *restrict x, int n);
+} cnn_layer_ops;
+
+struct cnn_layer {
+  const cnn_layer_ops *ops;
+  const cnn_layer_spec *spec; /* borrowed from the network's spec */
+  char name[32];
+  cnn_shape in, out;
+  int pad_top, pad_left;      /* conv/pool 'same' padding before the image */
+  size_t nweights, nbias;
+  size_t work_per_sample;     /* floats */
+  size_t aux_per_sample;      /* bytes, 64-byte multiple */
+  float *w, *b, *dw, *db;     /* borrowed: parameter and gradient arenas */
+  unsigned char *aux;         /* borrowed: cap * aux_per_sample bytes */
+};
+
+extern const cnn_layer_ops cnn_conv2d_ops, cnn_maxpool_ops, cnn_avgpool_ops, cnn_flatten_ops,
+    cnn_dense_ops, cnn_dropout_ops;
+
+/* Output size and leading padding of a window sliding over `in` (Keras'
+ * rules: valid = floor((in - k) / s) + 1, same = ceil(in / s) with the extra
+ * padding split, the odd pixel after). Returns 0 when the window does not fit. */
+int cnn_window(int in, int k, int s, cnn_padding pad, int *pad_before);
+
+/* y [rows, cols] = the bias row b repeated (zeros when b is NULL). */
+void cnn_bias_rows(float *restrict y, const float *restrict b, size_t rows, size_t cols);
+/* db [cols] += column sums of dy [rows, cols]. */
+void cnn_bias_grad(float *restrict db, const float *restrict dy, size_t rows, size_t cols);
+
+/* Activations over rows x cols values (softmax works along each row). y and z
+ * may alias (inference applies the activation in place). */
+void cnn_act_forward(const cnn_act *a, float *y, const float *z, size_t rows, size_t cols);
+/* dz = dy * f'(z) (softmax: the Jacobian-vector product using y = f(z)).
+ * dz may alias dy. */
+void cnn_act_backward(const cnn_act *a, float *dz, const float *dy, const float *z,
+                      const float *y, size_t rows, size_t cols);
+
+#endif

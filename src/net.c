@@ -1,0 +1,461 @@
+/*
+ * net.c - a network: layers built from a spec, the parameter and gradient
+ * arenas, the batch buffers, forward, loss and backward.
+ *
+ * Memory: parameters and gradients are two flat arenas (layer order, kernel
+ * then bias). Everything that depends on the batch size lives in one batch
+ * arena allocated by cnn_net_reserve and reused for every batch, so training
+ * allocates nothing per step:
+ *   act[i]   input of layer i (act[0] the network's input), [n, shape]
+ *   z[i]     pre-activation of conv2d/dense with a non-linear activation,
+ *            kept in training only (inference applies activations in place)
+ *   g0, g1   gradients, ping-pong from the output back to the input
+ *   work     im2col scratch;  aux: pool argmax and dropout masks
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "layer.h"
+
+struct cnn_net {
+  cnn_spec spec;              /* owned */
+  int nlayers;
+  cnn_layer *layers;          /* owned, nlayers */
+  cnn_shape input;
+  int classes;
+  size_t nparams;
+  float *params, *grads;      /* owned, nparams each */
+  int ntensors;
+  cnn_tensor_info *tensors;   /* owned; names point into tensor_names */
+  char (*tensor_names)[48];   /* owned */
+  int cap, cap_training;      /* what the batch arena was laid out for */
+  void *arena;                /* owned: the batch arena, everything below */
+  float **act;                /* owned array of nlayers + 1 borrowed pointers */
+  float **z;                  /* owned array of nlayers borrowed pointers (or NULL) */
+  float *g0, *g1, *work, *input_grad;
+  int want_input_grad, have_input_grad;
+  int last_n;                 /* samples of the last forward */
+  cnn_pool *pool;             /* borrowed */
+  cnn_rng rng;                /* dropout masks */
+  int freeze;
+};
+
+static const cnn_layer_ops *ops_of(cnn_layer_type t) {
+  switch (t) {
+  case CNN_LAYER_CONV2D: return &cnn_conv2d_ops;
+  case CNN_LAYER_MAXPOOL: return &cnn_maxpool_ops;
+  case CNN_LAYER_AVGPOOL: return &cnn_avgpool_ops;
+  case CNN_LAYER_FLATTEN: return &cnn_flatten_ops;
+  case CNN_LAYER_DENSE: return &cnn_dense_ops;
+  case CNN_LAYER_DROPOUT: return &cnn_dropout_ops;
+  }
+  return NULL;
+}
+
+static size_t shape_size(cnn_shape s) { return (size_t)s.h * s.w * s.c; }
+
+/* conv2d and dense apply an activation; is it one that needs z? */
+static int has_act(const cnn_layer *l) {
+  return (l->spec->type == CNN_LAYER_CONV2D || l->spec->type == CNN_LAYER_DENSE) &&
+         l->spec->act.kind != CNN_ACT_LINEAR;
+}
+
+static void set_tensor(cnn_net *net, const cnn_layer *l, const char *what, size_t offset,
+                       size_t count, int rank, const int *dims) {
+  int t = net->ntensors++;
+  snprintf(net->tensor_names[t], sizeof net->tensor_names[t], "%s/%s", l->name, what);
+  net->tensors[t] = (cnn_tensor_info){net->tensor_names[t], rank, {0}, offset, count};
+  memcpy(net->tensors[t].dims, dims, rank * sizeof *dims);
+}
+
+int cnn_net_new(cnn_net **out, cnn_spec *spec, char *err) {
+  int rc = CNN_OK;
+  char lerr[CNN_ERRMAX];
+  *out = NULL;
+  cnn_net *net = cnn_calloc(1, sizeof *net);
+  if (!net) {
+    cnn_spec_clear(spec);
+    return cnn_nomem(err);
+  }
+  net->spec = *spec;
+  memset(spec, 0, sizeof *spec);
+  net->nlayers = net->spec.nlayers;
+  net->input = (cnn_shape){net->spec.h, net->spec.w, net->spec.c};
+  net->layers = cnn_calloc(net->nlayers, sizeof *net->layers);
+  net->tensors = cnn_calloc(2 * (size_t)net->nlayers, sizeof *net->tensors);
+  net->tensor_names = cnn_calloc(2 * (size_t)net->nlayers, sizeof *net->tensor_names);
+  if (!net->layers || !net->tensors || !net->tensor_names) {
+    rc = cnn_nomem(err);
+    goto done;
+  }
+
+  int counts[8] = {0};
+  cnn_shape shape = net->input;
+  size_t nparams = 0, acts = shape_size(shape);
+  for (int i = 0; i < net->nlayers; i++) {
+    cnn_layer *l = &net->layers[i];
+    const cnn_layer_spec *s = &net->spec.layers[i];
+    l->ops = ops_of(s->type);
+    l->spec = s;
+    l->in = shape;
+    int k = counts[s->type]++;
+    if (k)
+      snprintf(l->name, sizeof l->name, "%s_%d", l->ops->keras_name, k);
+    else
+      snprintf(l->name, sizeof l->name, "%s", l->ops->keras_name);
+    if ((rc = l->ops->setup(l, lerr))) {
+      rc = cnn_error(err, rc, "layer %d (%s): %s", i + 1, l->name, lerr);
+      goto done;
+    }
+    shape = l->out;
+    nparams += l->nweights + l->nbias;
+    acts += shape_size(shape);
+    if (nparams > CNN_SPEC_MAX_PARAMS) {
+      rc = cnn_error(err, CNN_ERROR, "layer %d (%s): the model would have more than %u parameters",
+                     i + 1, l->name, CNN_SPEC_MAX_PARAMS);
+      goto done;
+    }
+    if (acts > CNN_SPEC_MAX_ACTIVATIONS || l->work_per_sample > CNN_SPEC_MAX_ACTIVATIONS) {
+      rc = cnn_error(err, CNN_ERROR,
+                     "layer %d (%s): the model needs more than %u activations per image", i + 1,
+                     l->name, CNN_SPEC_MAX_ACTIVATIONS);
+      goto done;
+    }
+  }
+  if (shape.h != 1 || shape.w != 1 || shape.c < 2) {
+    rc = cnn_error(err, CNN_ERROR,
+                   "the last layer must give a vector of at least 2 class scores (a dense layer); "
+                   "it gives (%d, %d, %d)",
+                   shape.h, shape.w, shape.c);
+    goto done;
+  }
+  net->classes = shape.c;
+  net->nparams = nparams;
+  net->params = cnn_calloc(nparams ? nparams : 1, sizeof(float));
+  net->grads = cnn_calloc(nparams ? nparams : 1, sizeof(float));
+  if (!net->params || !net->grads) {
+    rc = cnn_nomem(err);
+    goto done;
+  }
+  size_t off = 0;
+  for (int i = 0; i < net->nlayers; i++) {
+    cnn_layer *l = &net->layers[i];
+    if (!l->nweights) continue;
+    l->w = net->params + off, l->dw = net->grads + off;
+    if (l->spec->type == CNN_LAYER_CONV2D) {
+      int dims[4] = {l->spec->kh, l->spec->kw, l->in.c, l->out.c};
+      set_tensor(net, l, "kernel", off, l->nweights, 4, dims);
+    } else {
+      int dims[2] = {(int)shape_size(l->in), l->out.c};
+      set_tensor(net, l, "kernel", off, l->nweights, 2, dims);
+    }
+    off += l->nweights;
+    if (l->nbias) {
+      l->b = net->params + off, l->db = net->grads + off;
+      int dims[1] = {(int)l->nbias};
+      set_tensor(net, l, "bias", off, l->nbias, 1, dims);
+      off += l->nbias;
+    }
+  }
+  cnn_rng_seed(&net->rng, 0);
+done:
+  if (rc) {
+    cnn_net_free(net);
+    return rc;
+  }
+  *out = net;
+  return CNN_OK;
+}
+
+void cnn_net_free(cnn_net *net) {
+  if (!net) return;
+  cnn_spec_clear(&net->spec);
+  cnn_free(net->layers);
+  cnn_free(net->tensors);
+  cnn_free(net->tensor_names);
+  cnn_free(net->params);
+  cnn_free(net->grads);
+  cnn_free(net->arena);
+  cnn_free(net->act);
+  cnn_free(net->z);
+  cnn_free(net);
+}
+
+const cnn_spec *cnn_net_spec(const cnn_net *net) { return &net->spec; }
+void cnn_net_set_pool(cnn_net *net, cnn_pool *pool) { net->pool = pool; }
+cnn_pool *cnn_net_pool(const cnn_net *net) { return net->pool; }
+void cnn_net_seed(cnn_net *net, uint64_t seed) { cnn_rng_seed(&net->rng, seed); }
+int cnn_net_layers(const cnn_net *net) { return net->nlayers; }
+cnn_shape cnn_net_input(const cnn_net *net) { return net->input; }
+int cnn_net_classes(const cnn_net *net) { return net->classes; }
+size_t cnn_net_nparams(const cnn_net *net) { return net->nparams; }
+float *cnn_net_params(cnn_net *net) { return net->params; }
+float *cnn_net_grads(cnn_net *net) { return net->grads; }
+int cnn_net_tensors(const cnn_net *net) { return net->ntensors; }
+cnn_tensor_info cnn_net_tensor(const cnn_net *net, int i) { return net->tensors[i]; }
+float *cnn_net_input_buffer(cnn_net *net) { return net->act ? net->act[0] : NULL; }
+void cnn_net_freeze_dropout(cnn_net *net, int freeze) { net->freeze = freeze; }
+void cnn_net_set_input_grad(cnn_net *net, int on) {
+  net->want_input_grad = on;
+  net->cap = 0; /* lay the arena out again with (or without) the input gradient */
+}
+const float *cnn_net_input_grad(cnn_net *net) {
+  return net->have_input_grad ? net->input_grad : NULL;
+}
+
+cnn_layer_info cnn_net_layer(const cnn_net *net, int i) {
+  const cnn_layer *l = &net->layers[i];
+  return (cnn_layer_info){l->name, l->ops->keras_type, l->out, l->nweights + l->nbias};
+}
+
+void cnn_net_zero_grads(cnn_net *net) { memset(net->grads, 0, net->nparams * sizeof(float)); }
+
+/* Keras' fans: a conv kernel's receptive field counts on both sides. */
+static void fans(const cnn_layer *l, double *fan_in, double *fan_out) {
+  if (l->spec->type == CNN_LAYER_CONV2D) {
+    double rf = (double)l->spec->kh * l->spec->kw;
+    *fan_in = rf * l->in.c, *fan_out = rf * l->out.c;
+  } else {
+    *fan_in = (double)shape_size(l->in), *fan_out = l->out.c;
+  }
+}
+
+void cnn_net_init(cnn_net *net, uint64_t seed) {
+  cnn_rng rng;
+  cnn_rng_seed(&rng, seed);
+  for (int i = 0; i < net->nlayers; i++) {
+    cnn_layer *l = &net->layers[i];
+    if (!l->nweights) continue;
+    double fi, fo;
+    fans(l, &fi, &fo);
+    double limit = 0, stddev = 0;
+    switch (l->spec->init) {
+    case CNN_INIT_GLOROT_UNIFORM: limit = sqrt(6.0 / (fi + fo)); break;
+    case CNN_INIT_HE_UNIFORM: limit = sqrt(6.0 / fi); break;
+    case CNN_INIT_LECUN_UNIFORM: limit = sqrt(3.0 / fi); break;
+    case CNN_INIT_GLOROT_NORMAL: stddev = sqrt(2.0 / (fi + fo)); break;
+    case CNN_INIT_HE_NORMAL: stddev = sqrt(2.0 / fi); break;
+    case CNN_INIT_LECUN_NORMAL: stddev = sqrt(1.0 / fi); break;
+    case CNN_INIT_ZEROS: break;
+    }
+    /* Keras draws normal kernels from a normal truncated at two standard
+     * deviations, rescaled so the variance is the intended one. */
+    stddev /= 0.87962566103423978;
+    for (size_t j = 0; j < l->nweights; j++) {
+      if (limit > 0) {
+        l->w[j] = (float)((2.0 * cnn_rng_float(&rng) - 1.0) * limit);
+      } else if (stddev > 0) {
+        double v;
+        do v = cnn_rng_normal(&rng);
+        while (fabs(v) > 2.0);
+        l->w[j] = (float)(v * stddev);
+      } else {
+        l->w[j] = 0;
+      }
+    }
+    if (l->nbias) memset(l->b, 0, l->nbias * sizeof *l->b);
+  }
+}
+
+#define ALIGN_FLOATS 16 /* 64 bytes */
+
+static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+int cnn_net_reserve(cnn_net *net, int n, int training, char *err) {
+  if (n < 1) return cnn_error(err, CNN_ERROR, "batch size must be at least 1");
+  if (net->arena && n <= net->cap && (!training || net->cap_training)) return CNN_OK;
+  int L = net->nlayers;
+  /* Offsets in floats, then one allocation. */
+  size_t total = 0, maxact = shape_size(net->input), work = 0, aux = 0;
+  size_t act_off[CNN_SPEC_MAX_LAYERS + 1], z_off[CNN_SPEC_MAX_LAYERS];
+  size_t N = (size_t)n;
+  act_off[0] = total, total += round_up(N * shape_size(net->input));
+  for (int i = 0; i < L; i++) {
+    const cnn_layer *l = &net->layers[i];
+    size_t m = shape_size(l->out);
+    act_off[i + 1] = total, total += round_up(N * m);
+    z_off[i] = SIZE_MAX;
+    if (training && has_act(l)) z_off[i] = total, total += round_up(N * m);
+    if (m > maxact) maxact = m;
+    if (l->work_per_sample > work) work = l->work_per_sample;
+    aux += l->aux_per_sample;
+  }
+  size_t g0 = 0, g1 = 0, ig = 0;
+  if (training) {
+    g0 = total, total += round_up(N * maxact);
+    g1 = total, total += round_up(N * maxact);
+    if (net->want_input_grad) ig = total, total += round_up(N * shape_size(net->input));
+  }
+  size_t work_off = total;
+  total += round_up(N * work);
+  size_t aux_off = total;
+  total += round_up((N * aux + sizeof(float) - 1) / sizeof(float));
+  if (total > (size_t)1 << 34)
+    return cnn_error(err, CNN_ERROR, "a batch of %d needs %zu MB of activations; too much", n,
+                     total * sizeof(float) >> 20);
+
+  void *arena = cnn_malloc(total * sizeof(float) + 64);
+  float **act = cnn_calloc((size_t)L + 1, sizeof *act);
+  float **z = cnn_calloc((size_t)L + 1, sizeof *z);
+  if (!arena || !act || !z) {
+    cnn_free(arena), cnn_free(act), cnn_free(z);
+    return cnn_nomem(err);
+  }
+  cnn_free(net->arena), cnn_free(net->act), cnn_free(net->z);
+  net->arena = arena, net->act = act, net->z = z;
+  float *base = (float *)(((uintptr_t)arena + 63) & ~(uintptr_t)63);
+  for (int i = 0; i <= L; i++) act[i] = base + act_off[i];
+  for (int i = 0; i < L; i++) z[i] = z_off[i] == SIZE_MAX ? NULL : base + z_off[i];
+  net->g0 = training ? base + g0 : NULL;
+  net->g1 = training ? base + g1 : NULL;
+  net->input_grad = training && net->want_input_grad ? base + ig : NULL;
+  net->work = base + work_off;
+  unsigned char *a = (unsigned char *)(base + aux_off);
+  for (int i = 0; i < L; i++) {
+    net->layers[i].aux = net->layers[i].aux_per_sample ? a : NULL;
+    a += N * net->layers[i].aux_per_sample;
+  }
+  net->cap = n, net->cap_training = training;
+  net->last_n = 0;
+  return CNN_OK;
+}
+
+const float *cnn_net_forward(cnn_net *net, int n, int training) {
+  cnn_run run = {net->pool, net->work, training, net->freeze, &net->rng};
+  for (int i = 0; i < net->nlayers; i++) {
+    cnn_layer *l = &net->layers[i];
+    float *x = net->act[i], *y = net->act[i + 1];
+    size_t rows = (size_t)n * l->out.h * l->out.w, cols = (size_t)l->out.c;
+    if (training && net->z[i]) {
+      l->ops->forward(l, &run, net->z[i], x, n);
+      cnn_act_forward(&l->spec->act, y, net->z[i], rows, cols);
+    } else {
+      l->ops->forward(l, &run, y, x, n);
+      if (has_act(l)) cnn_act_forward(&l->spec->act, y, y, rows, cols);
+    }
+  }
+  net->last_n = n;
+  return net->act[net->nlayers];
+}
+
+/* Mean loss over n rows of `out` (logits, or probabilities when probs) and
+ * the number of correct argmaxes; grad (n x k, may be NULL) gets d loss/d out. */
+static double loss_rows(const float *out, int probs, const uint8_t *labels, int n, int k,
+                        float *grad, int *correct) {
+  double total = 0;
+  int right = 0;
+  for (int i = 0; i < n; i++) {
+    const float *o = out + (size_t)i * k;
+    int y = labels[i], best = 0;
+    for (int j = 1; j < k; j++) best = o[j] > o[best] ? j : best;
+    right += best == y;
+    float *g = grad ? grad + (size_t)i * k : NULL;
+    if (probs) {
+      /* Keras clips probabilities to [eps, 1 - eps] before the log. */
+      const double eps = 1e-7;
+      double p = o[y] < eps ? eps : o[y] > 1 - eps ? 1 - eps : o[y];
+      total -= log(p);
+      if (g) {
+        memset(g, 0, k * sizeof *g);
+        g[y] = (float)(-1.0 / (p * n));
+      }
+    } else {
+      float m = o[best];
+      double sum = 0;
+      for (int j = 0; j < k; j++) sum += exp((double)o[j] - m);
+      double lse = m + log(sum);
+      total += lse - o[y];
+      if (g) {
+        for (int j = 0; j < k; j++) g[j] = (float)(exp((double)o[j] - lse) / n);
+        g[y] -= 1.0f / n;
+      }
+    }
+  }
+  if (correct) *correct = right;
+  return total / n;
+}
+
+static int output_is_probs(const cnn_net *net) {
+  const cnn_layer *last = &net->layers[net->nlayers - 1];
+  return has_act(last) && last->spec->act.kind == CNN_ACT_SOFTMAX;
+}
+
+double cnn_net_loss(cnn_net *net, const uint8_t *labels, int n, int *correct) {
+  return loss_rows(net->act[net->nlayers], output_is_probs(net), labels, n, net->classes,
+                   net->cap_training ? net->g0 : NULL, correct);
+}
+
+void cnn_net_backward(cnn_net *net, int n) {
+  cnn_run run = {net->pool, net->work, 1, net->freeze, &net->rng};
+  float *g = net->g0, *other = net->g1;
+  net->have_input_grad = 0;
+  for (int i = net->nlayers - 1; i >= 0; i--) {
+    cnn_layer *l = &net->layers[i];
+    if (has_act(l)) {
+      size_t rows = (size_t)n * l->out.h * l->out.w;
+      cnn_act_backward(&l->spec->act, g, g, net->z[i], net->act[i + 1], rows, (size_t)l->out.c);
+    }
+    float *dx = i > 0 ? other : net->input_grad;
+    l->ops->backward(l, &run, dx, g, net->act[i], n);
+    other = g, g = dx;
+  }
+  net->have_input_grad = net->input_grad != NULL;
+}
+
+int cnn_net_predict(cnn_net *net, float *out, const uint8_t *images, size_t n, char *err) {
+  size_t in = shape_size(net->input);
+  int k = net->classes;
+  int batch = n < 128 ? (int)n : 128;
+  if (n == 0) return CNN_OK;
+  if (net->cap > batch) batch = net->cap; /* use the room already there */
+  int rc = cnn_net_reserve(net, batch, 0, err);
+  if (rc) return rc;
+  for (size_t start = 0; start < n; start += batch) {
+    int m = n - start < (size_t)batch ? (int)(n - start) : batch;
+    float *x = net->act[0];
+    const uint8_t *src = images + start * in;
+    for (size_t j = 0; j < (size_t)m * in; j++) x[j] = src[j] / 255.0f;
+    const float *o = cnn_net_forward(net, m, 0);
+    float *p = out + start * k;
+    if (output_is_probs(net)) {
+      memcpy(p, o, (size_t)m * k * sizeof *p);
+    } else {
+      cnn_act softmax = {CNN_ACT_SOFTMAX, 0, NULL};
+      cnn_act_forward(&softmax, p, o, (size_t)m, (size_t)k);
+    }
+  }
+  return CNN_OK;
+}
+
+int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double *loss, double *accuracy,
+                 char *err) {
+  size_t in = shape_size(net->input);
+  int batch = data->count < 128 ? (int)data->count : 128;
+  *loss = NAN, *accuracy = NAN;
+  if (data->count == 0) return cnn_error(err, CNN_ERROR, "no rows to evaluate");
+  if (net->cap > batch) batch = net->cap;
+  int rc = cnn_net_reserve(net, batch, 0, err);
+  if (rc) return rc;
+  double total = 0;
+  size_t right = 0;
+  for (size_t start = 0; start < data->count; start += batch) {
+    int m = data->count - start < (size_t)batch ? (int)(data->count - start) : batch;
+    float *x = net->act[0];
+    const uint8_t *src = data->images + start * in;
+    for (size_t j = 0; j < (size_t)m * in; j++) x[j] = src[j] / 255.0f;
+    const float *o = cnn_net_forward(net, m, 0);
+    int c;
+    total += m * loss_rows(o, output_is_probs(net), data->labels + start, m, net->classes, NULL, &c);
+    right += c;
+  }
+  *loss = total / data->count;
+  *accuracy = (double)right / data->count;
+  return CNN_OK;
+}
+
+long cnn_first_nonfinite(const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) return (long)i;
+  return -1;
+}

@@ -1,0 +1,153 @@
+/*
+ * pool2d.c - max and average pooling over windows of each channel.
+ *
+ *   x [n, H, W, C] -> y [n, OH, OW, C]
+ * Max pooling remembers, per output, the input index of its maximum (the
+ * first one on ties) so the gradient goes to the argmax. With 'same' padding
+ * the padded cells never win (max) and are not counted (average), as in
+ * TensorFlow. One image per task: disjoint outputs.
+ */
+#include <float.h>
+#include <string.h>
+
+#include "layer.h"
+
+static int pool_setup(cnn_layer *l, char *err) {
+  const cnn_layer_spec *s = l->spec;
+  int oh = cnn_window(l->in.h, s->kh, s->sh, s->padding, &l->pad_top);
+  int ow = cnn_window(l->in.w, s->kw, s->sw, s->padding, &l->pad_left);
+  if (oh < 1 || ow < 1)
+    return cnn_error(err, CNN_ERROR, "pool size %dx%d does not fit the %dx%d input with 'valid' padding",
+                     s->kh, s->kw, l->in.h, l->in.w);
+  l->out = (cnn_shape){oh, ow, l->in.c};
+  l->nweights = l->nbias = 0;
+  l->work_per_sample = 0;
+  size_t argmax = (size_t)oh * ow * l->in.c * sizeof(int32_t);
+  l->aux_per_sample = s->type == CNN_LAYER_MAXPOOL ? (argmax + 63) / 64 * 64 : 0;
+  return CNN_OK;
+}
+
+typedef struct {
+  const cnn_layer *l;
+  float *out;
+  const float *in;
+} pool_task;
+
+/* Visits the valid input window of output (oy, ox): [y0, y1) x [x0, x1). */
+static void window_of(const cnn_layer *l, int oy, int ox, int *y0, int *y1, int *x0, int *x1) {
+  const cnn_layer_spec *s = l->spec;
+  *y0 = oy * s->sh - l->pad_top;
+  *x0 = ox * s->sw - l->pad_left;
+  *y1 = *y0 + s->kh;
+  *x1 = *x0 + s->kw;
+  if (*y0 < 0) *y0 = 0;
+  if (*x0 < 0) *x0 = 0;
+  if (*y1 > l->in.h) *y1 = l->in.h;
+  if (*x1 > l->in.w) *x1 = l->in.w;
+}
+
+static void max_forward_image(const cnn_layer *l, float *restrict y, int32_t *restrict arg,
+                              const float *restrict x) {
+  int W = l->in.w, C = l->in.c;
+  for (int oy = 0; oy < l->out.h; oy++) {
+    for (int ox = 0; ox < l->out.w; ox++) {
+      int y0, y1, x0, x1;
+      window_of(l, oy, ox, &y0, &y1, &x0, &x1);
+      float *yo = y + ((size_t)oy * l->out.w + ox) * C;
+      int32_t *ao = arg + ((size_t)oy * l->out.w + ox) * C;
+      for (int c = 0; c < C; c++) yo[c] = -FLT_MAX, ao[c] = -1;
+      for (int iy = y0; iy < y1; iy++) {
+        for (int ix = x0; ix < x1; ix++) {
+          int32_t base = (iy * W + ix) * C;
+          const float *xi = x + base;
+          for (int c = 0; c < C; c++) {
+            /* '>' keeps the first maximum; a NaN input wins so it is not hidden. */
+            if (xi[c] > yo[c] || ao[c] < 0 || xi[c] != xi[c]) yo[c] = xi[c], ao[c] = base + c;
+          }
+        }
+      }
+    }
+  }
+}
+
+static void avg_forward_image(const cnn_layer *l, float *restrict y, const float *restrict x) {
+  int W = l->in.w, C = l->in.c;
+  for (int oy = 0; oy < l->out.h; oy++) {
+    for (int ox = 0; ox < l->out.w; ox++) {
+      int y0, y1, x0, x1;
+      window_of(l, oy, ox, &y0, &y1, &x0, &x1);
+      float *yo = y + ((size_t)oy * l->out.w + ox) * C;
+      memset(yo, 0, C * sizeof *yo);
+      for (int iy = y0; iy < y1; iy++)
+        for (int ix = x0; ix < x1; ix++)
+          for (int c = 0; c < C; c++) yo[c] += x[((size_t)iy * W + ix) * C + c];
+      float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
+      for (int c = 0; c < C; c++) yo[c] *= inv;
+    }
+  }
+}
+
+static void avg_backward_image(const cnn_layer *l, float *restrict dx, const float *restrict dy) {
+  int W = l->in.w, C = l->in.c;
+  memset(dx, 0, (size_t)l->in.h * W * C * sizeof *dx);
+  for (int oy = 0; oy < l->out.h; oy++) {
+    for (int ox = 0; ox < l->out.w; ox++) {
+      int y0, y1, x0, x1;
+      window_of(l, oy, ox, &y0, &y1, &x0, &x1);
+      const float *g = dy + ((size_t)oy * l->out.w + ox) * C;
+      float inv = 1.0f / (float)((y1 - y0) * (x1 - x0));
+      for (int iy = y0; iy < y1; iy++)
+        for (int ix = x0; ix < x1; ix++)
+          for (int c = 0; c < C; c++) dx[((size_t)iy * W + ix) * C + c] += g[c] * inv;
+    }
+  }
+}
+
+static size_t in_size(const cnn_layer *l) { return (size_t)l->in.h * l->in.w * l->in.c; }
+static size_t out_size(const cnn_layer *l) { return (size_t)l->out.h * l->out.w * l->out.c; }
+
+static void forward_task(void *ctx, int i, int thread) {
+  (void)thread;
+  const pool_task *t = ctx;
+  const cnn_layer *l = t->l;
+  float *y = t->out + i * out_size(l);
+  const float *x = t->in + i * in_size(l);
+  if (l->spec->type == CNN_LAYER_MAXPOOL)
+    max_forward_image(l, y, (int32_t *)(l->aux + i * l->aux_per_sample), x);
+  else
+    avg_forward_image(l, y, x);
+}
+
+static void backward_task(void *ctx, int i, int thread) {
+  (void)thread;
+  const pool_task *t = ctx;
+  const cnn_layer *l = t->l;
+  float *dx = t->out + i * in_size(l);
+  const float *dy = t->in + i * out_size(l);
+  if (l->spec->type == CNN_LAYER_AVGPOOL) {
+    avg_backward_image(l, dx, dy);
+    return;
+  }
+  const int32_t *arg = (const int32_t *)(l->aux + i * l->aux_per_sample);
+  memset(dx, 0, in_size(l) * sizeof *dx);
+  for (size_t j = 0, m = out_size(l); j < m; j++) dx[arg[j]] += dy[j];
+}
+
+static void pool_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
+                         const float *restrict x, int n) {
+  pool_task t = {l, y, x};
+  cnn_pool_run(run->pool, forward_task, &t, n);
+}
+
+static void pool_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
+                          const float *restrict dy, const float *restrict x, int n) {
+  (void)x;
+  if (!dx) return;
+  pool_task t = {l, dx, dy};
+  cnn_pool_run(run->pool, backward_task, &t, n);
+}
+
+const cnn_layer_ops cnn_maxpool_ops = {"MaxPooling2D", "max_pooling2d", pool_setup, pool_forward,
+                                       pool_backward};
+const cnn_layer_ops cnn_avgpool_ops = {"AveragePooling2D", "average_pooling2d", pool_setup,
+                                       pool_forward, pool_backward};

@@ -1,0 +1,159 @@
+/*
+ * train.c - the training loop: epochs of shuffled mini-batches over a uint8
+ * dataset, loss and accuracy per epoch, validation, early stopping, a time
+ * budget, and callbacks through which the caller commits each epoch and can
+ * interrupt.
+ *
+ * Reproducibility: epoch e of a run with seed s shuffles with a generator
+ * seeded from (s, e) and draws dropout masks from another, so a model trained
+ * 3 epochs and then 2 more sees the same batches as one trained 5 at once.
+ * The dataset stays uint8; each batch is gathered and scaled to [0, 1] into
+ * the network's input buffer.
+ */
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "cnn.h"
+#include "rng.h"
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t mix(uint64_t seed, uint64_t epoch, uint64_t stream) {
+  return seed ^ (epoch * 0x9e3779b97f4a7c15ull) ^ (stream * 0xd1b54a32d192ed03ull);
+}
+
+/* Labels must index the output vector. */
+static int check_labels(const cnn_dataset *d, int classes, const char *what, char *err) {
+  for (size_t i = 0; i < d->count; i++)
+    if (d->labels[i] >= classes)
+      return cnn_error(err, CNN_ERROR, "%s row %zu has label %d but the model has %d classes", what,
+                       i + 1, d->labels[i], classes);
+  return CNN_OK;
+}
+
+int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_dataset *val,
+              const cnn_train_config *cfg, cnn_train_result *res, char *err) {
+  int rc = CNN_OK;
+  uint32_t *order = NULL;
+  uint8_t *labels = NULL;
+  float *best = NULL;
+  memset(res, 0, sizeof *res);
+  cnn_shape in = cnn_net_input(net);
+  size_t isize = (size_t)in.h * in.w * in.c, nparams = cnn_net_nparams(net);
+  int classes = cnn_net_classes(net);
+  double t0 = now_seconds();
+
+  if (train->count == 0) return cnn_error(err, CNN_ERROR, "no training rows");
+  if (train->count > UINT32_MAX) return cnn_error(err, CNN_ERROR, "too many training rows");
+  if (cfg->batch_size < 1) return cnn_error(err, CNN_ERROR, "batch_size must be at least 1");
+  if (opt->n != nparams) return cnn_error(err, CNN_ERROR, "optimizer does not match the model");
+  if ((rc = check_labels(train, classes, "training", err))) return rc;
+  if (val && val->count && (rc = check_labels(val, classes, "validation", err))) return rc;
+
+  int batch = (size_t)cfg->batch_size < train->count ? cfg->batch_size : (int)train->count;
+  if ((rc = cnn_net_reserve(net, batch, 1, err))) return rc;
+  order = cnn_malloc(train->count * sizeof *order);
+  labels = cnn_malloc((size_t)batch);
+  if (cfg->patience > 0 && cfg->restore_best) best = cnn_malloc(nparams * sizeof *best);
+  if (!order || !labels || (cfg->patience > 0 && cfg->restore_best && !best)) {
+    rc = cnn_nomem(err);
+    goto done;
+  }
+
+  double best_metric = INFINITY;
+  int wait = 0;
+  size_t batches = (train->count + batch - 1) / batch;
+  for (int e = 0; e < cfg->epochs; e++) {
+    int epoch = cfg->first_epoch + e;
+    double te = now_seconds();
+    for (size_t i = 0; i < train->count; i++) order[i] = (uint32_t)i;
+    if (cfg->shuffle) {
+      cnn_rng r;
+      cnn_rng_seed(&r, mix(cfg->seed, (uint64_t)epoch, 1));
+      for (size_t i = train->count - 1; i > 0; i--) {
+        size_t j = (size_t)cnn_rng_below(&r, i + 1);
+        uint32_t t = order[i];
+        order[i] = order[j], order[j] = t;
+      }
+    }
+    cnn_net_seed(net, mix(cfg->seed, (uint64_t)epoch, 2));
+    double loss_sum = 0;
+    size_t right = 0, seen = 0;
+    for (size_t b = 0; b < batches; b++) {
+      size_t start = b * batch;
+      int m = train->count - start < (size_t)batch ? (int)(train->count - start) : batch;
+      float *x = cnn_net_input_buffer(net);
+      for (int i = 0; i < m; i++) {
+        const uint8_t *src = train->images + (size_t)order[start + i] * isize;
+        float *dst = x + (size_t)i * isize;
+        for (size_t j = 0; j < isize; j++) dst[j] = src[j] / 255.0f;
+        labels[i] = train->labels[order[start + i]];
+      }
+      cnn_net_zero_grads(net);
+      cnn_net_forward(net, m, 1);
+      int correct;
+      double loss = cnn_net_loss(net, labels, m, &correct);
+      if (!isfinite(loss)) {
+        rc = cnn_error(err, CNN_ERROR,
+                       "loss became %s in epoch %d, batch %zu (learning rate too high?); "
+                       "training stopped, completed epochs are kept",
+                       isnan(loss) ? "NaN" : "infinite", epoch, b + 1);
+        goto done;
+      }
+      cnn_net_backward(net, m);
+      cnn_optim_step(opt, cnn_net_params(net), cnn_net_grads(net), cnn_net_pool(net));
+      loss_sum += loss * m;
+      right += correct;
+      seen += m;
+      if (cfg->on_batch) {
+        cnn_batch_progress p = {epoch, e + 1, cfg->epochs, b + 1, batches, seen,
+                                loss_sum / seen, (double)right / seen, now_seconds() - te};
+        if (cfg->on_batch(cfg->ctx, &p)) {
+          rc = cnn_error(err, CNN_INTERRUPTED, "interrupted");
+          goto done;
+        }
+      }
+    }
+    cnn_epoch_stats s = {epoch, loss_sum / seen, (double)right / seen, NAN, NAN,
+                         opt->cfg.learning_rate, 0, seen};
+    if (val && val->count && (rc = cnn_evaluate(net, val, &s.val_loss, &s.val_accuracy, err)))
+      goto done;
+    if (val && val->count && (rc = cnn_net_reserve(net, batch, 1, err))) goto done;
+    s.seconds = now_seconds() - te;
+    res->epochs_run++;
+    if (cfg->on_epoch && (rc = cfg->on_epoch(cfg->ctx, &s, err))) goto done;
+
+    if (cfg->patience > 0) {
+      double metric = val && val->count ? s.val_loss : s.loss;
+      if (metric < best_metric - cfg->min_delta) {
+        best_metric = metric;
+        wait = 0;
+        res->best_epoch = epoch;
+        if (best) memcpy(best, cnn_net_params(net), nparams * sizeof *best);
+      } else if (++wait >= cfg->patience) {
+        res->stopped_early = 1;
+        break;
+      }
+    }
+    if (cfg->max_seconds > 0 && now_seconds() - t0 >= cfg->max_seconds && e + 1 < cfg->epochs) {
+      res->out_of_time = 1;
+      break;
+    }
+  }
+  /* Restore the best weights unless the last epoch was the best. */
+  if (best && res->best_epoch && res->best_epoch != cfg->first_epoch + res->epochs_run - 1)
+    memcpy(cnn_net_params(net), best, nparams * sizeof *best);
+  else
+    res->best_epoch = 0;
+done:
+  res->seconds = now_seconds() - t0;
+  cnn_free(order);
+  cnn_free(labels);
+  cnn_free(best);
+  return rc;
+}

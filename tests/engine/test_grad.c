@@ -1,0 +1,203 @@
+/*
+ * test_grad.c - gradient checks: every layer, activation (custom formulas
+ * too), padding mode and stride, dropout with a frozen mask, and both losses
+ * (logits and softmax output), against central finite differences of the
+ * loss. Parameters and the input are both checked.
+ *
+ * The engine computes in float; the differences are taken of the float loss
+ * accumulated in double, with h = 1e-3, so agreement is to about 1e-4.
+ * Where a step of h crosses a kink (relu at 0, a max changing hands) the
+ * central difference is meaningless: such a point must show different left and
+ * right slopes, and the analytic gradient must equal one of them. Kinks are
+ * counted and must stay rare.
+ */
+#include <stdlib.h>
+
+#include "check.h"
+#include "cnn.h"
+
+#define H 1e-3
+#define ATOL 3e-4
+#define RTOL 2e-2
+
+static int agrees(double num, double ana) {
+  return fabs(num - ana) <= ATOL + RTOL * fmax(fabs(num), fabs(ana));
+}
+
+/* 0: agrees, 1: a kink explains it, 2: wrong. */
+static int judge(double lp, double l0, double lm, double ana) {
+  if (agrees((lp - lm) / (2 * H), ana)) return 0;
+  double right = (lp - l0) / H, left = (l0 - lm) / H;
+  int kink = !agrees(right, left);
+  return kink && (agrees(right, ana) || agrees(left, ana)) ? 1 : 2;
+}
+
+static double loss_at(cnn_net *net, const float *x, const uint8_t *labels, int n, size_t isize) {
+  memcpy(cnn_net_input_buffer(net), x, n * isize * sizeof *x);
+  cnn_net_forward(net, n, 1);
+  return cnn_net_loss(net, labels, n, NULL);
+}
+
+/* Checks up to `samples` parameters (spread over the arena) and inputs. */
+static void grad_check(const char *what, const char *spec_json, int n, int samples) {
+  char err[CNN_ERRMAX];
+  cnn_spec spec;
+  cnn_net *net = NULL;
+  if (!CHECK(cnn_spec_parse(&spec, spec_json, err) == CNN_OK)) {
+    fprintf(stderr, "%s: %s\n", what, err);
+    return;
+  }
+  if (!CHECK(cnn_net_new(&net, &spec, err) == CNN_OK)) {
+    fprintf(stderr, "%s: %s\n", what, err);
+    return;
+  }
+  cnn_net_init(net, 42);
+  cnn_net_set_input_grad(net, 1);
+  CHECK(cnn_net_reserve(net, n, 1, err) == CNN_OK);
+  cnn_shape in = cnn_net_input(net);
+  size_t isize = (size_t)in.h * in.w * in.c, np = cnn_net_nparams(net);
+  float *x = malloc(n * isize * sizeof *x), *grads = malloc(np * sizeof *grads);
+  float *dx = malloc(n * isize * sizeof *dx);
+  uint8_t labels[64];
+  srand(7);
+  for (size_t i = 0; i < n * isize; i++) x[i] = (float)rand() / RAND_MAX * 2 - 1;
+  for (int i = 0; i < n; i++) labels[i] = (uint8_t)(rand() % cnn_net_classes(net));
+  /* Biases start at zero; give them values so their gradients are generic. */
+  float *p = cnn_net_params(net);
+  for (int t = 0; t < cnn_net_tensors(net); t++) {
+    cnn_tensor_info ti = cnn_net_tensor(net, t);
+    if (ti.rank == 1)
+      for (size_t j = 0; j < ti.count; j++) p[ti.offset + j] = (float)rand() / RAND_MAX * 0.2f - 0.1f;
+  }
+
+  /* First forward draws dropout masks; freeze them for every later pass. */
+  cnn_net_zero_grads(net);
+  loss_at(net, x, labels, n, isize);
+  cnn_net_freeze_dropout(net, 1);
+  cnn_net_zero_grads(net);
+  loss_at(net, x, labels, n, isize);
+  cnn_net_backward(net, n);
+  memcpy(grads, cnn_net_grads(net), np * sizeof *grads);
+  memcpy(dx, cnn_net_input_grad(net), n * isize * sizeof *dx);
+
+  int bad = 0, checked = 0, kinks = 0;
+  double l0 = loss_at(net, x, labels, n, isize);
+  size_t step = np / samples + 1;
+  for (size_t j = 0; j < np; j += step) {
+    float keep = p[j];
+    p[j] = keep + (float)H;
+    double lp = loss_at(net, x, labels, n, isize);
+    p[j] = keep - (float)H;
+    double lm = loss_at(net, x, labels, n, isize);
+    p[j] = keep;
+    double num = (lp - lm) / (2 * H), ana = grads[j];
+    checked++;
+    int v = judge(lp, l0, lm, ana);
+    kinks += v == 1;
+    if (v == 2 && bad++ < 5)
+      fprintf(stderr, "%s: param %zu: numeric %.6g analytic %.6g\n", what, j, num, ana);
+  }
+  step = n * isize / samples + 1;
+  for (size_t j = 0; j < n * isize; j += step) {
+    float keep = x[j];
+    x[j] = keep + (float)H;
+    double lp = loss_at(net, x, labels, n, isize);
+    x[j] = keep - (float)H;
+    double lm = loss_at(net, x, labels, n, isize);
+    x[j] = keep;
+    double num = (lp - lm) / (2 * H), ana = dx[j];
+    checked++;
+    int v = judge(lp, l0, lm, ana);
+    kinks += v == 1;
+    if (v == 2 && bad++ < 5)
+      fprintf(stderr, "%s: input %zu: numeric %.6g analytic %.6g\n", what, j, num, ana);
+  }
+  if (!CHECK(bad == 0)) fprintf(stderr, "%s: %d of %d gradients disagree\n", what, bad, checked);
+  CHECK(checked > 20);
+  if (!CHECK(kinks * 10 <= checked)) fprintf(stderr, "%s: %d kinks in %d points\n", what, kinks, checked);
+  free(x), free(grads), free(dx);
+  cnn_net_free(net);
+}
+
+static void check_activation(const char *act) {
+  char spec[512], what[128];
+  snprintf(spec, sizeof spec,
+           "{\"input\":[5,5,2],\"layers\":[{\"type\":\"conv2d\",\"filters\":3,\"kernel\":3,"
+           "\"padding\":\"same\",\"activation\":%s},{\"type\":\"flatten\"},"
+           "{\"type\":\"dense\",\"units\":6,\"activation\":%s},{\"type\":\"dense\",\"units\":3}]}",
+           act, act);
+  snprintf(what, sizeof what, "activation %s", act);
+  grad_check(what, spec, 3, 150);
+}
+
+int main(void) {
+  /* Every built-in activation and custom formulas, in conv2d and dense. */
+  const char *acts[] = {"\"linear\"", "\"relu\"", "\"sigmoid\"", "\"tanh\"", "\"softmax\"",
+                        "\"leaky_relu\"", "\"elu\"", "\"selu\"", "\"gelu\"", "\"swish\"",
+                        "\"softplus\"", "\"softsign\"", "\"hard_sigmoid\"", "\"exponential\"",
+                        "{\"name\":\"leaky_relu\",\"alpha\":0.1}",
+                        "{\"expr\":\"x*sigmoid(x)\"}", "{\"expr\":\"max(x, 0.1*x)\"}",
+                        "{\"expr\":\"x/(1+abs(x))\"}", "{\"expr\":\"tanh(x)^2 + exp(-x^2)\"}"};
+  for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) check_activation(acts[i]);
+
+  /* Convolutions: valid/same, strides, non-square kernels, 1x1, no bias. */
+  grad_check("conv valid",
+             "{\"input\":[6,6,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":4,\"kernel\":3,"
+             "\"activation\":\"tanh\"},{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
+             2, 200);
+  grad_check("conv same stride 2",
+             "{\"input\":[7,6,2],\"layers\":[{\"type\":\"conv2d\",\"filters\":3,\"kernel\":[2,3],"
+             "\"strides\":2,\"padding\":\"same\",\"activation\":\"tanh\"},{\"type\":\"flatten\"},"
+             "{\"type\":\"dense\",\"units\":4}]}",
+             2, 200);
+  grad_check("conv valid strides [2,1]",
+             "{\"input\":[7,7,3],\"layers\":[{\"type\":\"conv2d\",\"filters\":2,\"kernel\":3,"
+             "\"strides\":[2,1],\"activation\":\"sigmoid\"},{\"type\":\"flatten\"},"
+             "{\"type\":\"dense\",\"units\":3}]}",
+             2, 200);
+  grad_check("conv 1x1 no bias",
+             "{\"input\":[4,4,3],\"layers\":[{\"type\":\"conv2d\",\"filters\":5,\"kernel\":1,"
+             "\"use_bias\":false,\"activation\":\"elu\"},{\"type\":\"flatten\"},"
+             "{\"type\":\"dense\",\"units\":3,\"use_bias\":false}]}",
+             2, 200);
+  /* Pooling: max and average, valid and same, overlapping windows. */
+  grad_check("maxpool valid",
+             "{\"input\":[8,8,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":2,\"kernel\":3,"
+             "\"padding\":\"same\"},{\"type\":\"maxpool\",\"size\":2},{\"type\":\"flatten\"},"
+             "{\"type\":\"dense\",\"units\":3}]}",
+             2, 200);
+  grad_check("maxpool same 3 stride 2",
+             "{\"input\":[7,7,2],\"layers\":[{\"type\":\"maxpool\",\"size\":3,\"strides\":2,"
+             "\"padding\":\"same\"},{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
+             2, 200);
+  grad_check("maxpool valid overlapping",
+             "{\"input\":[6,6,2],\"layers\":[{\"type\":\"maxpool\",\"size\":3,\"strides\":1},"
+             "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
+             2, 200);
+  grad_check("avgpool same",
+             "{\"input\":[5,5,2],\"layers\":[{\"type\":\"avgpool\",\"size\":2,\"padding\":\"same\"},"
+             "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
+             2, 200);
+  grad_check("avgpool valid 3 stride 2",
+             "{\"input\":[7,7,1],\"layers\":[{\"type\":\"avgpool\",\"size\":3,\"strides\":2},"
+             "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
+             2, 200);
+  /* Dropout with its mask frozen, and a softmax output (probability loss). */
+  grad_check("dropout",
+             "{\"input\":[4,4,1],\"layers\":[{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":12,"
+             "\"activation\":\"tanh\"},{\"type\":\"dropout\",\"rate\":0.5},{\"type\":\"dense\",\"units\":4}]}",
+             3, 200);
+  grad_check("softmax output",
+             "{\"input\":[3,3,1],\"layers\":[{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":8,"
+             "\"activation\":\"relu\"},{\"type\":\"dense\",\"units\":5,\"activation\":\"softmax\"}]}",
+             4, 200);
+  /* A small version of the notebook's model end to end. */
+  grad_check("notebook-like",
+             "{\"input\":[12,12,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":4,\"kernel\":3,"
+             "\"activation\":\"relu\"},{\"type\":\"maxpool\",\"size\":2},{\"type\":\"conv2d\","
+             "\"filters\":6,\"kernel\":3,\"activation\":\"relu\"},{\"type\":\"flatten\"},"
+             "{\"type\":\"dense\",\"units\":20,\"activation\":\"relu\"},{\"type\":\"dropout\","
+             "\"rate\":0.3},{\"type\":\"dense\",\"units\":10}]}",
+             3, 300);
+  return check_done();
+}

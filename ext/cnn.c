@@ -16,13 +16,12 @@
 
 SQLITE_EXTENSION_INIT1
 
-struct cnn_conn {
-  int refs; /* one per registration holding this as user data */
-};
-
 static void conn_release(void *p) {
   cnn_conn *c = p;
-  if (c && --c->refs == 0) cnn_free(c);
+  if (!c || --c->refs > 0) return;
+  for (int i = 0; i < CNN_CACHE_MODELS; i++) cnn_model_release(c->cache[i]);
+  cnn_pool_free(c->pool);
+  cnn_free(c);
 }
 
 void cnn_result_status(sqlite3_context *ctx, const char *fn, int status, const char *err) {
@@ -64,6 +63,21 @@ const char *cnn_value_describe(sqlite3_value *v, char *buf, size_t size) {
   case SQLITE_TEXT: return "a text";
   default: snprintf(buf, size, "a %d-byte blob", sqlite3_value_bytes(v)); return buf;
   }
+}
+
+const char *cnn_arg_name(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
+  char what[48];
+  if (sqlite3_value_type(v) != SQLITE_TEXT || sqlite3_value_bytes(v) == 0 ||
+      sqlite3_value_bytes(v) > 200) {
+    cnn_result_errorf(ctx, "%s: name must be a non-empty text of at most 200 bytes; got %s", fn,
+                      sqlite3_value_type(v) == SQLITE_TEXT && sqlite3_value_bytes(v) == 0
+                          ? "an empty text"
+                          : cnn_value_describe(v, what, sizeof what));
+    return NULL;
+  }
+  const char *s = (const char *)sqlite3_value_text(v);
+  if (!s) sqlite3_result_error_nomem(ctx);
+  return s;
 }
 
 void cnn_fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -116,7 +130,30 @@ static const struct {
 } functions[] = {
     {"cnn_version", 0, PURE, cnn_fn_version},
     {"cnn_debug", 0, PURE, cnn_fn_debug},
+    {"cnn_preprocess", 1, PURE, cnn_fn_preprocess},
+    {"cnn_image_png", 1, PURE, cnn_fn_image_png},
+    {"cnn_image_png", 2, PURE, cnn_fn_image_png},
     {"cnn_import_mnist", 1, DIRECT, cnn_fn_import_mnist},
+    {"cnn_create", 1, DIRECT, cnn_fn_create},
+    {"cnn_create", 2, DIRECT, cnn_fn_create},
+    {"cnn_create", 3, DIRECT, cnn_fn_create},
+    {"cnn_drop", 1, DIRECT, cnn_fn_drop},
+    {"cnn_default", 0, SQLITE_UTF8, cnn_fn_default},
+    {"cnn_default", 1, DIRECT, cnn_fn_default},
+    {"cnn_export", 1, SQLITE_UTF8, cnn_fn_export},
+    {"cnn_import", 2, DIRECT, cnn_fn_import},
+    {"cnn_train", 2, DIRECT, cnn_fn_train},
+    {"cnn_train", 3, DIRECT, cnn_fn_train},
+    /* Read stored models: not deterministic (training changes them). */
+    {"cnn_predict", 1, SQLITE_UTF8, cnn_fn_predict},
+    {"cnn_predict", 2, SQLITE_UTF8, cnn_fn_predict},
+    {"cnn_predict_proba", 1, SQLITE_UTF8, cnn_fn_predict_proba},
+    {"cnn_predict_proba", 2, SQLITE_UTF8, cnn_fn_predict_proba},
+    {"cnn_history_svg", 1, SQLITE_UTF8, cnn_fn_history_svg},
+    /* Run the caller's SQL source: never from views or triggers. */
+    {"cnn_evaluate", 2, DIRECT, cnn_fn_evaluate},
+    {"cnn_grid_png", 1, DIRECT, cnn_fn_grid_png},
+    {"cnn_grid_png", 2, DIRECT, cnn_fn_grid_png},
 };
 
 static const struct {
@@ -124,6 +161,10 @@ static const struct {
   const sqlite3_module *module;
 } modules[] = {
     {"cnn_mnist", &cnn_mnist_module},
+    {"cnn_predictions", &cnn_predictions_module}, /* SQLITE_VTAB_DIRECTONLY: runs a source */
+    {"cnn_confusion", &cnn_confusion_module},     /* SQLITE_VTAB_DIRECTONLY: runs a source */
+    {"cnn_summary", &cnn_summary_module},
+    {"cnn_history", &cnn_history_module},
 };
 
 #ifdef _WIN32

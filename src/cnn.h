@@ -311,11 +311,40 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
 int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double *loss, double *accuracy,
                  char *err);
 
+/* ---- training options (the JSON of cnn_train) ----------------------------- */
+
+typedef struct cnn_train_options {
+  int epochs;            /* 10 */
+  int batch_size;        /* 32 */
+  int has_optimizer;     /* "optimizer" given */
+  cnn_optim_config optimizer; /* adam */
+  double learning_rate;  /* > 0: overrides the optimizer's */
+  char *validation;      /* owned: a source (table name or query), or NULL */
+  int shuffle;           /* 1 */
+  int has_seed;
+  uint64_t seed;
+  int threads;           /* 0 = all cores */
+  int progress;          /* -1 = when stderr is a terminal, 0, 1 */
+  int patience;          /* early_stopping; 0 = off */
+  int restore_best;      /* early_stopping.restore_best (true) */
+  double min_delta;      /* early_stopping.min_delta (0) */
+  double max_seconds;    /* 0 = no budget */
+} cnn_train_options;
+
+#define CNN_MAX_EPOCHS 100000
+#define CNN_MAX_BATCH 65536
+#define CNN_MAX_THREADS 256
+
+/* Parses cnn_train's options (NULL or "" = all defaults). Unknown keys and
+ * out-of-range values are errors naming the key. */
+int cnn_train_options_parse(cnn_train_options *o, const char *json, char *err);
+void cnn_train_options_clear(cnn_train_options *o);
+
 /* ---- serialisation --------------------------------------------------------- */
 
 /* Blob format (little-endian), documented in README and sql/schema.sql:
  *   "CNNMODEL" u32 version=1
- *   u32 len, spec JSON; u32 len, optimizer JSON; i64 step; u32 epochs
+ *   u32 len, spec JSON; u32 len, optimizer JSON (or null); i64 step; u32 epochs
  *   u32 ntensors, then per tensor: u32 len, name; u32 rank, u32 dims[rank];
  *       f32 values[prod dims]
  *   u32 nslots, then nslots arrays of f32 over the whole parameter arena
@@ -323,7 +352,8 @@ int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double *loss, double *ac
 int cnn_model_save(uint8_t **out, size_t *len, const cnn_net *net, const cnn_optim *opt,
                    int epochs, char *err);
 /* Builds a net and optimizer from a blob; trusts nothing (sizes, names,
- * shapes, NaN/Inf, truncation, checksum). */
+ * shapes, NaN/Inf, truncation, checksum). opt is left empty (n == 0) when
+ * the blob has no optimizer (opt NULL at save). */
 int cnn_model_load(cnn_net **net, cnn_optim *opt, int *epochs, const uint8_t *blob, size_t len,
                    char *err);
 

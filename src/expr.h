@@ -9,13 +9,23 @@
  *   power  := atom ('^' unary)?
  *   atom   := number | 'x' | '(' expr ')' | name '(' expr (',' expr)* ')'
  *   names  := exp log sqrt abs tanh sigmoid (one argument), min max (two)
- * Numbers are decimal with optional fraction and exponent ("0.1", "1e-3").
+ * Numbers are decimal with optional fraction and exponent ("0.1", ".5", "2.",
+ * "1e-3"), read with '.' whatever the locale, and must fit a float. Names are
+ * lowercase and case-sensitive; blanks (space, tab, CR, LF) may go anywhere
+ * between tokens. Nesting ('(', calls, signs, '^') is capped at 64 levels.
  *
- * The formula compiles once into a small program; evaluation computes the value
- * and the exact derivative dy/dx together (forward-mode dual numbers), over a
- * whole array at a time, never by finite differences. Where the derivative is
- * undefined (abs at 0, max at a tie) it takes the left branch's convention:
- * d|x|/dx at 0 = 0, max/min pick the first argument on ties.
+ * The formula compiles once into a small program (constant parts folded);
+ * evaluation computes the value and the exact derivative dy/dx together
+ * (forward-mode dual numbers) in float, over a whole array at a time, never by
+ * finite differences. Conventions where the derivative is undefined or the
+ * maths degenerates:
+ *  - d|x|/dx at 0 is 0; max/min pick the first argument on ties (value and
+ *    derivative), and a NaN in either argument comes out;
+ *  - a chain-rule term f'(u)*u' is 0 whenever u' is 0, even if f'(u) is
+ *    infinite: x^2 at x < 0 is fine (the ln term of d(a^b) is only used when b
+ *    depends on x) and sqrt(max(x,0)) has derivative 0 for x < 0;
+ *  - sigmoid is computed without overflow or cancellation for any x.
+ * Otherwise IEEE float rules apply (log(0) = -inf, log(-1) = NaN).
  */
 #ifndef CNN_EXPR_H
 #define CNN_EXPR_H
@@ -24,17 +34,28 @@
 
 typedef struct cnn_expr cnn_expr;
 
-#define CNN_EXPR_MAX_LEN 1024 /* characters in a formula */
+#define CNN_EXPR_MAX_LEN 1024 /* bytes in a formula (characters, as it is ASCII) */
 
-/* Compiles src. On a syntax error returns CNN_ERROR and a message saying where:
- * "at character 5 ('*'): expected a number, x, a function or '('". */
+/* Compiles src into *out (NULL on failure). Errors (CNN_ERROR) say what and
+ * where, counting characters from 1:
+ *   "empty formula", "formula too long: 1100 characters, at most 1024",
+ *   "at character 5 ('*'): expected a number, x, a function or '('",
+ *   "at character 3 (end of formula): expected an operator or ')'",
+ *   "unknown function 'foo' at character 1",
+ *   "unknown name 'y' at character 1 (the variable is x)",
+ *   "'max' takes 2 arguments, got 1 at character 1",
+ *   "unbalanced parentheses: '(' at character 4 is never closed",
+ *   "number out of range at character 3",
+ *   "formula nested more than 64 levels deep at character 65".
+ * CNN_NOMEM (message "out of memory") if an allocation fails. */
 int cnn_expr_compile(cnn_expr **out, const char *src, char *err);
 void cnn_expr_free(cnn_expr *e);
 /* The formula as given (owned by e). */
 const char *cnn_expr_source(const cnn_expr *e);
 
-/* y[i] = f(x[i]); dydx[i] = f'(x[i]) when dydx is not NULL. y and x may alias.
- * Thread-safe: e is read-only during evaluation. */
+/* y[i] = f(x[i]); dydx[i] = f'(x[i]) when dydx is not NULL (value-only is
+ * faster). y or dydx may be x itself. Never fails, allocates nothing, uses
+ * about 27 KB of stack. Thread-safe: e is read-only during evaluation. */
 void cnn_expr_eval(const cnn_expr *e, float *y, float *dydx, const float *x, size_t n);
 
 #endif

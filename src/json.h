@@ -35,8 +35,8 @@ struct cnn_json {
 };
 
 #define CNN_JSON_MAX_DEPTH 64          /* nested arrays/objects */
-#define CNN_JSON_MAX_BYTES (16u << 20)  /* input size */
-#define CNN_JSON_MAX_VALUES (1u << 20)  /* values in one document (48 bytes each) */
+#define CNN_JSON_MAX_BYTES (16u << 20) /* input size */
+#define CNN_JSON_MAX_VALUES (1u << 20) /* values in one document (48 bytes each) */
 
 /* Parses text[0..len) (need not be NUL-terminated) into a new tree in *out.
  * On error *out is NULL and it returns CNN_ERROR with a message giving the

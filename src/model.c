@@ -3,7 +3,8 @@
  * little-endian blob, for cnn_export / cnn_import:
  *
  *   "CNNMODEL"  u32 version (1)
- *   u32 n, n bytes: spec JSON        u32 n, n bytes: optimizer JSON
+ *   u32 n, n bytes: spec JSON        u32 n, n bytes: optimizer JSON ("null":
+ *                                     never trained, no optimizer state)
  *   i64 optimizer step               u32 completed epochs
  *   u32 tensors, each: u32 n, name; u32 rank; u32 dims[rank]; f32 values
  *   u32 slots, each: f32 state[parameters]  (the optimizer's arrays)
@@ -49,7 +50,10 @@ int cnn_model_save(uint8_t **out, size_t *len, const cnn_net *net, const cnn_opt
                    int epochs, char *err) {
   int rc = CNN_OK;
   char *spec = cnn_spec_to_json(cnn_net_spec(net));
-  char *ojs = cnn_optim_to_json(&opt->cfg);
+  cnn_optim none = {0};
+  if (!opt) opt = &none;
+  char *ojs = opt->n ? cnn_optim_to_json(&opt->cfg) : NULL;
+  if (!opt->n && (ojs = cnn_malloc(5))) memcpy(ojs, "null", 5);
   *out = NULL, *len = 0;
   if (!spec || !ojs) {
     rc = cnn_nomem(err);
@@ -175,10 +179,12 @@ int cnn_model_load(cnn_net **netp, cnn_optim *opt, int *epochs, const uint8_t *b
     if (rc == CNN_NOMEM) NOMEM();
     BAD("model blob: optimizer is not valid JSON: %s", sub);
   }
-  cnn_optim_config cfg;
-  if ((rc = cnn_optim_parse(&cfg, oj, sub))) BAD("model blob: %s", sub);
-  if ((rc = cnn_optim_init(opt, &cfg, cnn_net_nparams(net), err))) goto done;
-  opt->step = (int64_t)((uint64_t)hi << 32 | lo);
+  if (oj->type != CNN_JSON_NULL) {
+    cnn_optim_config cfg;
+    if ((rc = cnn_optim_parse(&cfg, oj, sub))) BAD("model blob: %s", sub);
+    if ((rc = cnn_optim_init(opt, &cfg, cnn_net_nparams(net), err))) goto done;
+    opt->step = (int64_t)((uint64_t)hi << 32 | lo);
+  }
   if ((int)nt != cnn_net_tensors(net))
     BAD("model blob has %u tensors but its spec needs %d", nt, cnn_net_tensors(net));
   float *params = cnn_net_params(net);

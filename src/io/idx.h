@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CNN_IDX_MAX_COUNT 100000000u /* records in one file */
-#define CNN_IDX_MAX_SIDE 4096u       /* rows or cols of one image */
+#define CNN_IDX_MAX_COUNT 100000000u  /* records in one file */
+#define CNN_IDX_MAX_SIDE 4096u        /* rows or cols of one image */
 #define CNN_IDX_MAX_RECORD (1u << 24) /* bytes of one record */
 
 typedef struct cnn_idx cnn_idx;
@@ -26,12 +26,12 @@ typedef struct cnn_idx cnn_idx;
 int cnn_idx_open(cnn_idx **out, const char *path, int expect_rank, char *err);
 void cnn_idx_close(cnn_idx *f);
 
-uint32_t cnn_idx_count(const cnn_idx *f);  /* records (dimension 0) */
-uint32_t cnn_idx_rows(const cnn_idx *f);   /* rank 3: dimension 1; rank 1: 1 */
-uint32_t cnn_idx_cols(const cnn_idx *f);   /* rank 3: dimension 2; rank 1: 1 */
+uint32_t cnn_idx_count(const cnn_idx *f);     /* records (dimension 0) */
+uint32_t cnn_idx_rows(const cnn_idx *f);      /* rank 3: dimension 1; rank 1: 1 */
+uint32_t cnn_idx_cols(const cnn_idx *f);      /* rank 3: dimension 2; rank 1: 1 */
 size_t cnn_idx_record_size(const cnn_idx *f); /* rows * cols */
-const char *cnn_idx_name(const cnn_idx *f); /* base name of the path, as in messages */
-uint64_t cnn_idx_tell(const cnn_idx *f);     /* 0-based index of the next record */
+const char *cnn_idx_name(const cnn_idx *f);   /* base name of the path, as in messages */
+uint64_t cnn_idx_tell(const cnn_idx *f);      /* 0-based index of the next record */
 
 /* Reads the next `n` records into buf (n * record_size bytes). A short or
  * corrupt file is an error naming the file and the record where it ended

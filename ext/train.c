@@ -1,0 +1,269 @@
+/*
+ * train.c - cnn_train(name, source [, options]): reads the source into
+ * memory, trains with the engine, and commits every completed epoch (weights,
+ * optimizer state, counters, history row) in its own savepoint, so an
+ * interrupt or a killed process loses at most the epoch in progress.
+ *
+ * Interrupts: the host SQLite may predate sqlite3_is_interrupted (3.41), so
+ * after every batch a prepared "SELECT 1" is stepped: SQLite checks the
+ * connection's interrupt flag before running any statement, and the flag
+ * stays set while the calling statement is active.
+ *
+ * A model that does not exist yet is created from the notebook's spec (or
+ * the spec in cnn_create); it is stored with its first completed epoch, so a
+ * call that fails before that leaves nothing behind.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ext.h"
+#include "json.h"
+
+typedef struct {
+  sqlite3 *db;
+  const char *name;
+  cnn_net *net;
+  cnn_optim *opt;
+  int stored;             /* the model row exists */
+  sqlite3_stmt *probe;    /* "SELECT 1": steps fail once interrupted */
+  cnn_progress progress;
+  int total_epochs;       /* for "Epoch 3/12" */
+  size_t batches;
+  int last_epoch;
+  cnn_epoch_stats last;
+} train_ctx;
+
+static int interrupted(train_ctx *t) {
+  sqlite3_reset(t->probe);
+  return sqlite3_step(t->probe) == SQLITE_INTERRUPT;
+}
+
+static int on_batch(void *p, const cnn_batch_progress *b) {
+  train_ctx *t = p;
+  t->batches = b->batches;
+  cnn_progress_batch(&t->progress, b, t->total_epochs);
+  return interrupted(t);
+}
+
+static int history_row(sqlite3 *db, const char *name, const cnn_epoch_stats *s, char *err) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db,
+                              "INSERT OR REPLACE INTO cnn_epochs(model, epoch, loss, accuracy, "
+                              "val_loss, val_accuracy, learning_rate, seconds, samples) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                              -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, s->epoch);
+    sqlite3_bind_double(st, 3, s->loss);
+    sqlite3_bind_double(st, 4, s->accuracy);
+    if (!isnan(s->val_loss)) sqlite3_bind_double(st, 5, s->val_loss);
+    if (!isnan(s->val_accuracy)) sqlite3_bind_double(st, 6, s->val_accuracy);
+    sqlite3_bind_double(st, 7, s->learning_rate);
+    sqlite3_bind_double(st, 8, s->seconds);
+    sqlite3_bind_int64(st, 9, (sqlite3_int64)s->samples);
+    rc = sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  if (rc == SQLITE_DONE) return CNN_OK;
+  return cnn_error(err, rc == SQLITE_NOMEM ? CNN_NOMEM : rc == SQLITE_INTERRUPT ? CNN_INTERRUPTED : CNN_ERROR,
+                   "%s", sqlite3_errmsg(db));
+}
+
+/* One transaction: the model (first time), its weights and optimizer state,
+ * its counters, the history row, and the default model. */
+static int commit_epoch(train_ctx *t, const cnn_epoch_stats *s, int with_history, char *err) {
+  cnn_tx tx;
+  int rc = cnn_tx_begin(t->db, &tx, err);
+  if (rc) return rc;
+  if (!t->stored) rc = cnn_store_create(t->db, t->name, t->net, err);
+  if (rc == CNN_OK) rc = cnn_store_save(t->db, t->name, t->net, t->opt, s->epoch, err);
+  if (rc == CNN_OK && with_history) rc = history_row(t->db, t->name, s, err);
+  if (rc == CNN_OK) rc = cnn_store_set_default(t->db, t->name, err);
+  if (rc == CNN_OK) rc = cnn_tx_commit(t->db, &tx, err);
+  if (rc) {
+    cnn_tx_rollback(t->db, &tx);
+    return rc;
+  }
+  t->stored = 1;
+  return CNN_OK;
+}
+
+static int on_epoch(void *p, const cnn_epoch_stats *s, char *err) {
+  train_ctx *t = p;
+  cnn_progress_epoch(&t->progress, s, t->batches);
+  int rc = commit_epoch(t, s, 1, err);
+  if (rc == CNN_OK) t->last_epoch = s->epoch, t->last = *s;
+  else if (rc != CNN_NOMEM && rc != CNN_INTERRUPTED) {
+    char tmp[CNN_ERRMAX];
+    snprintf(tmp, sizeof tmp, "cannot save epoch %d: %s", s->epoch, err);
+    memcpy(err, tmp, CNN_ERRMAX);
+  }
+  return rc;
+}
+
+static void json_stat(cnn_buf *b, const char *key, double v) {
+  cnn_buf_printf(b, ",\"%s\":", key);
+  cnn_buf_json_number(b, v);
+}
+
+void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  cnn_conn *conn = sqlite3_user_data(ctx);
+  char err[CNN_ERRMAX] = "", what[48];
+  cnn_train_options o = {0};
+  cnn_model *m = NULL;
+  cnn_net *fresh = NULL;
+  cnn_optim fresh_opt = {0};
+  cnn_rows rows = {0}, vrows = {0};
+  cnn_pool *pool = NULL;
+  train_ctx t = {0};
+  int rc;
+
+  const char *name = cnn_arg_name(ctx, "cnn_train", argv[0]);
+  if (!name) return;
+  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT) {
+    cnn_result_errorf(ctx, "cnn_train: source must be a table name or a query; got %s",
+                      cnn_value_describe(argv[1], what, sizeof what));
+    return;
+  }
+  const char *source = (const char *)sqlite3_value_text(argv[1]);
+  const char *options = NULL;
+  if (argc > 2 && sqlite3_value_type(argv[2]) != SQLITE_NULL) {
+    if (sqlite3_value_type(argv[2]) != SQLITE_TEXT) {
+      cnn_result_errorf(ctx, "cnn_train: options must be JSON text or NULL; got %s",
+                        cnn_value_describe(argv[2], what, sizeof what));
+      return;
+    }
+    options = (const char *)sqlite3_value_text(argv[2]);
+  }
+  if ((rc = cnn_train_options_parse(&o, options, err))) goto done;
+  if ((rc = cnn_store_init(db, err))) goto done;
+
+  /* The model as stored (with its optimizer state), or a new one. */
+  int exists = cnn_store_exists(db, name, err);
+  if (exists < 0) {
+    rc = CNN_ERROR;
+    goto done;
+  }
+  if (exists) {
+    if ((rc = cnn_store_load(db, name, 1, &m, err))) goto done;
+    t.net = m->net, t.opt = &m->opt, t.stored = 1;
+  } else {
+    cnn_spec spec;
+    if ((rc = cnn_spec_parse(&spec, NULL, err)) || (rc = cnn_net_new(&fresh, &spec, err))) goto done;
+    uint64_t seed;
+    if (o.has_seed) seed = o.seed;
+    else sqlite3_randomness(sizeof seed, &seed);
+    cnn_net_init(fresh, seed);
+    t.net = fresh, t.opt = &fresh_opt;
+  }
+  /* Keras: compiling with another optimizer starts its state afresh; the
+   * same optimizer (or none named) continues where it stopped. */
+  int epochs_done = m ? m->epochs : 0;
+  if (!t.opt->n || (o.has_optimizer && memcmp(&o.optimizer, &t.opt->cfg, sizeof o.optimizer))) {
+    cnn_optim_clear(t.opt);
+    if ((rc = cnn_optim_init(t.opt, &o.optimizer, cnn_net_nparams(t.net), err))) goto done;
+  }
+  if (o.learning_rate > 0) t.opt->cfg.learning_rate = o.learning_rate;
+
+  cnn_shape in = cnn_net_input(t.net);
+  int classes = cnn_net_classes(t.net);
+  if ((rc = cnn_source_read(db, source, in, classes, 1, &rows, err))) goto done;
+  if (o.validation &&
+      (rc = cnn_source_read(db, o.validation, in, classes, 1, &vrows, err))) {
+    char tmp[CNN_ERRMAX];
+    snprintf(tmp, sizeof tmp, "validation %s", err);
+    memcpy(err, tmp, sizeof tmp);
+    goto done;
+  }
+  if ((rc = cnn_pool_new(&pool, o.threads, err))) goto done;
+  cnn_net_set_pool(t.net, pool);
+  if ((rc = sqlite3_prepare_v2(db, "SELECT 1", -1, &t.probe, NULL)) != SQLITE_OK) {
+    rc = cnn_error(err, rc == SQLITE_NOMEM ? CNN_NOMEM : CNN_ERROR, "%s", sqlite3_errmsg(db));
+    goto done;
+  }
+
+  t.db = db, t.name = name;
+  t.progress.enabled = o.progress < 0 ? isatty(2) : o.progress;
+  t.total_epochs = epochs_done + o.epochs;
+  uint64_t seed;
+  if (o.has_seed) seed = o.seed;
+  else sqlite3_randomness(sizeof seed, &seed);
+  cnn_dataset train = {rows.images, rows.labels, rows.count};
+  cnn_dataset val = {vrows.images, vrows.labels, vrows.count};
+  cnn_train_config cfg = {.epochs = o.epochs, .batch_size = o.batch_size, .shuffle = o.shuffle,
+                          .seed = seed, .first_epoch = epochs_done + 1,
+                          .max_seconds = o.max_seconds, .patience = o.patience,
+                          .min_delta = o.min_delta, .restore_best = o.restore_best,
+                          .on_batch = on_batch, .on_epoch = on_epoch, .ctx = &t};
+  cnn_train_result res;
+  rc = cnn_train(t.net, t.opt, &train, o.validation ? &val : NULL, &cfg, &res, err);
+  if (t.progress.epoch_open) fprintf(stderr, "\n");
+  if (rc == CNN_INTERRUPTED) {
+    cnn_error(err, CNN_INTERRUPTED, "interrupted; %d completed epoch%s saved", res.epochs_run,
+              res.epochs_run == 1 ? "" : "s");
+    goto done;
+  }
+  if (rc) goto done;
+  /* Early stopping restored an earlier epoch's weights: store them. */
+  if (res.best_epoch && (rc = commit_epoch(&t, &t.last, 0, err))) goto done;
+  if (o.epochs == 0 && !t.stored) {
+    cnn_epoch_stats none = {0};
+    none.epoch = epochs_done;
+    if ((rc = commit_epoch(&t, &none, 0, err))) goto done;
+  }
+
+  cnn_buf b = {0};
+  cnn_buf_puts(&b, "{\"model\":");
+  cnn_buf_json_string(&b, name);
+  cnn_buf_printf(&b, ",\"epochs_run\":%d,\"epochs\":%d,\"samples\":%zu", res.epochs_run,
+                 epochs_done + res.epochs_run, rows.count);
+  if (res.epochs_run) {
+    json_stat(&b, "loss", t.last.loss);
+    json_stat(&b, "accuracy", t.last.accuracy);
+    if (o.validation) {
+      json_stat(&b, "val_loss", t.last.val_loss);
+      json_stat(&b, "val_accuracy", t.last.val_accuracy);
+    }
+  }
+  json_stat(&b, "seconds", res.seconds);
+  cnn_buf_printf(&b, ",\"stopped\":\"%s\"",
+                 res.stopped_early ? "early_stopping" : res.out_of_time ? "max_seconds" : "completed");
+  if (res.best_epoch) cnn_buf_printf(&b, ",\"restored_epoch\":%d", res.best_epoch);
+  cnn_buf_puts(&b, ",\"optimizer\":");
+  char *ojs = cnn_optim_to_json(&t.opt->cfg);
+  if (ojs) cnn_buf_puts(&b, ojs);
+  cnn_free(ojs);
+  cnn_buf_puts(&b, "}");
+  char *json = cnn_buf_finish(&b);
+  if (!json || !ojs) {
+    cnn_free(json);
+    rc = cnn_nomem(err);
+    goto done;
+  }
+  sqlite3_result_text(ctx, json, -1, SQLITE_TRANSIENT);
+  cnn_free(json);
+done:
+  if (rc) {
+    if (rc == CNN_INTERRUPTED) {
+      cnn_result_errorf(ctx, "cnn_train: %s", err);
+      sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
+    } else {
+      cnn_result_status(ctx, "cnn_train", rc, err);
+    }
+  }
+  sqlite3_finalize(t.probe);
+  if (t.net) cnn_net_set_pool(t.net, NULL);
+  cnn_pool_free(pool);
+  cnn_rows_clear(&rows);
+  cnn_rows_clear(&vrows);
+  cnn_train_options_clear(&o);
+  cnn_optim_clear(&fresh_opt);
+  cnn_net_free(fresh);
+  cnn_model_release(m);
+  cnn_cache_forget(conn, name);
+}

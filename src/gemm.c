@@ -1,0 +1,481 @@
+/*
+ * gemm.c - C = alpha * op(A) @ op(B) + beta * C in single precision, row-major
+ * (see gemm.h), and its naive twin cnn_gemm_ref.
+ *
+ * The unit of work is a tile: MR x NR elements of C held in registers while a
+ * micro-kernel sums kc rank-1 updates (one FMA chain per element, in k order),
+ * then writes C = alpha*acc + beta*C (first k block; only alpha*acc when
+ * beta == 0) or C = alpha*acc + C (later k blocks). B always reaches the
+ * kernel packed: NR-column panels, k-major, zero-padded past N. A reaches it
+ * either packed (MR-row panels, k-major) or read in place through two strides.
+ * K is cut into equal blocks of at most KC (kc depends on K alone).
+ *
+ * Three loop nests, chosen per band of C by its shape (each gives every
+ * element the same arithmetic, so the choice never changes a result):
+ *
+ *  small M  (rows <= MC; dense layers, small batches)
+ *     for pc: pack A[all rows, pc:+kc]                (fits L2)
+ *       for jc step NCS: pack B[pc:+kc, jc:+NCS]      (fits L2)
+ *         for jr, ir: tile
+ *  direct A (op(A) = A, or A^T whose B block fits L2; convolutions after im2col)
+ *     for jc step ncd: for pc: pack B[pc:+kc, jc:+ncd] (kc*ncd fits L2)
+ *         for ir: for jr: tile reading A in place     (A rows stay in L1)
+ *  blocked  (the rest: Goto/BLIS order)
+ *     for jc step NC: for pc: pack B (L3); for ic step MC: pack A (L2)
+ *         for jr, ir: tile
+ *
+ * Packing reads its source along memory (row by row), never down a strided
+ * panel: wide row-major operands otherwise defeat the hardware prefetchers.
+ *
+ * Threads: C is split into disjoint bands along M or along N, with band edges
+ * on the tile grid anchored at (0, 0). So every element lies in a tile of the
+ * same height and width, summed over the same k blocks in the same order,
+ * whatever the pool size: results are bitwise identical for any number of
+ * threads. Each thread packs what its band needs; the split runs along the
+ * longer side of C so that only the smaller operand is packed by every thread.
+ *
+ * Packing buffers are fixed-size thread-local arrays (MC*KC + KC*NC floats,
+ * 1.2 MB per thread that ever calls cnn_gemm): the kernel cannot fail, so it
+ * cannot allocate, and the pool's threads and any caller thread each get
+ * their own.
+ *
+ * Vector code is chosen at compile time: AVX2+FMA (the 6x16 kernel) or a
+ * portable C kernel the compiler vectorises. An AVX-512 kernel would be a
+ * third branch with its own MR/NR (e.g. 6x32 with zmm and mask registers);
+ * the loop nests only use MR and NR. Never -ffast-math: beta == 0 must ignore
+ * NaN in C, and FMA contraction must not differ between code paths.
+ */
+#include "gemm.h"
+
+#include <stddef.h>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define GEMM_AVX2 1
+#define MR 6  /* rows of a C tile: 12 ymm accumulators + 2 for B + 1 for A */
+#define NR 16 /* columns of a C tile: two ymm vectors */
+#else
+#define GEMM_AVX2 0
+#define MR 4
+#define NR 16
+#endif
+
+/* Cache blocking, sized for 32 KB L1d and 512 KB L2 per core. KC: a tile
+ * streams KC*(MR+NR)*4 = 22 KB of panels. MC: a packed A block (MC*KC*4 =
+ * 144 KB) stays in L2. NC: the blocked nest's B block (KC*NC*4 = 1 MB) stays
+ * in L3. L2B: B blocks of the other nests (256 KB) stay in L2 beside A. */
+#define KC 256
+#define MC 144
+#define NC 1024
+#define L2B (64 * 1024)
+#ifndef PACK_PF
+#define PACK_PF 0
+#endif
+
+/* Below this many flops (2*M*N*K) waking the pool costs more than it saves. */
+#define GEMM_MIN_PARALLEL_FLOPS 2e6
+
+_Static_assert(MC % MR == 0 && NC % NR == 0 && L2B / KC % NR == 0, "blocks must hold whole tiles");
+
+/* Packed panels; 64-byte aligned for aligned vector loads. */
+static _Thread_local _Alignas(64) float gemm_apack[MC * KC];
+static _Thread_local _Alignas(64) float gemm_bpack[KC * NC];
+
+/* op(A)[i][k] and op(B)[k][j] for the stored layouts (the reference's). */
+#define OPA(A, lda, ta, i, k) ((ta) ? (A)[(size_t)(k) * (lda) + (i)] : (A)[(size_t)(i) * (lda) + (k)])
+#define OPB(B, ldb, tb, k, j) ((tb) ? (B)[(size_t)(j) * (ldb) + (k)] : (B)[(size_t)(k) * (ldb) + (j)])
+
+/* ---- packing ----------------------------------------------------------- */
+
+/* Packs op(A)[0:mc, 0:kc] = A^T (A stored k-major, already offset to the
+ * block) into MR-row micro-panels ap[panel][k][i], rows past mc zero. Only
+ * the blocked nest packs A, and only a transposed one: a row-major A is
+ * always read in place. op(A) rows are runs of memory, so this walks A along
+ * them, k by k; the writes scatter over panels that sit in cache. */
+static void gemm_pack_at(float *restrict ap, const float *restrict A, int lda, int mc, int kc) {
+  int full = mc / MR * MR, mr = mc - full; /* whole panels, then the rows left */
+  for (int k = 0; k < kc; k++) {
+    const float *src = A + (size_t)k * lda;
+    float *dst = ap + (size_t)k * MR;
+    for (int ir = 0; ir < full; ir += MR, dst += (size_t)MR * kc)
+      for (int i = 0; i < MR; i++) dst[i] = src[ir + i];
+    if (mr)
+      for (int i = 0; i < MR; i++) dst[i] = i < mr ? src[full + i] : 0.0f;
+  }
+}
+
+#if GEMM_AVX2
+/* dst[kk*NR + i] = src[i*lds + kk] for i, kk < 8: an 8x8 transpose. */
+static inline void gemm_transpose8(float *restrict dst, const float *restrict src, size_t lds) {
+  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds);
+  __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
+  __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
+  __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_store_ps(dst + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_store_ps(dst + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_store_ps(dst + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_store_ps(dst + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_store_ps(dst + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_store_ps(dst + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_store_ps(dst + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_store_ps(dst + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+/* Packs op(B)[0:kc, 0:nc] into NR-column micro-panels bp[panel][k][j],
+ * columns past nc zero. */
+static void gemm_pack_b(float *restrict bp, const float *restrict B, int ldb, int tb, int kc, int nc) {
+  int full = nc / NR * NR, nr = nc - full;
+  if (!tb) {
+    /* op(B) rows are rows of B: read each along its length. */
+    for (int k = 0; k < kc; k++) {
+      const float *src = B + (size_t)k * ldb;
+      float *dst = bp + (size_t)k * NR;
+      if (PACK_PF && k + PACK_PF < kc)
+        for (int x = 0; x < nc; x += 16) __builtin_prefetch(src + (size_t)PACK_PF * ldb + x, 0, 3);
+      for (int jr = 0; jr < full; jr += NR, dst += (size_t)NR * kc)
+        for (int j = 0; j < NR; j++) dst[j] = src[jr + j];
+      if (nr)
+        for (int j = 0; j < NR; j++) dst[j] = j < nr ? src[full + j] : 0.0f;
+    }
+    return;
+  }
+  /* op(B) columns are rows of B: a transpose, 8x8 blocks where possible. */
+  for (int jr = 0; jr < nc; jr += NR, bp += (size_t)NR * kc) {
+    int n = nc - jr < NR ? nc - jr : NR, k0 = 0;
+    if (PACK_PF && jr + NR < nc)
+      for (int j = 0; j < NR && jr + NR + j < nc; j++)
+        for (int x = 0; x < kc; x += 16) __builtin_prefetch(B + (size_t)(jr + NR + j) * ldb + x, 0, 3);
+#if GEMM_AVX2
+    if (n == NR) {
+      const float *src = B + (size_t)jr * ldb;
+      for (; k0 + 8 <= kc; k0 += 8) {
+        gemm_transpose8(bp + (size_t)k0 * NR, src + k0, (size_t)ldb);
+        gemm_transpose8(bp + (size_t)k0 * NR + 8, src + (size_t)8 * ldb + k0, (size_t)ldb);
+      }
+    }
+#endif
+    for (int j = 0; j < n; j++) {
+      const float *src = B + (size_t)(jr + j) * ldb;
+      for (int k = k0; k < kc; k++) bp[(size_t)k * NR + j] = src[k];
+    }
+    for (int j = n; j < NR; j++)
+      for (int k = 0; k < kc; k++) bp[(size_t)k * NR + j] = 0.0f;
+  }
+}
+
+/* ---- micro-kernels ------------------------------------------------------- */
+
+#if GEMM_AVX2
+
+/* One row of a tile's writeback: C[i][0:nr] = alpha*acc + beta*C, or
+ * alpha*acc when overwrite; partial rows go through masks, with the same
+ * arithmetic as full ones. */
+static inline __attribute__((always_inline)) void
+gemm_row_avx2(float *restrict ci, __m256 c0, __m256 c1, __m256 va, __m256 vb, int overwrite,
+              int full, __m256i m0, __m256i m1) {
+  __m256 r0, r1;
+  if (full) {
+    if (overwrite) {
+      r0 = _mm256_mul_ps(va, c0);
+      r1 = _mm256_mul_ps(va, c1);
+    } else {
+      r0 = _mm256_fmadd_ps(va, c0, _mm256_mul_ps(vb, _mm256_loadu_ps(ci)));
+      r1 = _mm256_fmadd_ps(va, c1, _mm256_mul_ps(vb, _mm256_loadu_ps(ci + 8)));
+    }
+    _mm256_storeu_ps(ci, r0);
+    _mm256_storeu_ps(ci + 8, r1);
+  } else {
+    if (overwrite) {
+      r0 = _mm256_mul_ps(va, c0);
+      r1 = _mm256_mul_ps(va, c1);
+    } else {
+      r0 = _mm256_fmadd_ps(va, c0, _mm256_mul_ps(vb, _mm256_maskload_ps(ci, m0)));
+      r1 = _mm256_fmadd_ps(va, c1, _mm256_mul_ps(vb, _mm256_maskload_ps(ci + 8, m1)));
+    }
+    _mm256_maskstore_ps(ci, m0, r0);
+    _mm256_maskstore_ps(ci + 8, m1, r1);
+  }
+}
+
+/* The 6x16 tile: c<i><h> = sum_k A(i, k) * b[k][8h:8h+8], A(i, k) at
+ * a[i*rsa + k*csa]. `mr` and the strides are literals or loop invariants at
+ * each instantiation; accumulators are named variables (not an array) so that
+ * they surely live in registers. */
+static inline __attribute__((always_inline)) void
+gemm_tile_avx2(const int mr, int nr, int kc, const float *restrict a, size_t rsa, size_t csa,
+               const float *restrict b, float *restrict c, int ldc, float alpha, float beta,
+               int overwrite) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int k = 0; k < kc; k++) {
+    __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), ai;
+#define GEMM_FMA_ROW(i)                          \
+  if (mr > i) {                                  \
+    ai = _mm256_broadcast_ss(a + i * rsa);       \
+    c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0); \
+    c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1); \
+  }
+    GEMM_FMA_ROW(0)
+    GEMM_FMA_ROW(1)
+    GEMM_FMA_ROW(2)
+    GEMM_FMA_ROW(3)
+    GEMM_FMA_ROW(4)
+    GEMM_FMA_ROW(5)
+#undef GEMM_FMA_ROW
+    a += csa;
+    b += NR;
+  }
+
+  __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), lane);
+  __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), lane);
+  int full = nr == NR;
+  gemm_row_avx2(c, c00, c01, va, vb, overwrite, full, m0, m1);
+  if (mr > 1) gemm_row_avx2(c + (size_t)ldc, c10, c11, va, vb, overwrite, full, m0, m1);
+  if (mr > 2) gemm_row_avx2(c + (size_t)2 * ldc, c20, c21, va, vb, overwrite, full, m0, m1);
+  if (mr > 3) gemm_row_avx2(c + (size_t)3 * ldc, c30, c31, va, vb, overwrite, full, m0, m1);
+  if (mr > 4) gemm_row_avx2(c + (size_t)4 * ldc, c40, c41, va, vb, overwrite, full, m0, m1);
+  if (mr > 5) gemm_row_avx2(c + (size_t)5 * ldc, c50, c51, va, vb, overwrite, full, m0, m1);
+}
+
+#define GEMM_TILE_SWITCH(RSA, CSA)                                                          \
+  switch (mr) {                                                                             \
+  case 6: gemm_tile_avx2(6, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); break; \
+  case 5: gemm_tile_avx2(5, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); break; \
+  case 4: gemm_tile_avx2(4, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); break; \
+  case 3: gemm_tile_avx2(3, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); break; \
+  case 2: gemm_tile_avx2(2, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); break; \
+  default: gemm_tile_avx2(1, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); break; \
+  }
+
+#else
+
+/* Portable tile: the same sums in the same k order; the j loops vectorise. */
+static inline void gemm_tile_any(int mr, int nr, int kc, const float *restrict a, size_t rsa,
+                                 size_t csa, const float *restrict b, float *restrict c, int ldc,
+                                 float alpha, float beta, int overwrite) {
+  float acc[MR][NR] = {{0}};
+  for (int k = 0; k < kc; k++) {
+    for (int i = 0; i < mr; i++) {
+      float ai = a[i * rsa];
+      for (int j = 0; j < NR; j++) acc[i][j] += ai * b[j];
+    }
+    a += csa;
+    b += NR;
+  }
+  for (int i = 0; i < mr; i++) {
+    float *ci = c + (size_t)i * ldc;
+    if (overwrite)
+      for (int j = 0; j < nr; j++) ci[j] = alpha * acc[i][j];
+    else
+      for (int j = 0; j < nr; j++) ci[j] = alpha * acc[i][j] + beta * ci[j];
+  }
+}
+
+#define GEMM_TILE_SWITCH(RSA, CSA) \
+  gemm_tile_any(mr, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite);
+
+#endif
+
+/* The three ways a tile reads A: packed (rows adjacent, k steps of MR), in
+ * place from row-major A (rows lda apart, k adjacent), in place from A^T
+ * (rows adjacent, k steps of lda). */
+static void gemm_tile_packed(int mr, int nr, int kc, const float *a, const float *b, float *c,
+                             int ldc, float alpha, float beta, int overwrite) {
+  GEMM_TILE_SWITCH(1, MR)
+}
+
+static void gemm_tile_rows(int mr, int nr, int kc, const float *a, int lda, const float *b,
+                           float *c, int ldc, float alpha, float beta, int overwrite) {
+  GEMM_TILE_SWITCH((size_t)lda, 1)
+}
+
+static void gemm_tile_cols(int mr, int nr, int kc, const float *a, int lda, const float *b,
+                           float *c, int ldc, float alpha, float beta, int overwrite) {
+  GEMM_TILE_SWITCH(1, (size_t)lda)
+}
+
+/* ---- loop nests and threads ---------------------------------------------- */
+
+/* One call's arguments plus the split, shared by the tasks. */
+typedef struct gemm_job {
+  int ta, tb, M, N, K;
+  float alpha, beta;
+  const float *A; /* borrowed, like B and C */
+  int lda;
+  const float *B;
+  int ldb;
+  float *C;
+  int ldc;
+  int kc;      /* the k block, from K alone */
+  int split_m; /* bands along M (1) or N (0) */
+  int ntiles;  /* tiles along the split dimension */
+  int ntasks;
+} gemm_job;
+
+/* Where op(A)[i][k] and op(B)[k][j] start, and what the k block at pc does to
+ * C: the first one applies beta (or ignores C when beta == 0), later ones add. */
+static const float *gemm_a_at(const gemm_job *g, int i, int k) {
+  return g->ta ? g->A + (size_t)k * g->lda + i : g->A + (size_t)i * g->lda + k;
+}
+static const float *gemm_b_at(const gemm_job *g, int k, int j) {
+  return g->tb ? g->B + (size_t)j * g->ldb + k : g->B + (size_t)k * g->ldb + j;
+}
+
+/* A tile that reads op(A) in place, starting at a = &op(A)[i][k]. */
+static void gemm_tile_direct(const gemm_job *g, int mr, int nr, int kc, const float *a,
+                             const float *b, float *c, float beta, int overwrite) {
+  if (g->ta)
+    gemm_tile_cols(mr, nr, kc, a, g->lda, b, c, g->ldc, g->alpha, beta, overwrite);
+  else
+    gemm_tile_rows(mr, nr, kc, a, g->lda, b, c, g->ldc, g->alpha, beta, overwrite);
+}
+
+/* The serial blocked product on C[m0:m1, n0:n1] (m0, n0 on tile edges). */
+static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
+  float *ap = gemm_apack, *bp = gemm_bpack;
+  const int ldc = g->ldc;
+  const float alpha = g->alpha;
+
+  /* Columns per B block that keep it in L2 for this kc. */
+  int ncd = L2B / g->kc / NR * NR;
+  if (!g->ta || ncd >= n1 - n0) { /* direct A */
+    int few_rows = m1 - m0 <= MC;
+    for (int jc = n0; jc < n1; jc += ncd) {
+      int nc = n1 - jc < ncd ? n1 - jc : ncd;
+      for (int pc = 0; pc < g->K; pc += g->kc) {
+        int kc = g->K - pc < g->kc ? g->K - pc : g->kc;
+        int overwrite = pc == 0 && g->beta == 0.0f;
+        float beta = pc == 0 ? g->beta : 1.0f;
+        gemm_pack_b(bp, gemm_b_at(g, pc, jc), g->ldb, g->tb, kc, nc);
+        if (few_rows) {
+          /* All of A's k block fits in L1/L2: each B panel, once in L1,
+           * serves every tile of its column. */
+          for (int jr = 0; jr < nc; jr += NR) {
+            int nr = nc - jr < NR ? nc - jr : NR;
+            for (int ir = m0; ir < m1; ir += MR) {
+              int mr = m1 - ir < MR ? m1 - ir : MR;
+              float *c = g->C + (size_t)ir * ldc + jc + jr;
+              gemm_tile_direct(g, mr, nr, kc, gemm_a_at(g, ir, pc), bp + (size_t)jr * kc, c, beta,
+                               overwrite);
+            }
+          }
+        } else {
+          /* Each tile-row of A, once in L1, sweeps the B block in L2. */
+          for (int ir = m0; ir < m1; ir += MR) {
+            int mr = m1 - ir < MR ? m1 - ir : MR;
+            const float *a = gemm_a_at(g, ir, pc);
+            for (int jr = 0; jr < nc; jr += NR) {
+              int nr = nc - jr < NR ? nc - jr : NR;
+              float *c = g->C + (size_t)ir * ldc + jc + jr;
+              gemm_tile_direct(g, mr, nr, kc, a, bp + (size_t)jr * kc, c, beta, overwrite);
+            }
+          }
+        }
+      }
+    }
+    return;
+  }
+
+  for (int jc = n0; jc < n1; jc += NC) { /* blocked */
+    int nc = n1 - jc < NC ? n1 - jc : NC;
+    for (int pc = 0; pc < g->K; pc += g->kc) {
+      int kc = g->K - pc < g->kc ? g->K - pc : g->kc;
+      int overwrite = pc == 0 && g->beta == 0.0f;
+      float beta = pc == 0 ? g->beta : 1.0f;
+      gemm_pack_b(bp, gemm_b_at(g, pc, jc), g->ldb, g->tb, kc, nc);
+      for (int ic = m0; ic < m1; ic += MC) {
+        int mc = m1 - ic < MC ? m1 - ic : MC;
+        gemm_pack_at(ap, gemm_a_at(g, ic, pc), g->lda, mc, kc);
+        for (int jr = 0; jr < nc; jr += NR) {
+          int nr = nc - jr < NR ? nc - jr : NR;
+          for (int ir = 0; ir < mc; ir += MR) {
+            int mr = mc - ir < MR ? mc - ir : MR;
+            float *c = g->C + (size_t)(ic + ir) * ldc + jc + jr;
+            gemm_tile_packed(mr, nr, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, c, ldc, alpha,
+                             beta, overwrite);
+          }
+        }
+      }
+    }
+  }
+}
+
+static void gemm_task(void *ctx, int task, int thread) {
+  const gemm_job *g = ctx;
+  (void)thread; /* the packing buffers are thread-local */
+  int t0 = (int)((long long)g->ntiles * task / g->ntasks);
+  int t1 = (int)((long long)g->ntiles * (task + 1) / g->ntasks);
+  if (g->split_m) {
+    int m1 = t1 * MR < g->M ? t1 * MR : g->M;
+    gemm_band(g, t0 * MR, m1, 0, g->N);
+  } else {
+    int n1 = t1 * NR < g->N ? t1 * NR : g->N;
+    gemm_band(g, 0, g->M, t0 * NR, n1);
+  }
+}
+
+/* C = beta * C, with beta == 0 writing zeros over anything (NaN included). */
+static void gemm_scale(int M, int N, float beta, float *C, int ldc) {
+  for (int i = 0; i < M; i++) {
+    float *c = C + (size_t)i * ldc;
+    if (beta == 0.0f)
+      for (int j = 0; j < N; j++) c[j] = 0.0f;
+    else if (beta != 1.0f)
+      for (int j = 0; j < N; j++) c[j] *= beta;
+  }
+}
+
+void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    gemm_scale(M, N, beta, C, ldc);
+    return;
+  }
+  gemm_job g = {ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, 0, 0, 0, 0};
+  /* Equal k blocks of at most KC: 288 splits 144+144, not 256+32. */
+  int nk = (K + KC - 1) / KC;
+  g.kc = (K + nk - 1) / nk;
+
+  /* Split the longer side of C: the operand along it (A for M, B for N) is
+   * then divided between the threads and only the other one is packed by
+   * each. The other side is used when the longer has too few tiles. */
+  int tm = (M + MR - 1) / MR, tn = (N + NR - 1) / NR;
+  int nt = cnn_pool_size(pool);
+  if (2.0 * M * N * K < GEMM_MIN_PARALLEL_FLOPS) nt = 1;
+  g.split_m = M >= N ? tm >= nt || tm >= tn : tn < nt && tm > tn;
+  g.ntiles = g.split_m ? tm : tn;
+  if (nt > g.ntiles) nt = g.ntiles;
+  g.ntasks = nt;
+  if (nt == 1)
+    gemm_task(&g, 0, 0);
+  else
+    cnn_pool_run(pool, gemm_task, &g, nt);
+}
+
+void cnn_gemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, float beta, float *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    gemm_scale(M, N, beta, C, ldc);
+    return;
+  }
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      double s = 0.0;
+      for (int k = 0; k < K; k++) s += (double)OPA(A, lda, ta, i, k) * OPB(B, ldb, tb, k, j);
+      float *c = C + (size_t)i * ldc + j;
+      *c = beta == 0.0f ? (float)(alpha * s) : (float)(alpha * s + (double)beta * *c);
+    }
+}

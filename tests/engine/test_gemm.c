@@ -1,0 +1,322 @@
+/*
+ * test_gemm.c - cnn_gemm against its naive twin cnn_gemm_ref: all four
+ * transpose combinations, sizes from 1 through primes to several cache blocks,
+ * leading dimensions larger than needed, alpha/beta values, NaN garbage in C
+ * under beta == 0, the degenerate calls (K = 0, alpha = 0, empty C), memory
+ * outside C left alone, bitwise-identical results for pool sizes 1..4 on the
+ * model's shapes, and concurrent callers on separate threads.
+ *
+ * Tolerance: per element, |ours - ref| <= (K + 4) * 2^-23 * scale, where
+ * scale = |alpha| * sum_k |a_ik b_kj| + |beta c_ij| is what a float sum of
+ * these terms may lose at worst. A wrong term or index misses by ~scale.
+ */
+#include "base.h"
+#include "check.h"
+#include "gemm.h"
+#include "pool.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rng_next(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
+static float rng_float(void) { return (float)((rng_next() >> 40) & 0xffffff) / 8388608.0f - 1.0f; }
+
+static void fill(float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] = rng_float();
+}
+
+static const float SENTINEL = 12345.5f; /* fills C outside the M x N window */
+
+typedef struct gemm_case {
+  int ta, tb, M, N, K, lda, ldb, ldc;
+  float alpha, beta;
+  int nan_c; /* C starts as NaN (only meaningful with beta == 0) */
+} gemm_case;
+
+/* Runs one case through cnn_gemm (with `pool`) and cnn_gemm_ref; returns 1 if
+ * every element is within tolerance and nothing outside C changed. */
+static int run_case(cnn_pool *pool, const gemm_case *t) {
+  int arows = t->ta ? t->K : t->M, acols = t->ta ? t->M : t->K;
+  int brows = t->tb ? t->N : t->K, bcols = t->tb ? t->K : t->N;
+  size_t na = (size_t)arows * t->lda, nb = (size_t)brows * t->ldb, nc = (size_t)t->M * t->ldc;
+  float *A = malloc((na + 1) * sizeof(float)), *B = malloc((nb + 1) * sizeof(float));
+  float *C = malloc((nc + 1) * sizeof(float)), *R = malloc((nc + 1) * sizeof(float));
+  float *AA = malloc((na + 1) * sizeof(float)), *AB = malloc((nb + 1) * sizeof(float));
+  float *S = malloc((nc + 1) * sizeof(float));
+  int ok = 1;
+  if (!A || !B || !C || !R || !AA || !AB || !S) {
+    ok = CHECK(!"out of memory");
+    goto done;
+  }
+  /* Padding columns of A and B hold NaN: reading one would poison a result. */
+  for (size_t i = 0; i < na; i++) A[i] = (int)(i % t->lda) < acols ? rng_float() : NAN;
+  for (size_t i = 0; i < nb; i++) B[i] = (int)(i % t->ldb) < bcols ? rng_float() : NAN;
+  for (size_t i = 0; i < nc; i++) {
+    int inside = (int)(i % t->ldc) < t->N;
+    C[i] = !inside ? SENTINEL : t->nan_c ? NAN : rng_float();
+    R[i] = C[i];
+    S[i] = fabsf(C[i]);
+  }
+  for (size_t i = 0; i < na; i++) AA[i] = fabsf(A[i]);
+  for (size_t i = 0; i < nb; i++) AB[i] = fabsf(B[i]);
+
+  cnn_gemm(pool, t->ta, t->tb, t->M, t->N, t->K, t->alpha, A, t->lda, B, t->ldb, t->beta, C, t->ldc);
+  cnn_gemm_ref(t->ta, t->tb, t->M, t->N, t->K, t->alpha, A, t->lda, B, t->ldb, t->beta, R, t->ldc);
+  cnn_gemm_ref(t->ta, t->tb, t->M, t->N, t->K, fabsf(t->alpha), AA, t->lda, AB, t->ldb,
+               fabsf(t->beta), S, t->ldc);
+
+  double tol = (t->K + 4) * ldexp(1.0, -23);
+  long bad = 0, outside = 0;
+  size_t first = 0;
+  for (size_t i = 0; i < nc; i++) {
+    if ((int)(i % t->ldc) >= t->N) {
+      if (memcmp(&C[i], &SENTINEL, sizeof(float)) != 0) outside++;
+      continue;
+    }
+    if (!(fabs((double)C[i] - R[i]) <= tol * S[i] + 1e-30)) {
+      if (!bad) first = i;
+      bad++;
+    }
+  }
+  if (bad || outside) {
+    fprintf(stderr,
+            "case ta=%d tb=%d M=%d N=%d K=%d lda=%d ldb=%d ldc=%d alpha=%g beta=%g nan_c=%d: "
+            "%ld wrong (first [%zu,%zu]: %.9g vs %.9g), %ld written outside C\n",
+            t->ta, t->tb, t->M, t->N, t->K, t->lda, t->ldb, t->ldc, t->alpha, t->beta, t->nan_c,
+            bad, bad ? first / t->ldc : 0, bad ? first % t->ldc : 0, bad ? C[first] : 0.0,
+            bad ? R[first] : 0.0, outside);
+    ok = 0;
+  }
+done:
+  free(A);
+  free(B);
+  free(C);
+  free(R);
+  free(AA);
+  free(AB);
+  free(S);
+  return ok;
+}
+
+static gemm_case make_case(int ta, int tb, int M, int N, int K, int pad, float alpha, float beta) {
+  gemm_case t = {ta, tb, M, N, K, 0, 0, 0, alpha, beta, 0};
+  t.lda = (ta ? M : K) + (pad ? rng_int(pad + 1) : 0);
+  t.ldb = (tb ? K : N) + (pad ? rng_int(pad + 1) : 0);
+  t.ldc = N + (pad ? rng_int(pad + 1) : 0);
+  return t;
+}
+
+/* Every size class: 1, below and above a tile (6x16 or 4x16), primes, several
+ * k blocks (256), A blocks (144 rows) and B blocks (1024 columns). */
+static void test_against_ref(cnn_pool *pool) {
+  static const int dims[] = {1, 2, 3, 5, 6, 7, 8, 13, 16, 17, 23, 31, 33, 47, 97, 145, 151, 257, 300};
+  const int nd = (int)(sizeof dims / sizeof dims[0]);
+  static const float alphas[] = {1.0f, -0.5f, 2.25f};
+  static const float betas[] = {0.0f, 1.0f, -1.5f, 0.25f};
+  int failures = 0, cases = 0;
+  /* Small sizes: all combinations. */
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      for (int mi = 0; mi < 11; mi++)
+        for (int ni = 0; ni < 11; ni++) {
+          int K = dims[rng_int(nd)];
+          gemm_case t = make_case(ta, tb, dims[mi], dims[ni], K, rng_int(2) ? 5 : 0,
+                                  alphas[rng_int(3)], betas[rng_int(4)]);
+          failures += !run_case(pool, &t);
+          cases++;
+        }
+  /* Random larger ones, every transpose, with padding. */
+  for (int r = 0; r < 120; r++) {
+    gemm_case t = make_case(r & 1, (r >> 1) & 1, dims[rng_int(nd)], dims[rng_int(nd)],
+                            dims[rng_int(nd)], 9, alphas[rng_int(3)], betas[rng_int(4)]);
+    failures += !run_case(pool, &t);
+    cases++;
+  }
+  /* More than one B block of columns, and deep K with a ragged last block. */
+  for (int tb = 0; tb < 2; tb++) {
+    gemm_case t = make_case(1, tb, 7, 1100, 20, 3, 1.0f, 1.0f);
+    failures += !run_case(pool, &t);
+    t = make_case(0, tb, 13, 40, 1031, 3, -1.0f, 0.5f);
+    failures += !run_case(pool, &t);
+    cases += 2;
+  }
+  CHECK_EQ_INT(failures, 0);
+  CHECK(cases > 500);
+}
+
+/* beta == 0: C is write-only, NaN in it must not leak into the result. */
+static void test_beta_zero_ignores_nan(cnn_pool *pool) {
+  int failures = 0;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      for (int r = 0; r < 6; r++) {
+        gemm_case t = make_case(ta, tb, 1 + rng_int(40), 1 + rng_int(40), 1 + rng_int(300), 4,
+                                r & 1 ? 1.0f : -2.0f, 0.0f);
+        t.nan_c = 1;
+        failures += !run_case(pool, &t);
+      }
+  CHECK_EQ_INT(failures, 0);
+}
+
+/* K == 0 or alpha == 0: C = beta * C, A and B unread (NaN there is harmless);
+ * beta == 0 then clears C even of NaN. M == 0 or N == 0 touches nothing. */
+static void test_degenerate(cnn_pool *pool) {
+  float A[6] = {NAN, NAN, NAN, NAN, NAN, NAN}, B[6] = {NAN, NAN, NAN, NAN, NAN, NAN};
+  float C[6] = {1, 2, 3, 4, NAN, 6};
+  cnn_gemm(pool, 0, 0, 2, 3, 0, 1.0f, A, 1, B, 3, 2.0f, C, 3);
+  CHECK(C[0] == 2 && C[1] == 4 && C[2] == 6 && C[3] == 8 && isnan(C[4]) && C[5] == 12);
+  cnn_gemm(pool, 0, 0, 2, 3, 2, 0.0f, A, 2, B, 3, 0.5f, C, 3);
+  CHECK(C[0] == 1 && C[1] == 2 && C[2] == 3 && C[3] == 4 && isnan(C[4]) && C[5] == 6);
+  cnn_gemm(pool, 1, 1, 2, 3, 2, 0.0f, A, 2, B, 2, 0.0f, C, 3);
+  CHECK(C[0] == 0 && C[1] == 0 && C[2] == 0 && C[3] == 0 && C[4] == 0 && C[5] == 0);
+  cnn_gemm(pool, 0, 0, 0, 3, 2, 1.0f, A, 2, B, 3, 0.0f, NULL, 3);
+  cnn_gemm(pool, 0, 0, 2, 0, 2, 1.0f, A, 2, B, 1, 0.0f, NULL, 1);
+  cnn_gemm_ref(0, 0, 2, 3, 0, 1.0f, A, 1, B, 3, 0.0f, C, 3);
+  CHECK(C[0] == 0 && C[5] == 0);
+
+  /* A hand-worked product with every transpose: [1 2; 3 4] @ [5 6; 7 8]. */
+  const float a[4] = {1, 2, 3, 4}, at[4] = {1, 3, 2, 4};
+  const float b[4] = {5, 6, 7, 8}, bt[4] = {5, 7, 6, 8};
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      float c[4] = {1, 1, 1, 1};
+      cnn_gemm(pool, ta, tb, 2, 2, 2, 2.0f, ta ? at : a, 2, tb ? bt : b, 2, -1.0f, c, 2);
+      CHECK(c[0] == 37 && c[1] == 43 && c[2] == 85 && c[3] == 99);
+    }
+}
+
+/* The model's shapes at batch 32 (see tests/bench/bench_gemm.c). */
+static const int model[][5] = {
+    {0, 0, 21632, 32, 9}, {1, 0, 9, 32, 21632}, {0, 0, 3872, 64, 288}, {1, 0, 288, 64, 3872},
+    {0, 1, 3872, 288, 64}, {0, 0, 288, 64, 576}, {1, 0, 576, 64, 288},  {0, 1, 288, 576, 64},
+    {0, 0, 32, 5000, 576}, {1, 0, 576, 5000, 32}, {0, 1, 32, 576, 5000}, {0, 0, 32, 10, 5000},
+    {1, 0, 5000, 10, 32}, {0, 1, 32, 5000, 10},   {0, 0, 1, 5000, 576},  {0, 0, 121, 64, 288},
+};
+
+/* One element of the product, in double, for spot checks of big shapes. */
+static double dot_ref(int ta, int tb, int K, const float *A, int lda, const float *B, int ldb,
+                      int i, int j) {
+  double s = 0;
+  for (int k = 0; k < K; k++) {
+    double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+    double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+    s += a * b;
+  }
+  return s;
+}
+
+static void test_pool_sizes_bitwise(void) {
+  cnn_pool *pools[4] = {NULL, NULL, NULL, NULL};
+  char err[CNN_ERRMAX];
+  for (int p = 0; p < 4; p++)
+    if (!CHECK_EQ_INT(cnn_pool_new(&pools[p], p + 1, err), CNN_OK)) goto done;
+  for (size_t s = 0; s < sizeof model / sizeof model[0]; s++) {
+    int ta = model[s][0], tb = model[s][1], M = model[s][2], N = model[s][3], K = model[s][4];
+    int lda = ta ? M : K, ldb = tb ? K : N;
+    size_t nc = (size_t)M * N;
+    float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+    float *C0 = malloc(nc * sizeof(float)), *C = malloc(nc * sizeof(float));
+    float *first = malloc(nc * sizeof(float));
+    if (!CHECK(A && B && C0 && C && first)) {
+      free(A), free(B), free(C0), free(C), free(first);
+      break;
+    }
+    fill(A, (size_t)M * K);
+    fill(B, (size_t)K * N);
+    fill(C0, nc);
+    /* Backward GEMMs accumulate (beta 1); forward ones overwrite. */
+    float alpha = ta ? 1.0f : 0.75f, beta = ta ? 1.0f : 0.0f;
+    int same = 1;
+    for (int p = 0; p < 4; p++) {
+      memcpy(C, C0, nc * sizeof(float));
+      cnn_gemm(pools[p], ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+      if (p == 0) memcpy(first, C, nc * sizeof(float));
+      else if (memcmp(first, C, nc * sizeof(float)) != 0) {
+        fprintf(stderr, "shape %dx%dx%d ta=%d tb=%d: pool of %d differs from pool of 1\n", M, N, K,
+                ta, tb, p + 1);
+        same = 0;
+      }
+    }
+    CHECK(same);
+    /* And the result is right: spot checks against double sums. */
+    int wrong = 0;
+    for (int r = 0; r < 300; r++) {
+      int i = r < 4 ? (r & 1) * (M - 1) : rng_int(M), j = r < 4 ? (r >> 1) * (N - 1) : rng_int(N);
+      double want = alpha * dot_ref(ta, tb, K, A, lda, B, ldb, i, j) + beta * C0[(size_t)i * N + j];
+      double scale = 0;
+      for (int k = 0; k < K; k++) {
+        double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+        double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+        scale += fabs(a * b);
+      }
+      scale = fabs(alpha) * scale + fabs(beta * C0[(size_t)i * N + j]);
+      if (!(fabs(first[(size_t)i * N + j] - want) <= (K + 4) * ldexp(1.0, -23) * scale)) wrong++;
+    }
+    CHECK_EQ_INT(wrong, 0);
+    free(A), free(B), free(C0), free(C), free(first);
+  }
+done:
+  for (int p = 0; p < 4; p++) cnn_pool_free(pools[p]);
+}
+
+/* Callers on their own threads, each with its own thread-local buffers. */
+typedef struct caller {
+  int seed, ok;
+} caller;
+
+static void *caller_main(void *arg) {
+  caller *c = arg;
+  int M = 150 + c->seed, N = 70, K = 300;
+  float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+  float *C = malloc((size_t)M * N * sizeof(float)), *R = malloc((size_t)M * N * sizeof(float));
+  c->ok = A && B && C && R;
+  if (c->ok) {
+    for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (float)((i * 7 + (size_t)c->seed) % 13) - 6;
+    for (size_t i = 0; i < (size_t)K * N; i++) B[i] = (float)((i * 5) % 11) - 5;
+    for (int r = 0; r < 20 && c->ok; r++) {
+      cnn_gemm(NULL, 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+      cnn_gemm_ref(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, R, N);
+      /* Small integers: every partial sum is exact, so equal bit for bit. */
+      c->ok = memcmp(C, R, (size_t)M * N * sizeof(float)) == 0;
+    }
+  }
+  free(A), free(B), free(C), free(R);
+  return NULL;
+}
+
+static void test_concurrent_callers(void) {
+  pthread_t th[3];
+  caller c[3] = {{1, 0}, {2, 0}, {3, 0}};
+  int started = 0;
+  for (int i = 0; i < 3; i++) started += pthread_create(&th[i], NULL, caller_main, &c[i]) == 0;
+  if (!CHECK_EQ_INT(started, 3)) return;
+  for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+  CHECK(c[0].ok && c[1].ok && c[2].ok);
+}
+
+int main(void) {
+  cnn_pool *pool = NULL;
+  char err[CNN_ERRMAX];
+  test_degenerate(NULL);
+  test_against_ref(NULL);
+  test_beta_zero_ignores_nan(NULL);
+  if (CHECK_EQ_INT(cnn_pool_new(&pool, 3, err), CNN_OK)) {
+    test_degenerate(pool);
+    test_against_ref(pool);
+    test_beta_zero_ignores_nan(pool);
+    cnn_pool_free(pool);
+  }
+  test_pool_sizes_bitwise();
+  test_concurrent_callers();
+  return check_done();
+}

@@ -1,0 +1,570 @@
+/*
+ * test_image.c - images in: decoding every format we accept (PNG 8/16-bit,
+ * gray, gray+alpha, RGB, RGBA, JPEG, BMP, GIF), refusing corrupt, truncated and
+ * oversized files, and the MNIST preprocessing: digits of the MNIST test set
+ * rendered as photos (enlarged, shifted, inverted, noisy, unevenly lit, JPEG'd,
+ * alpha) must come back close to the preprocessed original.
+ *
+ * Needs CNN_DATA (the data/ directory with t10k-images-idx3-ubyte.gz), read with
+ * zlib directly. Prints the measured distances. Exit status = failures.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "base.h"
+#include "image.h"
+
+static int failures;
+#define CHECK(cond)                                                                   \
+  do {                                                                                \
+    if (!(cond)) {                                                                    \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);       \
+      failures++;                                                                     \
+    }                                                                                 \
+  } while (0)
+#define CHECK_STR(got, want)                                                          \
+  do {                                                                                \
+    const char *g_ = (got), *w_ = (want);                                             \
+    if (strcmp(g_, w_) != 0) {                                                        \
+      fprintf(stderr, "%s:%d: got \"%s\"\n    want \"%s\"\n", __FILE__, __LINE__, g_, w_); \
+      failures++;                                                                     \
+    }                                                                                 \
+  } while (0)
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static double urand(void) { /* xorshift64*, uniform in [0, 1) */
+  rng_state ^= rng_state >> 12;
+  rng_state ^= rng_state << 25;
+  rng_state ^= rng_state >> 27;
+  return (double)((rng_state * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+static double nrand(void) { /* standard normal, Box-Muller */
+  double u = urand(), v = urand();
+  return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+}
+
+static uint8_t clamp8(double v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lround(v)); }
+
+/* Big-endian uint32 into p. */
+static void be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* Appends a PNG chunk (length, type, data, CRC) at buf + *len. */
+static void png_chunk(uint8_t *buf, size_t *len, const char *type, const uint8_t *data, uint32_t n) {
+  uint8_t *p = buf + *len;
+  be32(p, n);
+  memcpy(p + 4, type, 4);
+  if (n) memcpy(p + 8, data, n);
+  uLong crc = crc32(0L, p + 4, n + 4);
+  be32(p + 8 + n, (uint32_t)crc);
+  *len += 12 + n;
+}
+
+/* A PNG written by hand (so 16-bit samples can be tested): colour type ct,
+ * bit depth 16, w x h, rows of raw big-endian samples (filter 0 added here).
+ * Returns a malloc'd buffer; IHDR may claim any size when rows is NULL. */
+static uint8_t *png16(size_t *outlen, uint32_t w, uint32_t h, int ct, int depth,
+                      const uint8_t *rows, size_t rowbytes) {
+  size_t raw_len = rows ? (rowbytes + 1) * h : 0;
+  uint8_t *raw = malloc(raw_len + 1);
+  for (uint32_t y = 0; rows && y < h; y++) {
+    raw[y * (rowbytes + 1)] = 0;
+    memcpy(raw + y * (rowbytes + 1) + 1, rows + y * rowbytes, rowbytes);
+  }
+  uLongf zlen = compressBound(raw_len) + 16;
+  uint8_t *z = malloc(zlen);
+  compress(z, &zlen, raw, raw_len);
+  uint8_t *buf = malloc(zlen + 128);
+  size_t len = 0;
+  memcpy(buf, "\x89PNG\r\n\x1a\n", 8);
+  len = 8;
+  uint8_t ihdr[13];
+  be32(ihdr, w);
+  be32(ihdr + 4, h);
+  ihdr[8] = (uint8_t)depth, ihdr[9] = (uint8_t)ct, ihdr[10] = ihdr[11] = ihdr[12] = 0;
+  png_chunk(buf, &len, "IHDR", ihdr, 13);
+  if (rows) png_chunk(buf, &len, "IDAT", z, (uint32_t)zlen);
+  png_chunk(buf, &len, "IEND", NULL, 0);
+  free(raw);
+  free(z);
+  *outlen = len;
+  return buf;
+}
+
+/* Decodes data and compares with want (w x h gray), within tol per pixel. */
+static void expect_decode(const char *what, const uint8_t *data, size_t len, int w, int h,
+                          const uint8_t *want, int tol) {
+  cnn_gray g = {0};
+  char err[CNN_ERRMAX] = "";
+  int rc = cnn_image_decode(&g, data, len, err);
+  if (rc != CNN_OK) {
+    fprintf(stderr, "%s: decode failed: %s\n", what, err);
+    failures++;
+    return;
+  }
+  CHECK(g.w == w && g.h == h);
+  if (g.w == w && g.h == h)
+    for (int i = 0; i < w * h; i++)
+      if (abs((int)g.px[i] - (int)want[i]) > tol) {
+        fprintf(stderr, "%s: pixel %d is %d, want %d\n", what, i, g.px[i], want[i]);
+        failures++;
+        break;
+      }
+  cnn_gray_clear(&g);
+}
+
+/* Expects decoding to fail with a message starting with prefix. */
+static void expect_refused(const char *what, const uint8_t *data, size_t len, const char *prefix) {
+  cnn_gray g = {0};
+  char err[CNN_ERRMAX] = "";
+  int rc = cnn_image_decode(&g, data, len, err);
+  if (rc != CNN_ERROR || strncmp(err, prefix, strlen(prefix)) != 0) {
+    fprintf(stderr, "%s: rc %d, message \"%s\", want prefix \"%s\"\n", what, rc, err, prefix);
+    failures++;
+  }
+  CHECK(g.px == NULL && g.w == 0 && g.h == 0);
+  cnn_gray_clear(&g);
+}
+
+/* stb's luma, which the decoder uses for colour. */
+static uint8_t luma(int r, int g, int b) { return (uint8_t)((r * 77 + g * 150 + b * 29) >> 8); }
+
+/* ---- decoding ------------------------------------------------------------------ */
+
+static void test_png(void) {
+  char err[CNN_ERRMAX];
+  uint8_t *png = NULL;
+  size_t len = 0;
+
+  /* 8-bit gray. */
+  const uint8_t gray[6] = {0, 1, 127, 128, 254, 255};
+  CHECK(cnn_png_encode(&png, &len, gray, 3, 2, 1, err) == CNN_OK);
+  expect_decode("png gray", png, len, 3, 2, gray, 0);
+  int w = 0, h = 0;
+  CHECK(cnn_image_info(png, len, &w, &h, err) == CNN_OK && w == 3 && h == 2);
+  cnn_free(png);
+
+  /* Gray + alpha: transparent is white paper. */
+  const uint8_t ga[8] = {0, 255, 0, 0, 0, 128, 200, 255};
+  const uint8_t ga_want[4] = {0, 255, 127, 200};
+  CHECK(cnn_png_encode(&png, &len, ga, 4, 1, 2, err) == CNN_OK);
+  expect_decode("png gray+alpha", png, len, 4, 1, ga_want, 0);
+  cnn_free(png);
+
+  /* RGB and RGBA. */
+  const uint8_t rgb[9] = {255, 0, 0, 0, 255, 0, 10, 20, 30};
+  const uint8_t rgb_want[3] = {luma(255, 0, 0), luma(0, 255, 0), luma(10, 20, 30)};
+  CHECK(cnn_png_encode(&png, &len, rgb, 3, 1, 3, err) == CNN_OK);
+  expect_decode("png rgb", png, len, 3, 1, rgb_want, 0);
+  cnn_free(png);
+  const uint8_t rgba[16] = {0, 0, 0, 255, 0, 0, 0, 0, 0, 0, 0, 128, 255, 0, 0, 255};
+  const uint8_t rgba_want[4] = {0, 255, 127, 76};
+  CHECK(cnn_png_encode(&png, &len, rgba, 2, 2, 4, err) == CNN_OK);
+  expect_decode("png rgba", png, len, 2, 2, rgba_want, 0);
+  cnn_free(png);
+
+  /* 16-bit gray and 16-bit RGBA, written by hand: samples keep their high byte. */
+  const uint8_t g16[8] = {0x00, 0x00, 0xFF, 0xFF, 0x80, 0x80, 0x12, 0x34};
+  const uint8_t g16_want[4] = {0x00, 0xFF, 0x80, 0x12};
+  uint8_t *p16 = png16(&len, 2, 2, 0, 16, g16, 4);
+  expect_decode("png 16-bit gray", p16, len, 2, 2, g16_want, 0);
+  free(p16);
+  const uint8_t rgba16[16] = {0x40, 0x00, 0x40, 0x00, 0x40, 0x00, 0xFF, 0xFF,
+                              0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+  const uint8_t rgba16_want[2] = {0x40, 255};
+  p16 = png16(&len, 2, 1, 6, 16, rgba16, 16);
+  expect_decode("png 16-bit rgba", p16, len, 2, 1, rgba16_want, 0);
+
+  /* Truncated and corrupt: refused with stb's reason. */
+  expect_refused("png truncated", p16, len - 20, "corrupt or truncated PNG: ");
+  uint8_t *bad = malloc(len);
+  memcpy(bad, p16, len);
+  bad[8 + 25 + 8 + 2] ^= 0xFF; /* inside the deflate stream of IDAT */
+  expect_refused("png corrupt", bad, len, "corrupt or truncated PNG: ");
+  free(bad);
+  free(p16);
+
+  /* Exact message for a missing IDAT. */
+  uint8_t *noidat = png16(&len, 4, 4, 0, 8, NULL, 0);
+  cnn_gray g = {0};
+  CHECK(cnn_image_decode(&g, noidat, len, err) == CNN_ERROR);
+  CHECK_STR(err, "corrupt or truncated PNG: no IDAT");
+  free(noidat);
+}
+
+static void test_oversized(void) {
+  char err[CNN_ERRMAX];
+  size_t len;
+  cnn_gray g = {0};
+  /* A header alone claiming 10^10 pixels: refused before any allocation. */
+  uint8_t *huge = png16(&len, 100000, 100000, 0, 8, NULL, 0);
+  cnn_alloc_fail_at(0);
+  CHECK(cnn_image_decode(&g, huge, len, err) == CNN_ERROR);
+  /* Only the JPEG and GIF probes' fixed state structs, nothing of the
+   * claimed size. */
+  CHECK(cnn_alloc_fail_at(0) <= 2);
+  CHECK_STR(err, "image is 100000x100000 pixels; the limit is 40000000");
+  free(huge);
+  uint8_t *wide = png16(&len, 40000, 10, 0, 8, NULL, 0);
+  CHECK(cnn_image_decode(&g, wide, len, err) == CNN_ERROR);
+  CHECK_STR(err, "image is 40000x10 pixels; the limit is 32768 per side");
+  free(wide);
+  /* Just under the pixel limit passes the size check and fails on the data. */
+  uint8_t *big = png16(&len, 8000, 5000, 0, 8, NULL, 0);
+  CHECK(cnn_image_decode(&g, big, len, err) == CNN_ERROR);
+  CHECK_STR(err, "corrupt or truncated PNG: no IDAT");
+  free(big);
+  CHECK(g.px == NULL);
+}
+
+static void test_jpeg(void) {
+  char err[CNN_ERRMAX];
+  uint8_t px[16 * 16 * 3], want[16 * 16];
+  for (int i = 0; i < 16 * 16; i++) {
+    px[3 * i] = px[3 * i + 1] = px[3 * i + 2] = 100;
+    want[i] = 100;
+  }
+  uint8_t *jpg = NULL;
+  size_t len = 0;
+  CHECK(cnn_jpg_encode(&jpg, &len, px, 16, 16, 3, 95, err) == CNN_OK);
+  CHECK(len > 4 && jpg[0] == 0xFF && jpg[1] == 0xD8);
+  expect_decode("jpeg rgb", jpg, len, 16, 16, want, 2);
+  /* Cut inside the header: no longer recognised. */
+  expect_refused("jpeg cut", jpg, 20, "not a recognised image format");
+  cnn_free(jpg);
+  CHECK(cnn_jpg_encode(&jpg, &len, px, 16, 16, 3, 0, err) == CNN_ERROR);
+  CHECK_STR(err, "JPEG quality must be 1..100, got 0");
+}
+
+static void test_bmp(void) {
+  /* 2x2, 24-bit, bottom-up rows padded to 4 bytes, BGR. */
+  uint8_t bmp[54 + 16] = {'B', 'M'};
+  uint32_t size = sizeof bmp;
+  memcpy(bmp + 2, (uint8_t[]){(uint8_t)size, 0, 0, 0}, 4);
+  bmp[10] = 54;                /* pixel data offset */
+  bmp[14] = 40;                /* BITMAPINFOHEADER */
+  bmp[18] = 2, bmp[22] = 2;    /* width, height */
+  bmp[26] = 1, bmp[28] = 24;   /* planes, bits */
+  const uint8_t rows[16] = {/* bottom row */ 10, 10, 10, 0, 0, 255, 0, 0,
+                            /* top row */ 255, 255, 255, 0, 0, 0, 0, 0};
+  memcpy(bmp + 54, rows, 16);
+  const uint8_t want[4] = {255, 0, 10, luma(255, 0, 0)};
+  expect_decode("bmp", bmp, sizeof bmp, 2, 2, want, 0);
+  expect_refused("bmp truncated", bmp, 30, "corrupt or truncated BMP: ");
+}
+
+static void test_gif(void) {
+  /* 2x1 GIF87a, 4-colour palette, pixels {2, 1}; LZW codes clear(4) 2 1 end(5)
+   * in 3 bits each, least significant bit first: 0x0A54. */
+  const uint8_t gif[] = {'G', 'I', 'F', '8', '7', 'a', 2, 0, 1, 0, 0x81, 0, 0,
+                         0, 0, 0, 100, 100, 100, 200, 200, 200, 255, 255, 255,
+                         0x2C, 0, 0, 0, 0, 2, 0, 1, 0, 0,
+                         2, 2, 0x54, 0x0A, 0, 0x3B};
+  const uint8_t want[2] = {200, 100};
+  expect_decode("gif", gif, sizeof gif, 2, 1, want, 0);
+  /* Cut inside the palette or the LZW data. (stb reads missing bytes as zeros:
+   * a GIF cut inside its image descriptor decodes as an empty frame, which
+   * the preprocessing then finds blank.) */
+  expect_refused("gif truncated in palette", gif, 20, "corrupt or truncated GIF: ");
+  expect_refused("gif truncated in data", gif, sizeof gif - 4, "corrupt or truncated GIF: ");
+}
+
+static void test_raw_and_unknown(void) {
+  char err[CNN_ERRMAX];
+  uint8_t raw[CNN_MNIST_BYTES], out[CNN_MNIST_BYTES];
+  for (int i = 0; i < CNN_MNIST_BYTES; i++) raw[i] = (uint8_t)(i * 7);
+  raw[0] = 0;
+  CHECK(cnn_image_to_mnist(out, raw, sizeof raw, err) == CNN_OK);
+  CHECK(memcmp(out, raw, sizeof raw) == 0);
+  CHECK(cnn_image_to_mnist(out, raw, 100, err) == CNN_ERROR);
+  CHECK_STR(err, "not a recognised image format");
+  CHECK(cnn_image_to_mnist(out, raw, 0, err) == CNN_ERROR);
+  CHECK_STR(err, "not a recognised image format");
+  cnn_gray g = {0};
+  CHECK(cnn_image_decode(&g, (const uint8_t *)"\x89PNG", 4, err) == CNN_ERROR);
+  CHECK_STR(err, "not a recognised image format");
+  cnn_gray_clear(&g);
+  cnn_gray_clear(NULL);
+}
+
+/* ---- preprocessing ------------------------------------------------------------- */
+
+#define NDIGITS 20
+static uint8_t mnist[NDIGITS][CNN_MNIST_BYTES];
+
+static int load_mnist(void) {
+  const char *dir = getenv("CNN_DATA");
+  char path[4096];
+  snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", dir ? dir : "data");
+  gzFile f = gzopen(path, "rb");
+  if (!f) return -1;
+  uint8_t header[16];
+  int ok = gzread(f, header, 16) == 16 && header[2] == 8 && header[3] == 3 &&
+           gzread(f, mnist, sizeof mnist) == (int)sizeof mnist;
+  gzclose(f);
+  return ok ? 0 : -1;
+}
+
+/* Mean absolute difference of two 28x28 images, in gray levels. */
+static double mad784(const uint8_t *a, const uint8_t *b) {
+  long s = 0;
+  for (int i = 0; i < CNN_MNIST_BYTES; i++) s += abs((int)a[i] - (int)b[i]);
+  return (double)s / CNN_MNIST_BYTES;
+}
+
+/* Bilinear sample of a 28x28 image at continuous (x, y), 0 outside. */
+static double sample28(const uint8_t *d, double x, double y) {
+  x -= 0.5, y -= 0.5;
+  int x0 = (int)floor(x), y0 = (int)floor(y);
+  double tx = x - x0, ty = y - y0, v = 0;
+  for (int dy = 0; dy <= 1; dy++)
+    for (int dx = 0; dx <= 1; dx++) {
+      int xx = x0 + dx, yy = y0 + dy;
+      if (xx < 0 || yy < 0 || xx >= 28 || yy >= 28) continue;
+      v += (dx ? tx : 1 - tx) * (dy ? ty : 1 - ty) * d[yy * 28 + xx];
+    }
+  return v;
+}
+
+typedef struct render {
+  int w, h;          /* canvas */
+  double zoom;       /* canvas px per MNIST px */
+  double left, top;  /* where the 28x28 square goes */
+  int dark_ink;      /* dark ink on light paper, else light on dark */
+  double gradient;   /* lighting falls from 1 to 1 - gradient across the page */
+  double noise;      /* gaussian sigma, gray levels */
+  int jpeg;          /* JPEG quality, 0 = none */
+  int alpha;         /* RGBA PNG: ink in the alpha channel on transparent */
+} render;
+
+/* Renders a digit as a photo and preprocesses it; returns the status. */
+static int render_and_preprocess(uint8_t out[CNN_MNIST_BYTES], const uint8_t *digit,
+                                 const render *r, char *err) {
+  size_t n = (size_t)r->w * r->h;
+  uint8_t *px = malloc(n * 4), *enc = NULL;
+  size_t enclen = 0;
+  for (int y = 0; y < r->h; y++)
+    for (int x = 0; x < r->w; x++) {
+      double v = sample28(digit, (x + 0.5 - r->left) / r->zoom, (y + 0.5 - r->top) / r->zoom) / 255;
+      size_t i = (size_t)y * r->w + x;
+      if (r->alpha) {
+        px[4 * i] = px[4 * i + 1] = 20, px[4 * i + 2] = 60;
+        px[4 * i + 3] = clamp8(255 * v);
+        continue;
+      }
+      double paper = r->dark_ink ? 225 : 35, inkc = r->dark_ink ? 35 : 215;
+      double light = 1.0 - r->gradient * (0.6 * x / r->w + 0.4 * y / r->h);
+      double g = (paper + (inkc - paper) * v) * light + r->noise * nrand();
+      px[4 * i] = px[4 * i + 1] = px[4 * i + 2] = clamp8(g);
+      px[4 * i + 3] = 255;
+    }
+  char e2[CNN_ERRMAX];
+  int rc = r->jpeg ? cnn_jpg_encode(&enc, &enclen, px, r->w, r->h, 4, r->jpeg, e2)
+                   : cnn_png_encode(&enc, &enclen, px, r->w, r->h, 4, e2);
+  free(px);
+  if (rc != CNN_OK) return cnn_error(err, rc, "encode: %s", e2);
+  rc = cnn_image_to_mnist(out, enc, enclen, err);
+  cnn_free(enc);
+  return rc;
+}
+
+/* MNIST's own invariants: longer side of the box about 20, centre of mass on
+ * pixel (14, 14), brightest pixel 255. */
+static void check_mnist_shape(const char *what, const uint8_t *img) {
+  int x0 = 28, y0 = 28, x1 = 0, y1 = 0;
+  double m = 0, cx = 0, cy = 0;
+  for (int y = 0; y < 28; y++)
+    for (int x = 0; x < 28; x++) {
+      int v = img[y * 28 + x];
+      if (!v) continue;
+      if (x < x0) x0 = x;
+      if (x >= x1) x1 = x + 1;
+      if (y < y0) y0 = y;
+      if (y >= y1) y1 = y + 1;
+      m += v, cx += v * x, cy += v * y;
+    }
+  int side = x1 - x0 > y1 - y0 ? x1 - x0 : y1 - y0;
+  int top = 0;
+  for (int i = 0; i < CNN_MNIST_BYTES; i++)
+    if (img[i] > top) top = img[i];
+  if (m == 0 || side < 19 || side > 22 || fabs(cx / m - 14) > 0.6 || fabs(cy / m - 14) > 0.6 ||
+      top != 255) {
+    fprintf(stderr, "%s: box side %d, centre of mass (%.2f, %.2f), max %d\n", what, side,
+            m ? cx / m : 0, m ? cy / m : 0, top);
+    failures++;
+  }
+}
+
+static void test_preprocess(void) {
+  char err[CNN_ERRMAX];
+  if (load_mnist() != 0) {
+    fprintf(stderr, "cannot read the MNIST test images (CNN_DATA)\n");
+    failures++;
+    return;
+  }
+  static const struct {
+    const char *name;
+    render r;
+    double mean_bound, max_bound; /* gray levels */
+  } cases[] = {
+      {"enlarged x10, dark on light", {360, 320, 10, 40, 30, 1, 0, 0, 0, 0}, 8, 16},
+      {"x12, shifted, light on dark", {420, 380, 12, 90, 20, 0, 0, 0, 0, 0}, 8, 16},
+      {"x10, noise 8", {340, 340, 10, 50, 30, 1, 0, 8, 0, 0}, 8, 16},
+      {"x10, lighting gradient 45%", {380, 320, 10, 80, 20, 1, 0.45, 0, 0, 0}, 8, 16},
+      {"photo: x11, gradient 35%, noise 6, JPEG 85", {400, 360, 11, 60, 40, 1, 0.35, 6, 85, 0}, 8, 16},
+      {"inverted photo, JPEG 85", {340, 380, 10, 30, 70, 0, 0.3, 5, 85, 0}, 8, 16},
+      {"x3 thumbnail", {120, 100, 3, 20, 8, 1, 0, 2, 0, 0}, 8, 16},
+      {"RGBA, ink in alpha", {300, 300, 9, 10, 40, 1, 0, 0, 0, 1}, 8, 16},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    double sum = 0, worst = 0;
+    int worst_i = -1;
+    for (int d = 0; d < NDIGITS; d++) {
+      cnn_gray orig = {28, 28, mnist[d]};
+      uint8_t ref[CNN_MNIST_BYTES], got[CNN_MNIST_BYTES];
+      if (cnn_gray_to_mnist(ref, &orig, err) != CNN_OK) {
+        fprintf(stderr, "digit %d: %s\n", d, err);
+        failures++;
+        continue;
+      }
+      if (c == 0) check_mnist_shape("reference", ref);
+      if (render_and_preprocess(got, mnist[d], &cases[c].r, err) != CNN_OK) {
+        fprintf(stderr, "%s, digit %d: %s\n", cases[c].name, d, err);
+        failures++;
+        continue;
+      }
+      check_mnist_shape(cases[c].name, got);
+      double dist = mad784(ref, got);
+      sum += dist;
+      if (dist > worst) worst = dist, worst_i = d;
+    }
+    double mean = sum / NDIGITS;
+    printf("%-45s mean |diff| %5.2f, worst %5.2f (test image %d)\n", cases[c].name, mean, worst,
+           worst_i);
+    CHECK(mean <= cases[c].mean_bound);
+    CHECK(worst <= cases[c].max_bound);
+  }
+
+  /* The preprocessed original is close to the original itself. */
+  double sum = 0;
+  for (int d = 0; d < NDIGITS; d++) {
+    cnn_gray orig = {28, 28, mnist[d]};
+    uint8_t ref[CNN_MNIST_BYTES];
+    if (cnn_gray_to_mnist(ref, &orig, err) == CNN_OK) sum += mad784(ref, mnist[d]);
+  }
+  printf("%-45s mean |diff| %5.2f\n", "preprocessed original vs original", sum / NDIGITS);
+  CHECK(sum / NDIGITS <= 10);
+}
+
+static void test_blank(void) {
+  char err[CNN_ERRMAX];
+  uint8_t out[CNN_MNIST_BYTES];
+  int w = 300, h = 200;
+  uint8_t *px = malloc((size_t)w * h);
+  cnn_gray g = {w, h, px};
+  const char *kinds[] = {"white", "black", "noisy paper", "lighting gradient", "gray"};
+  for (int k = 0; k < 5; k++) {
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++) {
+        double v = k == 0 ? 255 : k == 1 ? 0 : k == 2 ? 200 + 6 * nrand()
+                 : k == 3 ? 240 - 120.0 * x / w : 128;
+        px[y * w + x] = clamp8(v);
+      }
+    memset(out, 7, sizeof out);
+    int rc = cnn_gray_to_mnist(out, &g, err);
+    if (rc != CNN_ERROR || strcmp(err, "no ink found in image") != 0) {
+      fprintf(stderr, "blank %s: rc %d, \"%s\"\n", kinds[k], rc, err);
+      failures++;
+    }
+  }
+  /* One dark pixel is a speck, not a digit. */
+  memset(px, 230, (size_t)w * h);
+  px[100 * w + 150] = 0;
+  CHECK(cnn_gray_to_mnist(out, &g, err) == CNN_ERROR);
+  CHECK_STR(err, "no ink found in image");
+  /* A bar of ink is found, centred and 20 px long. */
+  for (int y = 60; y < 140; y++)
+    for (int x = 40; x < 60; x++) px[y * w + x] = 20;
+  CHECK(cnn_gray_to_mnist(out, &g, err) == CNN_OK);
+  check_mnist_shape("bar", out);
+  CHECK(out[14 * 28 + 14] == 255 && out[14 * 28 + 3] == 0 && out[3 * 28 + 14] == 0);
+  free(px);
+}
+
+/* Every allocation failing in turn gives CNN_NOMEM (or success, when the
+ * failure only made a format probe say "not this format"), never a crash, a
+ * leak or a wrong "corrupt image". */
+static void test_nomem(void) {
+  char err[CNN_ERRMAX];
+  uint8_t out[CNN_MNIST_BYTES], *png = NULL;
+  size_t len;
+  uint8_t px[64 * 64];
+  for (int i = 0; i < 64 * 64; i++) {
+    int x = i % 64, y = i / 64;
+    px[i] = x > 20 && x < 30 && y > 10 && y < 50 ? 0 : 240;
+  }
+  CHECK(cnn_png_encode(&png, &len, px, 64, 64, 1, err) == CNN_OK);
+  cnn_alloc_fail_at(0);
+  CHECK(cnn_image_to_mnist(out, png, len, err) == CNN_OK);
+  uint64_t count = cnn_alloc_fail_at(0);
+  int nomem = 0;
+  for (uint64_t k = 1; k <= count; k++) {
+    cnn_alloc_fail_at(k);
+    int rc = cnn_image_to_mnist(out, png, len, err);
+    cnn_alloc_fail_at(0);
+    if (rc == CNN_NOMEM) {
+      nomem++;
+      CHECK_STR(err, "out of memory");
+    } else if (rc != CNN_OK) {
+      fprintf(stderr, "allocation %llu failing: rc %d \"%s\"\n", (unsigned long long)k, rc, err);
+      failures++;
+    }
+  }
+  CHECK(count > 10 && (uint64_t)nomem >= count - 2);
+  cnn_free(png);
+}
+
+/* A digit written with a thin pen on a large page still comes out with
+ * strokes about 2 px wide, not a faint trace. */
+static void test_thin_pen(void) {
+  char err[CNN_ERRMAX];
+  uint8_t out[CNN_MNIST_BYTES];
+  int w = 900, h = 800;
+  uint8_t *px = malloc((size_t)w * h);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      double r = hypot((x - 470.0) / 200.0, (y - 400.0) / 300.0); /* an upright "0" */
+      double d = fabs(r - 1.0) * 250.0;                          /* ~px from the line */
+      px[y * w + x] = clamp8(d < 1.5 ? 40 : 235 + 3 * nrand());
+    }
+  cnn_gray g = {w, h, px};
+  CHECK(cnn_gray_to_mnist(out, &g, err) == CNN_OK);
+  check_mnist_shape("thin pen", out);
+  int bright = 0;
+  for (int i = 0; i < CNN_MNIST_BYTES; i++) bright += out[i] >= 128;
+  printf("thin pen ring: %d pixels >= 128, centre %d\n", bright, out[14 * 28 + 14]);
+  CHECK(bright >= 50);             /* a 20 x 13 ring, 2 px wide: ~100 */
+  CHECK(out[14 * 28 + 14] == 0);   /* the hole stays open */
+  free(px);
+}
+
+int main(void) {
+  test_png();
+  test_oversized();
+  test_jpeg();
+  test_bmp();
+  test_gif();
+  test_raw_and_unknown();
+  test_blank();
+  test_preprocess();
+  test_nomem();
+  test_thin_pen();
+  if (failures) fprintf(stderr, "test_image: %d failure(s)\n", failures);
+  return failures != 0;
+}

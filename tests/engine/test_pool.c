@@ -1,0 +1,216 @@
+/*
+ * test_pool.c - the thread pool of src/pool.c: every task runs exactly once,
+ * thread ids stay in range, tasks really run concurrently, many runs in a row
+ * work, a NULL pool runs in order on the caller, bad sizes and failed
+ * allocations are reported.
+ */
+#include "base.h"
+#include "check.h"
+#include "pool.h"
+
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAXTASKS 5000
+
+static void sleep_us(long us) {
+  struct timespec t = {us / 1000000, (us % 1000000) * 1000};
+  nanosleep(&t, NULL);
+}
+
+typedef struct counts {
+  _Atomic int runs[MAXTASKS];   /* times each task ran */
+  _Atomic int thread[MAXTASKS]; /* the thread that ran it */
+  _Atomic int bad_thread;       /* a thread id out of range was seen */
+  int size;
+} counts;
+
+static void count_task(void *ctx, int task, int thread) {
+  counts *c = ctx;
+  atomic_fetch_add(&c->runs[task], 1);
+  atomic_store(&c->thread[task], thread);
+  if (thread < 0 || thread >= c->size) atomic_store(&c->bad_thread, 1);
+}
+
+static counts cnt; /* large: static, not on the stack */
+
+static void test_each_task_once(int nthreads) {
+  cnn_pool *pool = NULL;
+  char err[CNN_ERRMAX] = "";
+  if (!CHECK_EQ_INT(cnn_pool_new(&pool, nthreads, err), CNN_OK)) return;
+  CHECK_EQ_INT(cnn_pool_size(pool), nthreads);
+  const int ntasks[] = {0, 1, 2, 3, nthreads, nthreads + 1, 97, MAXTASKS};
+  for (size_t r = 0; r < sizeof ntasks / sizeof ntasks[0]; r++) {
+    int n = ntasks[r];
+    for (int i = 0; i < MAXTASKS; i++) atomic_store(&cnt.runs[i], 0);
+    atomic_store(&cnt.bad_thread, 0);
+    cnt.size = nthreads;
+    cnn_pool_run(pool, count_task, &cnt, n);
+    int wrong = 0;
+    for (int i = 0; i < MAXTASKS; i++) wrong += atomic_load(&cnt.runs[i]) != (i < n ? 1 : 0);
+    CHECK_EQ_INT(wrong, 0);
+    CHECK_EQ_INT(atomic_load(&cnt.bad_thread), 0);
+  }
+  cnn_pool_free(pool);
+}
+
+/* Many short runs back to back: the sleep/wake hand-over must not lose or
+ * repeat a run. */
+typedef struct sum_ctx {
+  _Atomic long long sum;
+} sum_ctx;
+
+static void sum_task(void *ctx, int task, int thread) {
+  (void)thread;
+  atomic_fetch_add(&((sum_ctx *)ctx)->sum, task + 1);
+}
+
+static void test_many_runs(int nthreads) {
+  cnn_pool *pool = NULL;
+  char err[CNN_ERRMAX] = "";
+  if (!CHECK_EQ_INT(cnn_pool_new(&pool, nthreads, err), CNN_OK)) return;
+  sum_ctx s;
+  atomic_store(&s.sum, 0);
+  long long expect = 0;
+  for (int r = 0; r < 20000; r++) {
+    int n = 1 + r % 7;
+    cnn_pool_run(pool, sum_task, &s, n);
+    expect += (long long)n * (n + 1) / 2;
+  }
+  CHECK_EQ_INT(atomic_load(&s.sum), expect);
+  /* A pause long enough for the workers to go to sleep, then more runs. */
+  sleep_us(50000);
+  for (int r = 0; r < 100; r++) {
+    cnn_pool_run(pool, sum_task, &s, 5);
+    expect += 15;
+    if (r % 10 == 0) sleep_us(1000);
+  }
+  CHECK_EQ_INT(atomic_load(&s.sum), expect);
+  cnn_pool_free(pool);
+}
+
+/* Two tasks on a two-thread pool each wait for the other to start: this
+ * finishes only if they run at the same time on different threads. */
+typedef struct meet_ctx {
+  _Atomic int started;
+  _Atomic int met;
+  _Atomic int threads_seen; /* bit per thread id */
+} meet_ctx;
+
+static double now_sec(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void meet_task(void *ctx, int task, int thread) {
+  meet_ctx *m = ctx;
+  (void)task;
+  atomic_fetch_or(&m->threads_seen, 1 << thread);
+  atomic_fetch_add(&m->started, 1);
+  double give_up = now_sec() + 10.0;
+  while (atomic_load(&m->started) < 2 && now_sec() < give_up) sleep_us(100);
+  if (atomic_load(&m->started) >= 2) atomic_fetch_add(&m->met, 1);
+}
+
+static void test_concurrency(void) {
+  cnn_pool *pool = NULL;
+  char err[CNN_ERRMAX] = "";
+  if (!CHECK_EQ_INT(cnn_pool_new(&pool, 2, err), CNN_OK)) return;
+  for (int r = 0; r < 3; r++) {
+    meet_ctx m;
+    atomic_store(&m.started, 0);
+    atomic_store(&m.met, 0);
+    atomic_store(&m.threads_seen, 0);
+    cnn_pool_run(pool, meet_task, &m, 2);
+    CHECK_EQ_INT(atomic_load(&m.met), 2);
+    CHECK_EQ_INT(atomic_load(&m.threads_seen), 3); /* threads 0 and 1 */
+    sleep_us(30000); /* the next round starts with a sleeping worker */
+  }
+  cnn_pool_free(pool);
+}
+
+/* A NULL pool (and a pool of one) runs the tasks in order on the caller. */
+typedef struct order_ctx {
+  int next;
+  int in_order;
+  int max_thread;
+} order_ctx;
+
+static void order_task(void *ctx, int task, int thread) {
+  order_ctx *o = ctx;
+  if (task != o->next) o->in_order = 0;
+  o->next = task + 1;
+  if (thread > o->max_thread) o->max_thread = thread;
+}
+
+static void test_serial(void) {
+  CHECK_EQ_INT(cnn_pool_size(NULL), 1);
+  order_ctx o = {0, 1, 0};
+  cnn_pool_run(NULL, order_task, &o, 100);
+  CHECK_EQ_INT(o.next, 100);
+  CHECK_EQ_INT(o.in_order, 1);
+  CHECK_EQ_INT(o.max_thread, 0);
+  cnn_pool_run(NULL, order_task, &o, 0); /* no task, no call */
+  CHECK_EQ_INT(o.next, 100);
+  cnn_pool_free(NULL);
+
+  cnn_pool *pool = NULL;
+  char err[CNN_ERRMAX] = "";
+  if (!CHECK_EQ_INT(cnn_pool_new(&pool, 1, err), CNN_OK)) return;
+  CHECK_EQ_INT(cnn_pool_size(pool), 1);
+  order_ctx p = {0, 1, 0};
+  cnn_pool_run(pool, order_task, &p, 50);
+  CHECK_EQ_INT(p.next, 50);
+  CHECK_EQ_INT(p.in_order, 1);
+  CHECK_EQ_INT(p.max_thread, 0);
+  cnn_pool_free(pool);
+}
+
+static void test_sizes_and_errors(void) {
+  cnn_pool *pool = NULL;
+  char err[CNN_ERRMAX] = "";
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (CHECK_EQ_INT(cnn_pool_new(&pool, 0, err), CNN_OK)) {
+    CHECK_EQ_INT(cnn_pool_size(pool), ncpu < 1 ? 1 : ncpu > 256 ? 256 : ncpu);
+    cnn_pool_free(pool);
+  }
+  if (CHECK_EQ_INT(cnn_pool_new(&pool, -3, err), CNN_OK)) {
+    CHECK_EQ_INT(cnn_pool_size(pool), ncpu < 1 ? 1 : ncpu > 256 ? 256 : ncpu);
+    cnn_pool_free(pool);
+  }
+
+  pool = (cnn_pool *)&pool; /* must be overwritten with NULL on failure */
+  CHECK_EQ_INT(cnn_pool_new(&pool, CNN_POOL_MAX_THREADS + 1, err), CNN_ERROR);
+  CHECK_STR(err, "threads must be at most 256, got 257");
+  CHECK(pool == NULL);
+
+  /* Each of the two allocations failing in turn. */
+  for (int n = 1; n <= 2; n++) {
+    pool = (cnn_pool *)&pool;
+    err[0] = 0;
+    cnn_alloc_fail_at((uint64_t)n);
+    int rc = cnn_pool_new(&pool, 3, err);
+    cnn_alloc_fail_at(0);
+    CHECK_EQ_INT(rc, CNN_NOMEM);
+    CHECK_STR(err, "out of memory");
+    CHECK(pool == NULL);
+  }
+  /* A pool of many more threads than cores still works. */
+  if (CHECK_EQ_INT(cnn_pool_new(&pool, 16, err), CNN_OK)) {
+    CHECK_EQ_INT(cnn_pool_size(pool), 16);
+    cnn_pool_free(pool);
+  }
+}
+
+int main(void) {
+  test_serial();
+  test_sizes_and_errors();
+  for (int n = 1; n <= 5; n++) test_each_task_once(n);
+  test_each_task_once(16);
+  test_many_runs(2);
+  test_many_runs(4);
+  test_concurrency();
+  return check_done();
+}

@@ -1,0 +1,182 @@
+"""cnn_train from Python's sqlite3: results, continuing, early stopping, the
+time budget, and durability: an interrupt from another thread and a killed
+process both keep every completed epoch; another connection follows the
+training live; inside a caller's transaction training joins it.
+
+Run by ctest with /usr/bin/python3; CNN_SO and CNN_DATA come from the
+environment.
+"""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SO = os.environ["CNN_SO"]
+DATA = os.environ["CNN_DATA"]
+SMALL = json.dumps({"input": [28, 28, 1], "layers": [
+    {"type": "conv2d", "filters": 8, "kernel": 3, "activation": "relu"},
+    {"type": "maxpool", "size": 2},
+    {"type": "flatten"},
+    {"type": "dense", "units": 10}]})
+ROWS = "SELECT image, label FROM mnist_train WHERE id < 2000"
+TEST = "SELECT image, label FROM mnist_test WHERE id < 500"
+
+
+def connect(path):
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.enable_load_extension(True)
+    conn.load_extension(SO)
+    return conn
+
+
+def one(conn, sql, *args):
+    return conn.execute(sql, args).fetchone()[0]
+
+
+def train(conn, name, source, **options):
+    return json.loads(one(conn, "SELECT cnn_train(?, ?, ?)", name, source, json.dumps(options)))
+
+
+def check_consistent(conn, name):
+    """Counters, history and stored tensors agree after any stop."""
+    epochs, step = conn.execute("SELECT epochs, step FROM cnn_models WHERE name = ?", (name,)).fetchone()
+    hist = [r[0] for r in conn.execute("SELECT epoch FROM cnn_epochs WHERE model = ? ORDER BY epoch", (name,))]
+    assert hist == list(range(1, epochs + 1)), (hist, epochs)
+    assert one(conn, "PRAGMA integrity_check") == "ok"
+    tensors = one(conn, "SELECT count(*) FROM cnn_weights WHERE model = ?", name)
+    assert tensors == 4, tensors
+    if epochs:
+        slots = one(conn, "SELECT count(*) FROM cnn_optimizer_state WHERE model = ?", name)
+        assert slots == 8, slots  # Adam: two arrays per tensor
+    # The stored model loads and exports.
+    assert len(one(conn, "SELECT cnn_export(?)", name)) > 50000
+    return epochs, step
+
+
+def main():
+    tmp = tempfile.mkdtemp()
+    path = os.path.join(tmp, "t.db")
+    conn = connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    assert one(conn, "SELECT cnn_import_mnist(?)", DATA) == 70000
+
+    # Train, then continue: epochs count on, the optimizer state carries over.
+    assert one(conn, "SELECT cnn_create('m', ?, 1)", SMALL) == 13610
+    r = train(conn, "m", ROWS, epochs=2, seed=1, validation=TEST)
+    assert r["epochs_run"] == 2 and r["epochs"] == 2 and r["stopped"] == "completed", r
+    assert r["accuracy"] > 0.75 and r["val_accuracy"] > 0.8, r
+    r = train(conn, "m", ROWS, epochs=1, seed=1)
+    assert r["epochs"] == 3, r
+    epochs, step = check_consistent(conn, "m")
+    assert (epochs, step) == (3, 3 * 63), (epochs, step)
+    rows = conn.execute("SELECT epoch, samples, val_accuracy IS NOT NULL FROM cnn_epochs WHERE model='m'").fetchall()
+    assert rows == [(1, 2000, 1), (2, 2000, 1), (3, 2000, 0)], rows
+
+    # A seed reproduces a run exactly, whatever the thread count.
+    for name, threads in (("s1", 1), ("s2", 2)):
+        one(conn, "SELECT cnn_create(?, ?, 5)", name, SMALL)
+        train(conn, name, ROWS, epochs=1, seed=9, threads=threads)
+    assert one(conn, "SELECT cnn_export('s1') = cnn_export('s2')") == 1
+
+    # Early stopping: nothing improves by min_delta 10, so patience 1 stops
+    # after epoch 2 and restores epoch 1's weights.
+    one(conn, "SELECT cnn_create('e', ?, 2)", SMALL)
+    r = train(conn, "e", ROWS, epochs=20, seed=1, validation=TEST,
+              early_stopping={"patience": 1, "min_delta": 10})
+    assert r["epochs_run"] == 2 and r["stopped"] == "early_stopping" and r["restored_epoch"] == 1, r
+
+    # The time budget stops after the epoch in which it runs out.
+    one(conn, "SELECT cnn_create('t', ?, 3)", SMALL)
+    start = time.time()
+    r = train(conn, "t", ROWS, epochs=1000, max_seconds=0.5)
+    assert r["stopped"] == "max_seconds" and 1 <= r["epochs_run"] < 20, r
+    assert time.time() - start < 10
+
+    # Interrupt from another thread: stops within a second, keeps epochs.
+    one(conn, "SELECT cnn_create('i', ?, 4)", SMALL)
+    fired = []
+    timer = threading.Timer(1.5, lambda: (fired.append(time.time()), conn.interrupt()))
+    timer.start()
+    try:
+        train(conn, "i", ROWS, epochs=500)
+        raise AssertionError("training was not interrupted")
+    except sqlite3.OperationalError as e:
+        assert "interrupted" in str(e), e
+        latency = time.time() - fired[0]
+        assert latency < 1.0, latency
+    epochs, _ = check_consistent(conn, "i")
+    assert epochs >= 1, epochs
+    r = train(conn, "i", ROWS, epochs=1)
+    assert r["epochs"] == epochs + 1, (r, epochs)
+
+    # Another connection sees each epoch as it commits (WAL).
+    reader = connect(path)
+    seen = set()
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            seen.add(one(reader, "SELECT count(*) FROM cnn_history WHERE model = 'i'") if has_vtab(reader)
+                     else one(reader, "SELECT count(*) FROM cnn_epochs WHERE model = 'i'"))
+            time.sleep(0.02)
+
+    w = threading.Thread(target=watch)
+    w.start()
+    train(conn, "i", ROWS, epochs=4)
+    done.set()
+    w.join()
+    assert len(seen) >= 3, seen  # intermediate counts were visible
+
+    # Inside a caller's transaction training joins it: a rollback undoes it.
+    before = one(conn, "SELECT epochs FROM cnn_models WHERE name = 'i'")
+    conn.execute("BEGIN")
+    train(conn, "i", ROWS, epochs=1)
+    assert one(conn, "SELECT epochs FROM cnn_models WHERE name = 'i'") == before + 1
+    conn.execute("ROLLBACK")
+    assert one(conn, "SELECT epochs FROM cnn_models WHERE name = 'i'") == before
+    check_consistent(conn, "i")
+    # ... and in a writing statement it joins that statement.
+    conn.execute("CREATE TABLE runs(result)")
+    conn.execute("INSERT INTO runs SELECT cnn_train('i', ?, '{\"epochs\":1}')", (ROWS,))
+    assert json.loads(one(conn, "SELECT result FROM runs"))["epochs"] == before + 1
+    check_consistent(conn, "i")
+
+    # kill -9 during training: the database is intact, the model resumes.
+    one(conn, "SELECT cnn_create('k', ?, 6)", SMALL)
+    child = subprocess.Popen([sys.executable, "-c", f"""
+import sqlite3
+c = sqlite3.connect({path!r}, isolation_level=None, timeout=30)
+c.enable_load_extension(True)
+c.load_extension({SO!r})
+c.execute("SELECT cnn_train('k', ?, '{{\\"epochs\\":1000}}')", ({ROWS!r},)).fetchone()
+"""])
+    deadline = time.time() + 60
+    while one(conn, "SELECT epochs FROM cnn_models WHERE name = 'k'") < 2:
+        assert time.time() < deadline and child.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.13)  # somewhere inside an epoch (or a commit)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    after = connect(path)
+    epochs, step = check_consistent(after, "k")
+    assert epochs >= 2 and step == epochs * 63, (epochs, step)
+    r = train(after, "k", ROWS, epochs=1)
+    assert r["epochs"] == epochs + 1, r
+    print("ok")
+
+
+def has_vtab(conn):
+    try:
+        conn.execute("SELECT count(*) FROM cnn_history WHERE 0").fetchone()
+        return True
+    except sqlite3.OperationalError:
+        return False
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Runs every test: installs what is missing, builds Release and runs ctest,
+# then builds with AddressSanitizer + UBSan and runs ctest again.
+# Usage: sh tests/run.sh [ctest arguments, e.g. -R sql]
+set -eu
+cd "$(dirname "$0")/.."
+sh tools/deps.sh
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure -j "$jobs" "$@"
+cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DCNN_SANITIZE=ON >/dev/null
+cmake --build build-san -j "$jobs"
+ctest --test-dir build-san --output-on-failure -j "$jobs" "$@"
+echo "all tests passed (Release and ASan/UBSan)"

@@ -1,0 +1,67 @@
+-- cnn_train from the shell: a small model learns, history and counters agree,
+-- and every bad argument and option is refused without touching the model.
+.headers on
+SELECT cnn_import_mnist('@DATA@');
+SELECT cnn_create('small', '{"input":[28,28,1],"layers":[{"type":"conv2d","filters":8,"kernel":3,"activation":"relu"},{"type":"maxpool"},{"type":"flatten"},{"type":"dropout","rate":0.1},{"type":"dense","units":10}]}', 1);
+SELECT json_extract(r, '$.epochs') AS epochs, json_extract(r, '$.accuracy') > 0.8 AS learned,
+       json_extract(r, '$.val_accuracy') > 0.8 AS generalises, json_extract(r, '$.stopped') AS stopped
+  FROM (SELECT cnn_train('small', 'SELECT image, label FROM mnist_train WHERE id < 3000',
+                         '{"epochs":2,"seed":1,"validation":"SELECT image, label FROM mnist_test WHERE id < 500"}') AS r);
+SELECT epoch, samples, loss > 0 AND accuracy BETWEEN 0 AND 1 AS sane, val_loss IS NOT NULL AS validated
+  FROM cnn_epochs ORDER BY epoch;
+SELECT epochs, step, version > 1 AS versioned, json_extract(optimizer, '$.name') AS optimizer FROM cnn_models;
+-- each optimizer of the notes, by name and with settings
+SELECT json_extract(cnn_train('small', 'SELECT image, label FROM mnist_train WHERE id < 300', json_object('epochs', 1, 'optimizer', json(o))), '$.optimizer.name') AS optimizer
+  FROM (SELECT '"sgd"' AS o UNION ALL SELECT '"momentum"' UNION ALL SELECT '{"name":"sgd","momentum":0.9,"nesterov":true}'
+        UNION ALL SELECT '"rmsprop"' UNION ALL SELECT '"adagrad"' UNION ALL SELECT '"adamax"' UNION ALL SELECT '{"name":"adam","learning_rate":0.0005}');
+SELECT epochs, optimizer FROM cnn_models;
+SELECT count(*) AS history_rows FROM cnn_epochs;
+-- a table name as source (its image and label columns)
+SELECT json_extract(cnn_train('small', 'mnist_test', '{"epochs":1,"batch_size":128}'), '$.samples') AS samples;
+-- bad arguments
+SELECT cnn_train('small', NULL);
+SELECT cnn_train('small', 42);
+SELECT cnn_train(NULL, 'mnist_test');
+SELECT cnn_train('small', 'mnist_test', 42);
+SELECT cnn_train('small', 'no_such_table');
+SELECT cnn_train('small', 'SELECT image, label FROM mnist_test WHERE');
+SELECT cnn_train('small', 'DELETE FROM mnist_test');
+SELECT cnn_train('small', 'SELECT 1; SELECT 2');
+SELECT cnn_train('small', 'SELECT image FROM mnist_test');
+SELECT cnn_train('small', 'SELECT x''0102'', 1');
+SELECT cnn_train('small', 'SELECT image, 10 FROM mnist_test');
+SELECT cnn_train('small', 'SELECT image, ''seven'' FROM mnist_test');
+SELECT cnn_train('small', 'SELECT image, NULL FROM mnist_test');
+SELECT cnn_train('small', 'SELECT image, label FROM mnist_test WHERE 0');
+-- bad options
+SELECT cnn_train('small', 'mnist_test', '{"epoch":1}');
+SELECT cnn_train('small', 'mnist_test', '[1]');
+SELECT cnn_train('small', 'mnist_test', '{"epochs":-1}');
+SELECT cnn_train('small', 'mnist_test', '{"epochs":1.5}');
+SELECT cnn_train('small', 'mnist_test', '{"batch_size":0}');
+SELECT cnn_train('small', 'mnist_test', '{"optimizer":"adadelta"}');
+SELECT cnn_train('small', 'mnist_test', '{"optimizer":{"name":"sgd","beta_1":0.9}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":0}');
+SELECT cnn_train('small', 'mnist_test', '{"shuffle":"yes"}');
+SELECT cnn_train('small', 'mnist_test', '{"validation":5}');
+SELECT cnn_train('small', 'mnist_test', '{"validation":"nope","epochs":1}');
+SELECT cnn_train('small', 'mnist_test', '{"early_stopping":{"patience":0}}');
+SELECT cnn_train('small', 'mnist_test', '{"early_stopping":{"wait":2}}');
+SELECT cnn_train('small', 'mnist_test', '{"max_seconds":-1}');
+SELECT cnn_train('small', 'mnist_test', '{"threads":1000}');
+SELECT cnn_train('small', 'mnist_test', '{"seed":-5}');
+SELECT cnn_train('small', 'mnist_test', '{"epochs":1e999}');
+SELECT cnn_train('small', 'mnist_test', '{"optimizer":{"name":"sgd","learning_rate":1e30}}');
+-- nothing above changed the model
+SELECT epochs, count(*) AS history_rows FROM cnn_models JOIN cnn_epochs ON model = name;
+-- a training run that fails before its first epoch leaves no new model
+SELECT cnn_train('fresh', 'SELECT image, 99 FROM mnist_test');
+SELECT count(*) AS models FROM cnn_models;
+-- a new name is created with the notebook's model at its first epoch
+SELECT json_extract(cnn_train('nb', 'SELECT image, label FROM mnist_train WHERE id < 64', '{"epochs":1,"seed":3}'), '$.epochs') AS epochs;
+SELECT name, params FROM cnn_models ORDER BY name;
+-- writers cannot run from a trigger
+CREATE TABLE log(x);
+CREATE TRIGGER t AFTER INSERT ON log BEGIN SELECT cnn_train('small', 'mnist_test'); END;
+INSERT INTO log VALUES (1);
+PRAGMA integrity_check;

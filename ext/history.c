@@ -46,7 +46,7 @@ enum {
 
 typedef struct hist_cursor {
   sqlite3_vtab_cursor base;
-  sqlite3_stmt *stmt;  /* owned: the query on cnn_epochs; NULL = no rows */
+  sqlite3_stmt *stmt; /* owned: the query on cnn_epochs; NULL = no rows */
   int eof;
   sqlite3_int64 rowid;
 } hist_cursor;
@@ -177,10 +177,12 @@ static int hist_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr
     cur->stmt = NULL;
     /* No model trained yet in this database: an empty history. */
     if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(vtab->db), "no such table")) return SQLITE_OK;
-    if (rc != SQLITE_NOMEM) cnn_vtab_errorf(&vtab->base, "cnn_history: %s", sqlite3_errmsg(vtab->db));
+    if (rc != SQLITE_NOMEM)
+      cnn_vtab_errorf(&vtab->base, "cnn_history: %s", sqlite3_errmsg(vtab->db));
     return rc;
   }
-  for (int i = 0; i < argc && rc == SQLITE_OK; i++) rc = sqlite3_bind_value(cur->stmt, i + 1, argv[i]);
+  for (int i = 0; i < argc && rc == SQLITE_OK; i++)
+    rc = sqlite3_bind_value(cur->stmt, i + 1, argv[i]);
   if (rc != SQLITE_OK) return rc;
   cur->eof = 0;
   return hist_step(cur);

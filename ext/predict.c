@@ -100,8 +100,9 @@ static const uint8_t *image_input(const cnn_model *m, sqlite3_value *v, uint8_t 
   }
   size_t bytes = (size_t)in.h * in.w * in.c;
   if (sqlite3_value_type(v) != SQLITE_BLOB || (size_t)sqlite3_value_bytes(v) != bytes) {
-    *status = cnn_error(err, CNN_ERROR, "image must be a %zu-byte blob (%dx%dx%d) for model '%s'; got %s",
-                        bytes, in.h, in.w, in.c, m->name, cnn_value_describe(v, what, sizeof what));
+    *status =
+        cnn_error(err, CNN_ERROR, "image must be a %zu-byte blob (%dx%dx%d) for model '%s'; got %s",
+                  bytes, in.h, in.w, in.c, m->name, cnn_value_describe(v, what, sizeof what));
     return NULL;
   }
   const uint8_t *p = sqlite3_value_blob(v);
@@ -117,17 +118,15 @@ static int argmax(const float *p, int k) {
   return best;
 }
 
-/* A source argument: a table name or a query, as text. */
-static const char *source_arg(sqlite3_value *v, char *err) {
+/* A source argument: a table name or a query, as text, into *out. */
+static int source_arg(sqlite3_value *v, const char **out, char *err) {
   char what[48];
-  if (sqlite3_value_type(v) != SQLITE_TEXT) {
-    cnn_error(err, CNN_ERROR, "source must be a table name or a query; got %s",
-              cnn_value_describe(v, what, sizeof what));
-    return NULL;
-  }
-  const char *s = (const char *)sqlite3_value_text(v);
-  if (!s) cnn_nomem(err);
-  return s;
+  *out = NULL;
+  if (sqlite3_value_type(v) != SQLITE_TEXT)
+    return cnn_error(err, CNN_ERROR, "source must be a table name or a query; got %s",
+                     cnn_value_describe(v, what, sizeof what));
+  if (!(*out = (const char *)sqlite3_value_text(v))) return cnn_nomem(err);
+  return CNN_OK;
 }
 
 /* ---------------------------------------------------------------------------
@@ -199,10 +198,9 @@ void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int rc = CNN_OK;
   const char *name = cnn_arg_name(ctx, "cnn_evaluate", argv[0]);
   if (!name) return;
-  const char *source = source_arg(argv[1], err);
-  if (!source) {
-    cnn_result_status(ctx, "cnn_evaluate", sqlite3_value_type(argv[1]) == SQLITE_TEXT ? CNN_NOMEM : CNN_ERROR,
-                      err);
+  const char *source;
+  if ((rc = source_arg(argv[1], &source, err))) {
+    cnn_result_status(ctx, "cnn_evaluate", rc, err);
     return;
   }
   if ((rc = cnn_model_get(conn, db, name, &m, err))) goto done;
@@ -236,18 +234,18 @@ done:
  */
 
 typedef struct batch {
-  sqlite3_stmt *stmt;   /* owned: the source query */
-  cnn_model *model;     /* owned reference */
+  sqlite3_stmt *stmt; /* owned: the source query */
+  cnn_model *model;   /* owned reference */
   cnn_shape in;
-  size_t in_bytes;      /* h*w*c */
+  size_t in_bytes; /* h*w*c */
   int classes;
   int need_labels;
-  uint8_t *images;      /* owned, PRED_BATCH x in_bytes */
-  float *probs;         /* owned, PRED_BATCH x classes */
+  uint8_t *images;        /* owned, PRED_BATCH x in_bytes */
+  float *probs;           /* owned, PRED_BATCH x classes */
   int labels[PRED_BATCH]; /* -1: none */
-  int n;                /* rows in the batch */
-  sqlite3_int64 first;  /* source row number (0-based) of the batch's first row */
-  int done;             /* the source has no more rows */
+  int n;                  /* rows in the batch */
+  sqlite3_int64 first;    /* source row number (0-based) of the batch's first row */
+  int done;               /* the source has no more rows */
 } batch;
 
 static void batch_clear(batch *b) {
@@ -272,10 +270,11 @@ static const char *vtab_name_arg(sqlite3_value *v, char *err, int *status) {
   *status = CNN_OK;
   if (sqlite3_value_type(v) != SQLITE_TEXT || sqlite3_value_bytes(v) == 0 ||
       sqlite3_value_bytes(v) > 200) {
-    *status = cnn_error(err, CNN_ERROR, "name must be a non-empty text of at most 200 bytes; got %s",
-                        sqlite3_value_type(v) == SQLITE_TEXT && sqlite3_value_bytes(v) == 0
-                            ? "an empty text"
-                            : cnn_value_describe(v, what, sizeof what));
+    *status =
+        cnn_error(err, CNN_ERROR, "name must be a non-empty text of at most 200 bytes; got %s",
+                  sqlite3_value_type(v) == SQLITE_TEXT && sqlite3_value_bytes(v) == 0
+                      ? "an empty text"
+                      : cnn_value_describe(v, what, sizeof what));
     return NULL;
   }
   const char *s = (const char *)sqlite3_value_text(v);
@@ -289,8 +288,8 @@ static int batch_open(batch *b, sqlite3 *db, cnn_conn *conn, sqlite3_value *name
   int rc;
   const char *name = vtab_name_arg(name_v, err, &rc);
   if (!name) return rc;
-  const char *source = source_arg(source_v, err);
-  if (!source) return sqlite3_value_type(source_v) == SQLITE_TEXT ? CNN_NOMEM : CNN_ERROR;
+  const char *source;
+  if ((rc = source_arg(source_v, &source, err))) return rc;
   if ((rc = cnn_model_get(conn, db, name, &b->model, err))) return rc;
   b->in = cnn_net_input(b->model->net);
   b->in_bytes = (size_t)b->in.h * b->in.w * b->in.c; /* capped by the spec's limits */
@@ -318,9 +317,9 @@ static int batch_next(batch *b, sqlite3 *db, char *err) {
                                      : cnn_error(err, CNN_ERROR, "source: %s", sqlite3_errmsg(db));
     }
     /* Row numbers in messages are 1-based, as in cnn_train's. */
-    int rc = cnn_source_row(b->stmt, (size_t)(b->first + b->n + 1), b->in, b->classes,
-                            b->need_labels, b->images + (size_t)b->n * b->in_bytes,
-                            &b->labels[b->n], err);
+    int rc =
+        cnn_source_row(b->stmt, (size_t)(b->first + b->n + 1), b->in, b->classes, b->need_labels,
+                       b->images + (size_t)b->n * b->in_bytes, &b->labels[b->n], err);
     if (rc) return rc;
     b->n++;
   }
@@ -360,8 +359,8 @@ static int best_index_name_source(sqlite3_vtab *vtab, sqlite3_index_info *info, 
 
 typedef struct model_vtab {
   sqlite3_vtab base;
-  sqlite3 *db;     /* borrowed: the connection */
-  cnn_conn *conn;  /* borrowed: the module's user data */
+  sqlite3 *db;    /* borrowed: the connection */
+  cnn_conn *conn; /* borrowed: the module's user data */
 } model_vtab;
 
 /* xConnect of every module here: declares the schema, and refuses to run
@@ -406,8 +405,8 @@ static const char pred_usage[] =
 typedef struct pred_cursor {
   sqlite3_vtab_cursor base;
   batch b;
-  int pos;                 /* row within the batch */
-  sqlite3_value *args[2];  /* owned copies of name and source */
+  int pos;                /* row within the batch */
+  sqlite3_value *args[2]; /* owned copies of name and source */
 } pred_cursor;
 
 static int pred_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
@@ -545,9 +544,9 @@ static const char conf_usage[] =
 
 typedef struct conf_cursor {
   sqlite3_vtab_cursor base;
-  uint64_t *pairs;        /* owned: label << 32 | predicted, sorted */
+  uint64_t *pairs; /* owned: label << 32 | predicted, sorted */
   size_t npairs, cap;
-  size_t pos, run;        /* current pair and the length of its run */
+  size_t pos, run; /* current pair and the length of its run */
   sqlite3_int64 rowid;
   sqlite3_value *args[2]; /* owned copies of name and source */
 } conf_cursor;
@@ -704,10 +703,10 @@ enum { SUM_LAYER, SUM_TYPE, SUM_SHAPE, SUM_PARAMS, SUM_NAME };
 
 typedef struct sum_cursor {
   sqlite3_vtab_cursor base;
-  cnn_model *model;      /* owned reference; NULL before xFilter */
-  int layer;             /* current row */
-  int vector;            /* the current layer's output is a vector */
-  sqlite3_value *name;   /* owned copy of the argument */
+  cnn_model *model;    /* owned reference; NULL before xFilter */
+  int layer;           /* current row */
+  int vector;          /* the current layer's output is a vector */
+  sqlite3_value *name; /* owned copy of the argument */
 } sum_cursor;
 
 static int sum_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
@@ -857,10 +856,9 @@ void cnn_fn_grid_png(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   size_t n = 0, cap = 0, len = 0;
   int columns = GRID_DEFAULT_COLUMNS, rc = CNN_OK, src;
   const cnn_shape in = {CNN_MNIST_SIDE, CNN_MNIST_SIDE, 1};
-  const char *source = source_arg(argv[0], err);
-  if (!source) {
-    cnn_result_status(ctx, "cnn_grid_png", sqlite3_value_type(argv[0]) == SQLITE_TEXT ? CNN_NOMEM : CNN_ERROR,
-                      err);
+  const char *source;
+  if ((rc = source_arg(argv[0], &source, err))) {
+    cnn_result_status(ctx, "cnn_grid_png", rc, err);
     return;
   }
   if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL) {

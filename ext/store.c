@@ -213,8 +213,13 @@ static int write_tensors(sqlite3 *db, const char *name, const cnn_net *net, cons
 int cnn_store_create(sqlite3 *db, const char *name, const cnn_net *net, char *err) {
   char *spec = cnn_spec_to_json(cnn_net_spec(net));
   if (!spec) return cnn_nomem(err);
-  int rc = run(db, err, "INSERT INTO cnn_models(name, spec, params) VALUES (?1, ?2, ?3)", "tti",
-               name, spec, (sqlite3_int64)cnn_net_nparams(net));
+  /* A random first version: a model dropped and created again under the
+   * same name would otherwise count from 1 again, and another connection's
+   * cached copy of the old one could match its version and stay in use. */
+  int rc = run(db, err,
+               "INSERT INTO cnn_models(name, spec, params, version) "
+               "VALUES (?1, ?2, ?3, abs(random() % 1000000000000000))",
+               "tti", name, spec, (sqlite3_int64)cnn_net_nparams(net));
   cnn_free(spec);
   return rc ? rc : write_tensors(db, name, net, NULL, err);
 }

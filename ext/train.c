@@ -99,7 +99,7 @@ static int on_epoch(void *p, const cnn_epoch_stats *s, char *err) {
   if (rc == CNN_OK) t->last_epoch = s->epoch, t->last = *s;
   else if (rc != CNN_NOMEM && rc != CNN_INTERRUPTED) {
     char tmp[CNN_ERRMAX];
-    snprintf(tmp, sizeof tmp, "cannot save epoch %d: %s", s->epoch, err);
+    snprintf(tmp, sizeof tmp, "cannot save epoch %d: %.200s", s->epoch, err);
     memcpy(err, tmp, CNN_ERRMAX);
   }
   return rc;
@@ -176,7 +176,7 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (o.validation &&
       (rc = cnn_source_read(db, o.validation, in, classes, 1, &vrows, err))) {
     char tmp[CNN_ERRMAX];
-    snprintf(tmp, sizeof tmp, "validation %s", err);
+    snprintf(tmp, sizeof tmp, "validation %.200s", err);
     memcpy(err, tmp, sizeof tmp);
     goto done;
   }

@@ -38,7 +38,8 @@ static int read_gz(const char *path, uint8_t *buf, size_t header, size_t need) {
     return -1;
   }
   uint8_t h[16];
-  int ok = gzread(f, h, (unsigned)header) == (int)header && gzread(f, buf, (unsigned)need) == (int)need;
+  int ok =
+      gzread(f, h, (unsigned)header) == (int)header && gzread(f, buf, (unsigned)need) == (int)need;
   gzclose(f);
   if (!ok || h[2] != 8) {
     fprintf(stderr, "make_digits: %s is not the MNIST test file it should be\n", path);
@@ -124,11 +125,11 @@ typedef enum { PAPER_JPEG, CHALK_JPEG, ALPHA_PNG } style;
 
 typedef struct scene {
   int w, h;
-  double zoom;    /* output px per MNIST px */
-  double cx, cy;  /* where the digit's centre (14, 14) lands */
-  double angle;   /* rotation, radians */
+  double zoom;   /* output px per MNIST px */
+  double cx, cy; /* where the digit's centre (14, 14) lands */
+  double angle;  /* rotation, radians */
   style kind;
-  uint32_t seed;  /* for the texture */
+  uint32_t seed; /* for the texture */
 } scene;
 
 /* Ink coverage 0..1 at output pixel (x, y): the enlarged digit with a pen's
@@ -153,7 +154,8 @@ static void render(uint8_t *px, const uint8_t *d, const scene *s) {
       double ink = ink_at(d, s, x, y);
       double fx = (double)x / s->w, fy = (double)y / s->h;
       double dist = hypot(fx - lx, fy - ly) / 1.2;
-      double light = 1.0 - fall * dist - shadow_depth * smoothstep(shadow_pos, shadow_pos + 0.25, fx * 0.4 + fy * 0.6);
+      double light = 1.0 - fall * dist -
+                     shadow_depth * smoothstep(shadow_pos, shadow_pos + 0.25, fx * 0.4 + fy * 0.6);
       double grain = value_noise(x, y, 3, s->seed) - 0.5;
       double fibre = value_noise(x, y, 24, s->seed + 1) - 0.5;
       if (s->kind == ALPHA_PNG) {
@@ -224,11 +226,14 @@ static int make(const char *dir, const char *name, const uint8_t *digit, style k
 
 int main(int argc, char **argv) {
   if (argc != 4) {
-    fprintf(stderr, "usage: make_digits <t10k-images-idx3-ubyte.gz> <t10k-labels-idx1-ubyte.gz> <outdir>\n");
+    fprintf(
+        stderr,
+        "usage: make_digits <t10k-images-idx3-ubyte.gz> <t10k-labels-idx1-ubyte.gz> <outdir>\n");
     return 2;
   }
   static uint8_t images[MAX_IMAGES][PIX], labels[MAX_IMAGES];
-  if (read_gz(argv[1], &images[0][0], 16, sizeof images) || read_gz(argv[2], labels, 8, sizeof labels))
+  if (read_gz(argv[1], &images[0][0], 16, sizeof images) ||
+      read_gz(argv[2], labels, 8, sizeof labels))
     return 1;
 
   /* Class means and the median amount of ink per class; then, among the images
@@ -274,9 +279,10 @@ int main(int argc, char **argv) {
     char name[32];
     snprintf(name, sizeof name, "%d.jpg", c);
     int portrait = c % 2 == 0;
-    fail |= make(argv[3], name, images[best[c][0]], PAPER_JPEG, portrait ? 480 : 600, portrait ? 600 : 480);
-    printf("%-12s digit %d  MNIST test index %4d  (correlation with the class mean %.3f)\n", name, c,
-           best[c][0], score[c][0]);
+    fail |= make(argv[3], name, images[best[c][0]], PAPER_JPEG, portrait ? 480 : 600,
+                 portrait ? 600 : 480);
+    printf("%-12s digit %d  MNIST test index %4d  (correlation with the class mean %.3f)\n", name,
+           c, best[c][0], score[c][0]);
   }
   fail |= make(argv[3], "4_alpha.png", images[best[4][1]], ALPHA_PNG, 360, 360);
   printf("%-12s digit 4  MNIST test index %4d  (correlation with the class mean %.3f)\n",

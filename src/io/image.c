@@ -32,8 +32,9 @@
  *     Hysteresis then grows the kept components into every connected pixel above
  *     a low threshold (3 sigma, at least 10% of the ink level), so anti-aliased
  *     stroke edges stay gray instead of being cut.
- *  7. Gray levels: (ink - low) / (ink level - low), clamped to 0..1, where the
- *     ink level is the median ink of the thresholded stroke pixels.
+ *  7. Gray levels: ink / ink level, clamped to 0..1, inside what hysteresis
+ *     grew and 0 elsewhere; the ink level is the median ink of the thresholded
+ *     stroke pixels (MNIST's strokes are saturated in the middle).
  *  8. Thin strokes (a pen on a large page) would fade to a trace at 20 px: when
  *     the brightest output pixel (the width of the widest stroke, as the output
  *     is an area average) is under THIN_TOP, the ink is dilated and step 9 redone.
@@ -109,8 +110,7 @@ done:
   return rc;
 }
 
-int cnn_image_to_mnist(uint8_t out[CNN_MNIST_BYTES], const uint8_t *data, size_t len,
-                       char *err) {
+int cnn_image_to_mnist(uint8_t out[CNN_MNIST_BYTES], const uint8_t *data, size_t len, char *err) {
   int w, h;
   if (len == CNN_MNIST_BYTES) {
     int rc = cnn_image_info(data, len, &w, &h, err);
@@ -161,6 +161,7 @@ static int taps_build(tap **tp, float **wp, int n, int m, double scale, double o
     int i0 = (int)floor(lo), i1 = (int)ceil(hi); /* source pixels [i0, i1) */
     if (i0 < 0) i0 = 0;
     if (i1 > n) i1 = n;
+    if (i0 > n) i0 = n; /* wholly outside: no taps, and no pointer past the row */
     t[j].first = i0;
     t[j].count = 0;
     t[j].at = at;
@@ -180,11 +181,9 @@ static int taps_build(tap **tp, float **wp, int n, int m, double scale, double o
   return CNN_OK;
 }
 
-/* dst (dh x dw) from src (sh x sw) through two separable filters; tmp holds
- * sh x dw floats. */
-static void resample(float *restrict dst, int dw, int dh, const float *restrict src, int sw,
-                     int sh, const tap *tx, const float *wx, const tap *ty, const float *wy,
-                     float *restrict tmp) {
+/* Horizontal pass: tmp (sh x dw) from src (sh x sw). */
+static void resample_rows(float *restrict tmp, int dw, const float *restrict src, int sw, int sh,
+                          const tap *tx, const float *wx) {
   for (int y = 0; y < sh; y++) {
     const float *row = src + (size_t)y * sw;
     for (int j = 0; j < dw; j++) {
@@ -195,6 +194,11 @@ static void resample(float *restrict dst, int dw, int dh, const float *restrict 
       tmp[(size_t)y * dw + j] = acc;
     }
   }
+}
+
+/* Vertical pass: dst (dh x dw) from tmp (rows x dw). */
+static void resample_cols(float *restrict dst, int dw, int dh, const float *restrict tmp,
+                          const tap *ty, const float *wy) {
   for (int i = 0; i < dh; i++) {
     float *drow = dst + (size_t)i * dw;
     for (int j = 0; j < dw; j++) drow[j] = 0;
@@ -207,8 +211,8 @@ static void resample(float *restrict dst, int dw, int dh, const float *restrict 
 }
 
 /* Resamples src into dst with output coordinate u = x * scale + offset per axis. */
-static int resample_to(float *dst, int dw, int dh, const float *src, int sw, int sh,
-                       double scale, double ox, double oy) {
+static int resample_to(float *dst, int dw, int dh, const float *src, int sw, int sh, double scale,
+                       double ox, double oy) {
   tap *tx = NULL, *ty = NULL;
   float *wx = NULL, *wy = NULL, *tmp = NULL;
   int rc = taps_build(&tx, &wx, sw, dw, scale, ox);
@@ -217,12 +221,45 @@ static int resample_to(float *dst, int dw, int dh, const float *src, int sw, int
     tmp = cnn_malloc((size_t)sh * (size_t)dw * sizeof *tmp);
     if (!tmp) rc = CNN_NOMEM;
   }
-  if (rc == CNN_OK) resample(dst, dw, dh, src, sw, sh, tx, wx, ty, wy, tmp);
+  if (rc == CNN_OK) {
+    resample_rows(tmp, dw, src, sw, sh, tx, wx);
+    resample_cols(dst, dw, dh, tmp, ty, wy);
+  }
   cnn_free(tx);
   cnn_free(ty);
   cnn_free(wx);
   cnn_free(wy);
   cnn_free(tmp);
+  return rc;
+}
+
+/* img (h x w floats) = g area-averaged, with scales per axis such that the
+ * boxes tile the source exactly. Row by row, so that no float copy of a large
+ * photo is ever made: the scratch is g->h x w floats. */
+static int shrink_gray(float *img, int w, int h, const cnn_gray *g) {
+  tap *tx = NULL, *ty = NULL;
+  float *wx = NULL, *wy = NULL, *tmp = NULL, *row = NULL;
+  int rc = taps_build(&tx, &wx, g->w, w, (double)w / g->w, 0);
+  if (rc == CNN_OK) rc = taps_build(&ty, &wy, g->h, h, (double)h / g->h, 0);
+  if (rc == CNN_OK) {
+    tmp = cnn_malloc((size_t)g->h * (size_t)w * sizeof *tmp);
+    row = cnn_malloc((size_t)g->w * sizeof *row);
+    if (!tmp || !row) rc = CNN_NOMEM;
+  }
+  if (rc == CNN_OK) {
+    for (int y = 0; y < g->h; y++) {
+      const uint8_t *src = g->px + (size_t)y * (size_t)g->w;
+      for (int x = 0; x < g->w; x++) row[x] = src[x];
+      resample_rows(tmp + (size_t)y * w, w, row, g->w, 1, tx, wx);
+    }
+    resample_cols(img, w, h, tmp, ty, wy);
+  }
+  cnn_free(tx);
+  cnn_free(ty);
+  cnn_free(wx);
+  cnn_free(wy);
+  cnn_free(tmp);
+  cnn_free(row);
   return rc;
 }
 
@@ -273,7 +310,8 @@ static void grid_build(grid *g, const float *img, int w, int h) {
       for (int y = y0; y < y1; y++)
         for (int x = x0; x < x1; x++) hist[bin256(img[(size_t)y * w + x])]++;
       uint64_t total = (uint64_t)(y1 - y0) * (uint64_t)(x1 - x0);
-      for (int k = 0; k < 3; k++) g->q[k][cy * g->nx + cx] = hist_quantile(hist, total, 0.25 * (k + 1));
+      for (int k = 0; k < 3; k++)
+        g->q[k][cy * g->nx + cx] = hist_quantile(hist, total, 0.25 * (k + 1));
     }
   }
 }
@@ -446,12 +484,12 @@ static void dilate(float *v, int w, int h, int r, float *tmp) {
 /* ---- the pipeline ------------------------------------------------------------- */
 
 int cnn_gray_to_mnist(uint8_t out[CNN_MNIST_BYTES], const cnn_gray *g, char *err) {
-  float *img = NULL;   /* owned: working copy, w x h */
-  float *bg = NULL;    /* owned: background, then scratch */
-  float *ink = NULL;   /* owned: ink strength, then gray levels 0..1 */
+  float *img = NULL;    /* owned: working copy, w x h */
+  float *bg = NULL;     /* owned: background, then scratch */
+  float *ink = NULL;    /* owned: ink strength, then gray levels 0..1 */
   uint8_t *mask = NULL; /* owned: M_* per pixel */
-  int *stack = NULL;   /* owned: flood fill stack */
-  comp *comps = NULL;  /* owned: components of the thresholded ink */
+  int *stack = NULL;    /* owned: flood fill stack */
+  comp *comps = NULL;   /* owned: components of the thresholded ink */
   uint32_t *h2k = NULL; /* owned: 2048-bin histogram */
   size_t ncomps = 0, capcomps = 0;
   int rc;
@@ -479,27 +517,8 @@ int cnn_gray_to_mnist(uint8_t out[CNN_MNIST_BYTES], const cnn_gray *g, char *err
   if (!img || !bg || !ink || !mask || !stack || !h2k) goto nomem;
   if (w == g->w && h == g->h) {
     for (size_t i = 0; i < n; i++) img[i] = g->px[i];
-  } else {
-    size_t big;
-    if (cnn_mul_size(&big, (size_t)g->w, (size_t)g->h) != 0) goto nomem;
-    float *full = cnn_malloc(big * sizeof *full);
-    if (!full) goto nomem;
-    for (size_t i = 0; i < big; i++) full[i] = g->px[i];
-    /* Separate scales per axis so the boxes tile the source exactly. */
-    tap *tx = NULL, *ty = NULL;
-    float *wx = NULL, *wy = NULL, *tmp = NULL;
-    rc = taps_build(&tx, &wx, g->w, w, (double)w / g->w, 0);
-    if (rc == CNN_OK) rc = taps_build(&ty, &wy, g->h, h, (double)h / g->h, 0);
-    if (rc == CNN_OK && !(tmp = cnn_malloc((size_t)g->h * (size_t)w * sizeof *tmp)))
-      rc = CNN_NOMEM;
-    if (rc == CNN_OK) resample(img, w, h, full, g->w, g->h, tx, wx, ty, wy, tmp);
-    cnn_free(full);
-    cnn_free(tx);
-    cnn_free(ty);
-    cnn_free(wx);
-    cnn_free(wy);
-    cnn_free(tmp);
-    if (rc != CNN_OK) goto nomem;
+  } else if (shrink_gray(img, w, h, g) != CNN_OK) {
+    goto nomem;
   }
 
   /* 2-3. Background from cell medians; polarity from the residual's tails. */

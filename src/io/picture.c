@@ -30,8 +30,11 @@ int cnn_png_gray(uint8_t **out, size_t *outlen, const uint8_t *px, int w, int h,
   if (scale < 1 || scale > CNN_PNG_MAX_SCALE)
     return cnn_error(err, CNN_ERROR, "scale must be 1..%d, got %d", CNN_PNG_MAX_SCALE, scale);
   uint64_t bw = (uint64_t)w * (uint64_t)scale, bh = (uint64_t)h * (uint64_t)scale;
-  if (bw * bh > CNN_PICTURE_MAX_PIXELS)
-    return cnn_error(err, CNN_ERROR, "picture of %llux%llu pixels is too large; the limit is %u pixels",
+  /* Each side first, so that the product cannot overflow. */
+  if (bw > CNN_PICTURE_MAX_PIXELS || bh > CNN_PICTURE_MAX_PIXELS ||
+      bw * bh > CNN_PICTURE_MAX_PIXELS)
+    return cnn_error(err, CNN_ERROR,
+                     "picture of %llux%llu pixels is too large; the limit is %u pixels",
                      (unsigned long long)bw, (unsigned long long)bh, CNN_PICTURE_MAX_PIXELS);
   big = cnn_malloc((size_t)(bw * bh));
   if (!big) return cnn_nomem(err);
@@ -65,16 +68,16 @@ static const uint8_t font5x7[11][7] = {
 
 /* Cell geometry, in output pixels. */
 enum {
-  GRID_ZOOM = 3,                           /* each MNIST pixel is 3x3 */
-  GRID_IMG = CNN_MNIST_SIDE * GRID_ZOOM,   /* 84 */
-  GRID_PAD = 8,                            /* white space around a cell's content */
-  GRID_FONT = 2,                           /* each font pixel is 2x2 */
-  GRID_GLYPH_W = 5 * GRID_FONT,            /* 10 */
-  GRID_GLYPH_H = 7 * GRID_FONT,            /* 14 */
-  GRID_GAP = 5,                            /* between image and label */
-  GRID_CELL_W = GRID_IMG + 2 * GRID_PAD,   /* 100 */
+  GRID_ZOOM = 3,                         /* each MNIST pixel is 3x3 */
+  GRID_IMG = CNN_MNIST_SIDE * GRID_ZOOM, /* 84 */
+  GRID_PAD = 8,                          /* white space around a cell's content */
+  GRID_FONT = 2,                         /* each font pixel is 2x2 */
+  GRID_GLYPH_W = 5 * GRID_FONT,          /* 10 */
+  GRID_GLYPH_H = 7 * GRID_FONT,          /* 14 */
+  GRID_GAP = 5,                          /* between image and label */
+  GRID_CELL_W = GRID_IMG + 2 * GRID_PAD, /* 100 */
   GRID_CELL_H = GRID_PAD + GRID_IMG + GRID_GAP + GRID_GLYPH_H + GRID_PAD, /* 119 */
-  GRID_FRAME = 0x40,                       /* the axes' frame, dark gray */
+  GRID_FRAME = 0x40, /* the axes' frame, dark gray */
 };
 
 /* Draws the decimal text of label centred at (cx, top) on a w-wide canvas. */
@@ -97,8 +100,8 @@ static void draw_label(uint8_t *canvas, int w, int cx, int top, int label) {
   }
 }
 
-int cnn_png_grid(uint8_t **out, size_t *outlen, const uint8_t *images, const int *labels,
-                 size_t n, int columns, char *err) {
+int cnn_png_grid(uint8_t **out, size_t *outlen, const uint8_t *images, const int *labels, size_t n,
+                 int columns, char *err) {
   uint8_t *canvas = NULL; /* owned: the whole picture */
   *out = NULL;
   *outlen = 0;
@@ -244,8 +247,8 @@ static double nice_step(double span, int max_ticks, int *dec) {
 static const char *const series_name[2] = {"accuracy", "val_accuracy"};
 static const char *const series_color[2] = {"#1f77b4", "#ff7f0e"}; /* tab:blue, tab:orange */
 
-int cnn_svg_history(char **out, const double *accuracy, const double *val_accuracy,
-                    size_t epochs, const char *title, char *err) {
+int cnn_svg_history(char **out, const double *accuracy, const double *val_accuracy, size_t epochs,
+                    const char *title, char *err) {
   sbuf b = {0};
   char n1[32], n2[32], n3[32];
   *out = NULL;
@@ -271,8 +274,8 @@ int cnn_svg_history(char **out, const double *accuracy, const double *val_accura
   /* matplotlib's 5% margins on x. */
   double xmargin = epochs > 1 ? 0.05 * (xhi - xlo) : 0.5;
   double x0 = xlo - xmargin, x1 = xhi + xmargin;
-#define PX(x) (AX_L + ((x) - x0) / (x1 - x0) * (AX_R - AX_L))
-#define PY(y) (AX_B - ((y) - ymin) / (ymax - ymin) * (AX_B - AX_T))
+#define PX(x) (AX_L + ((x)-x0) / (x1 - x0) * (AX_R - AX_L))
+#define PY(y) (AX_B - ((y)-ymin) / (ymax - ymin) * (AX_B - AX_T))
 
   sb_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
              "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"480\" "
@@ -318,7 +321,8 @@ int cnn_svg_history(char **out, const double *accuracy, const double *val_accura
   sb_add(&b, "<clipPath id=\"plot\"><rect x=\"80\" y=\"57.6\" width=\"496\" "
              "height=\"369.6\"/></clipPath>\n");
   for (int s = 0; s < 2; s++) {
-    sb_add(&b, "<g class=\"series\" id=\"%s\" stroke=\"%s\" fill=\"%s\" clip-path=\"url(#plot)\">\n",
+    sb_add(&b,
+           "<g class=\"series\" id=\"%s\" stroke=\"%s\" fill=\"%s\" clip-path=\"url(#plot)\">\n",
            series_name[s], series_color[s], series_color[s]);
     size_t i = 0;
     while (i < epochs) {
@@ -335,7 +339,9 @@ int cnn_svg_history(char **out, const double *accuracy, const double *val_accura
     }
     for (size_t k = 0; k < epochs; k++) {
       if (!isfinite(series[s][k])) continue;
-      sb_add(&b, "<circle class=\"point\" cx=\"%s\" cy=\"%s\" r=\"3\"><title>epoch %zu: %s</title></circle>\n",
+      sb_add(&b,
+             "<circle class=\"point\" cx=\"%s\" cy=\"%s\" r=\"3\"><title>epoch %zu: "
+             "%s</title></circle>\n",
              fmt_num(n1, sizeof n1, PX(k + 1.0), 2), fmt_num(n2, sizeof n2, PY(series[s][k]), 2),
              k + 1, fmt_num(n3, sizeof n3, series[s][k], 4));
     }
@@ -348,8 +354,9 @@ int cnn_svg_history(char **out, const double *accuracy, const double *val_accura
              "fill-opacity=\"0.8\" stroke=\"#cccccc\"/>\n");
   for (int s = 0; s < 2; s++) {
     double y = 392.7 + 16 * s;
-    sb_add(&b, "<line x1=\"472\" y1=\"%s\" x2=\"492\" y2=\"%s\" stroke=\"%s\" "
-               "stroke-width=\"1.5\"/>\n",
+    sb_add(&b,
+           "<line x1=\"472\" y1=\"%s\" x2=\"492\" y2=\"%s\" stroke=\"%s\" "
+           "stroke-width=\"1.5\"/>\n",
            fmt_num(n1, sizeof n1, y, 1), fmt_num(n2, sizeof n2, y, 1), series_color[s]);
     sb_add(&b, "<circle class=\"legend-marker\" cx=\"482\" cy=\"%s\" r=\"3\" fill=\"%s\"/>\n",
            fmt_num(n1, sizeof n1, y, 1), series_color[s]);

@@ -17,20 +17,20 @@
 #include "image.h"
 
 static int failures;
-#define CHECK(cond)                                                                   \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);       \
-      failures++;                                                                     \
-    }                                                                                 \
+#define CHECK(cond)                                                                                \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                     \
+      failures++;                                                                                  \
+    }                                                                                              \
   } while (0)
-#define CHECK_STR(got, want)                                                          \
-  do {                                                                                \
-    const char *g_ = (got), *w_ = (want);                                             \
-    if (strcmp(g_, w_) != 0) {                                                        \
-      fprintf(stderr, "%s:%d: got \"%s\"\n    want \"%s\"\n", __FILE__, __LINE__, g_, w_); \
-      failures++;                                                                     \
-    }                                                                                 \
+#define CHECK_STR(got, want)                                                                       \
+  do {                                                                                             \
+    const char *g_ = (got), *w_ = (want);                                                          \
+    if (strcmp(g_, w_) != 0) {                                                                     \
+      fprintf(stderr, "%s:%d: got \"%s\"\n    want \"%s\"\n", __FILE__, __LINE__, g_, w_);         \
+      failures++;                                                                                  \
+    }                                                                                              \
   } while (0)
 
 static const uint8_t png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -71,6 +71,9 @@ static void test_png_gray(void) {
   CHECK_STR(err, "scale must be 1..64, got 65");
   CHECK(cnn_png_gray(&png, &len, img, 8193, 8192, 1, err) == CNN_ERROR);
   CHECK_STR(err, "picture of 8193x8192 pixels is too large; the limit is 67108864 pixels");
+  CHECK(cnn_png_gray(&png, &len, img, 2147483647, 2147483647, 64, err) == CNN_ERROR);
+  CHECK_STR(err, "picture of 137438953408x137438953408 pixels is too large; the limit is "
+                 "67108864 pixels");
   CHECK(cnn_png_gray(&png, &len, img, 0, 28, 1, err) == CNN_ERROR);
   CHECK_STR(err, "image must have a positive size, got 0x28");
   CHECK(png == NULL && len == 0);
@@ -234,7 +237,9 @@ static int series_points(const char *svg, const char *name) {
   if (!a) return -1;
   const char *b = strstr(a, "</g>");
   int k = 0;
-  for (const char *p = strstr(a, "class=\"point\""); p && p < b; p = strstr(p + 1, "class=\"point\"")) k++;
+  for (const char *p = strstr(a, "class=\"point\""); p && p < b;
+       p = strstr(p + 1, "class=\"point\""))
+    k++;
   return k;
 }
 
@@ -365,8 +370,10 @@ static void test_nomem(void) {
                : which == 1 ? cnn_png_grid(&png, &len, &imgs[0][0], labels, 4, 2, err)
                             : cnn_svg_history(&svg, acc, acc, 3, "t", err);
       cnn_alloc_fail_at(0);
-      if (rc == CNN_OK) ok_at = (int)k;
-      else CHECK(rc == CNN_NOMEM);
+      if (rc == CNN_OK)
+        ok_at = (int)k;
+      else
+        CHECK(rc == CNN_NOMEM);
       cnn_free(png);
       cnn_free(svg);
     }

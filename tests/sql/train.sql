@@ -1,7 +1,7 @@
 -- cnn_train from the shell: a small model learns, history and counters agree,
 -- and every bad argument and option is refused without touching the model.
 .headers on
-SELECT cnn_import_mnist('@DATA@');
+SELECT cnn_import_mnist('@DATA@') AS imported;
 SELECT cnn_create('small', '{"input":[28,28,1],"layers":[{"type":"conv2d","filters":8,"kernel":3,"activation":"relu"},{"type":"maxpool"},{"type":"flatten"},{"type":"dropout","rate":0.1},{"type":"dense","units":10}]}', 1);
 SELECT json_extract(r, '$.epochs') AS epochs, json_extract(r, '$.accuracy') > 0.8 AS learned,
        json_extract(r, '$.val_accuracy') > 0.8 AS generalises, json_extract(r, '$.stopped') AS stopped

@@ -65,6 +65,19 @@ const char *cnn_value_describe(sqlite3_value *v, char *buf, size_t size) {
   }
 }
 
+int cnn_value_is_int(sqlite3_value *v, sqlite3_int64 *out) {
+  if (sqlite3_value_type(v) == SQLITE_INTEGER) {
+    *out = sqlite3_value_int64(v);
+    return 1;
+  }
+  double d = sqlite3_value_double(v);
+  if (sqlite3_value_type(v) != SQLITE_FLOAT || !(d >= -9007199254740992.0 && d <= 9007199254740992.0) ||
+      d != (double)(sqlite3_int64)d)
+    return 0;
+  *out = (sqlite3_int64)d;
+  return 1;
+}
+
 const char *cnn_arg_name(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
   char what[48];
   if (sqlite3_value_type(v) != SQLITE_TEXT || sqlite3_value_bytes(v) == 0 ||

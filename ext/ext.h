@@ -116,6 +116,10 @@ void cnn_vtab_errorf(sqlite3_vtab *vtab, const char *fmt, ...);
 /* "NULL", "an integer", "a real", "a text", "a 2-byte blob": for messages. */
 const char *cnn_value_describe(sqlite3_value *v, char *buf, size_t size);
 
+/* An integer argument: an INTEGER, or a REAL with a whole value (bindings
+ * such as better-sqlite3 bind every JavaScript number as a REAL). */
+int cnn_value_is_int(sqlite3_value *v, sqlite3_int64 *out);
+
 /* A model name argument: non-empty text of at most 200 bytes. Returns NULL
  * after setting the error "fn: name must be ...". */
 const char *cnn_arg_name(sqlite3_context *ctx, const char *fn, sqlite3_value *v);

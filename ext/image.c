@@ -57,10 +57,11 @@ void cnn_fn_image_png(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char err[CNN_ERRMAX] = "";
   int scale = PNG_DEFAULT_SCALE;
   if (argc > 1) {
-    sqlite3_int64 s = sqlite3_value_int64(argv[1]);
-    if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER || s < 1 || s > CNN_PNG_MAX_SCALE) {
+    sqlite3_int64 s = 0;
+    int is_int = cnn_value_is_int(argv[1], &s);
+    if (!is_int || s < 1 || s > CNN_PNG_MAX_SCALE) {
       char desc[64];
-      if (sqlite3_value_type(argv[1]) == SQLITE_INTEGER)
+      if (is_int)
         cnn_result_errorf(ctx, "cnn_image_png: scale must be an integer from 1 to %d; got %lld",
                           CNN_PNG_MAX_SCALE, (long long)s);
       else

@@ -3,6 +3,7 @@
  * cnn_export and cnn_import. Each writer runs in one savepoint, so a failed
  * call leaves the tables as they were.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "ext.h"
@@ -37,12 +38,15 @@ void cnn_fn_create(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   uint64_t seed;
   if (argc > 2 && sqlite3_value_type(argv[2]) != SQLITE_NULL) {
-    if (sqlite3_value_type(argv[2]) != SQLITE_INTEGER || sqlite3_value_int64(argv[2]) < 0) {
+    sqlite3_int64 s = 0;
+    int is_int = cnn_value_is_int(argv[2], &s);
+    if (!is_int || s < 0) {
+      if (is_int) snprintf(what, sizeof what, "%lld", (long long)s);
       cnn_result_errorf(ctx, "cnn_create: seed must be a non-negative integer; got %s",
-                        cnn_value_describe(argv[2], what, sizeof what));
+                        is_int ? what : cnn_value_describe(argv[2], what, sizeof what));
       return;
     }
-    seed = (uint64_t)sqlite3_value_int64(argv[2]);
+    seed = (uint64_t)s;
   } else {
     sqlite3_randomness(sizeof seed, &seed);
   }

@@ -862,15 +862,12 @@ void cnn_fn_grid_png(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   }
   if (argc > 1 && sqlite3_value_type(argv[1]) != SQLITE_NULL) {
-    sqlite3_int64 c = sqlite3_value_int64(argv[1]);
-    if (sqlite3_value_type(argv[1]) != SQLITE_INTEGER || c < 1 || c > GRID_MAX_COLUMNS) {
-      if (sqlite3_value_type(argv[1]) == SQLITE_INTEGER)
-        snprintf(what, sizeof what, "%lld", (long long)c);
+    sqlite3_int64 c = 0;
+    int is_int = cnn_value_is_int(argv[1], &c);
+    if (!is_int || c < 1 || c > GRID_MAX_COLUMNS) {
+      if (is_int) snprintf(what, sizeof what, "%lld", (long long)c);
       cnn_result_errorf(ctx, "cnn_grid_png: columns must be an integer 1..%d; got %s",
-                        GRID_MAX_COLUMNS,
-                        sqlite3_value_type(argv[1]) == SQLITE_INTEGER
-                            ? what
-                            : cnn_value_describe(argv[1], what, sizeof what));
+                        GRID_MAX_COLUMNS, is_int ? what : cnn_value_describe(argv[1], what, sizeof what));
       return;
     }
     columns = (int)c;

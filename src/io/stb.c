@@ -38,8 +38,13 @@
  * like stb's own failure reason; reset before every call. */
 static _Thread_local int stb_oom;
 
+/* Zeroed: stb_image 2.27 reads some of its heap state before writing it when a
+ * file leaves parts out (a JPEG without a quantisation table, for one, is
+ * decoded with whatever the allocation held; found by tests/fuzz/fuzz_image as
+ * pixels that changed from run to run). Zeroed memory makes every decode a
+ * function of the file alone and never shows other data of the process. */
 static void *stb_malloc(size_t n) {
-  void *p = cnn_malloc(n);
+  void *p = cnn_calloc(1, n);
   if (!p) stb_oom = 1;
   return p;
 }
@@ -139,10 +144,41 @@ static int header_size(const uint8_t *d, size_t n, int *w, int *h) {
   return 1;
 }
 
+/* stb_image 2.27 (Debian's libstb-dev 0.0~git20220908) trusts the 16 symbol
+ * counts of a JPEG Huffman table (DHT segment): counts adding up to more than
+ * 256 overflow its size[257] and values[256] arrays inside the decoder's heap
+ * state, in the header probe as well as in decoding (found by
+ * tests/fuzz/fuzz_image; stb 2.28 checks it). stb takes anything whose first
+ * byte is 0xFF for a JPEG candidate and finds markers as 0xFF, fill bytes,
+ * then the code, so every 0xFF 0xC4 of such a file is read here the way stb
+ * would read a DHT there (bytes past the end read as 0, as stb's do).
+ * Payload bytes that only look like a DHT can make us refuse a file, never
+ * let a bad table through. Returns 0 if some table is bad. */
+static int jpeg_tables_ok(const uint8_t *d, size_t n) {
+  if (n == 0 || d[0] != 0xFF) return 1;
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (d[i] != 0xFF || d[i + 1] != 0xC4) continue;
+    size_t p = i + 2;
+    long left = (long)((p < n ? d[p] : 0) << 8 | (p + 1 < n ? d[p + 1] : 0)) - 2;
+    p += 2;
+    while (left > 0 && p < n) {
+      unsigned count = 0;
+      p++; /* table class and id */
+      for (int k = 0; k < 16; k++, p++) count += p < n ? d[p] : 0;
+      if (count > 256) return 0;
+      left -= 17 + (long)count;
+      p += count;
+    }
+  }
+  return 1;
+}
+
 int cnn_image_info(const uint8_t *data, size_t len, int *w, int *h, char *err) {
   int x = 0, y = 0, comp = 0;
   if (!data || len == 0 || len > INT_MAX)
     return cnn_error(err, CNN_ERROR, "not a recognised image format");
+  if (!jpeg_tables_ok(data, len))
+    return cnn_error(err, CNN_ERROR, "corrupt or truncated JPEG: bad Huffman table");
   stb_oom = 0;
   if (stbi_info_from_memory(data, (int)len, &x, &y, &comp) && x > 0 && y > 0) {
     *w = x, *h = y;
@@ -161,15 +197,104 @@ int cnn_image_info(const uint8_t *data, size_t len, int *w, int *h, char *err) {
   return cnn_error(err, CNN_ERROR, "not a recognised image format");
 }
 
+static uint32_t le32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* stb_image 2.27 reads a BMP palette into an uninitialised stack array of 256
+ * entries and looks pixel indices up in it unchecked, so an index past a short
+ * palette gives stack garbage (found by tests/fuzz/fuzz_image as output that
+ * changed from run to run). A short palette is legal (biClrUsed < 2^bpp), so
+ * rather than refusing such a file, stb gets a copy whose palette is padded
+ * with black entries up to 2^bpp, the pixel offset moved to match; an index
+ * past the palette then reads black, as Windows shows it. The header is read
+ * as stb reads it: palette entries (4 bytes, 3 for the 12-byte OS/2 header)
+ * from the end of the header up to the pixel offset, psize of them.
+ * Returns 0 (no copy needed), 1 (*copy made, cnn_malloc), CNN_NOMEM as -1,
+ * or -2 when the pixel offset points into the header (stb would read no
+ * palette at all). */
+static int bmp_pad_palette(uint8_t **copy, size_t *copy_len, const uint8_t *d, size_t n) {
+  *copy = NULL;
+  if (n < 30 || d[0] != 'B' || d[1] != 'M') return 0;
+  uint32_t offset = le32(d + 10), hsz = le32(d + 14);
+  if ((hsz != 12 && hsz != 40 && hsz != 56 && hsz != 108 && hsz != 124) || offset > INT_MAX)
+    return 0; /* stb refuses these itself */
+  unsigned bpp = (unsigned)d[hsz == 12 ? 24 : 28] | (unsigned)d[hsz == 12 ? 25 : 29] << 8;
+  if (bpp != 1 && bpp != 4 && bpp != 8) return 0; /* no palette, or refused by stb */
+  size_t entry = hsz == 12 ? 3 : 4;
+  long psize = hsz == 12 ? ((long)offset - 14 - 24) / 3 : ((long)offset - 14 - (long)hsz) / 4;
+  if (psize < 0) return -2;
+  long full = 1L << bpp;
+  size_t at = 14 + hsz + (size_t)psize * entry; /* end of the palette stb reads */
+  /* stb refuses psize 0 and over 256 itself; past the end of the data, stb
+   * reads zeros: every index is 0, which the palette has. */
+  if (psize == 0 || psize >= full || at >= n) return 0;
+  size_t extra = (size_t)(full - psize) * entry;
+  if (n > INT_MAX - extra || offset > INT_MAX - extra) return 0; /* stb refuses the length */
+  uint8_t *c = cnn_malloc(n + extra);
+  if (!c) return -1;
+  memcpy(c, d, at);
+  memset(c + at, 0, extra);
+  memcpy(c + at + extra, d + at, n - at);
+  uint32_t moved = offset + (uint32_t)extra;
+  for (int i = 0; i < 4; i++) c[10 + i] = (uint8_t)(moved >> (8 * i));
+  *copy = c;
+  *copy_len = n + extra;
+  return 1;
+}
+
+/* stb_image 2.27 appends each IDAT chunk of a PNG to a buffer it allocates at
+ * the first non-empty one, so an empty IDAT before that passes a NULL
+ * destination to memcpy (undefined behaviour, which UBSan stops at; found by
+ * tests/fuzz/fuzz_image). An empty IDAT carries nothing, so stb gets a copy
+ * without them. Returns 0 (no copy needed), 1 (*copy made, cnn_malloc) or -1
+ * (out of memory). Chunks are walked as stb walks them; at the first length
+ * that runs past the end the rest is copied as it is, for stb to refuse. */
+static int png_drop_empty_idat(uint8_t **copy, size_t *copy_len, const uint8_t *d, size_t n) {
+  size_t i, o;
+  *copy = NULL;
+  if (n < 8 || memcmp(d, "\x89PNG\r\n\x1a\n", 8) != 0) return 0;
+  for (i = 8; i + 12 <= n; i += 12 + be32(d + i)) {
+    if (be32(d + i) > n - i - 12) return 0;
+    if (be32(d + i) == 0 && memcmp(d + i + 4, "IDAT", 4) == 0) break;
+  }
+  if (i + 12 > n) return 0;
+  uint8_t *c = cnn_malloc(n);
+  if (!c) return -1;
+  memcpy(c, d, i);
+  for (o = i; i + 12 <= n && be32(d + i) <= n - i - 12; i += 12 + be32(d + i)) {
+    size_t chunk = 12 + be32(d + i);
+    if (chunk == 12 && memcmp(d + i + 4, "IDAT", 4) == 0) continue;
+    memcpy(c + o, d + i, chunk);
+    o += chunk;
+  }
+  memcpy(c + o, d + i, n - i);
+  *copy = c;
+  *copy_len = o + n - i;
+  return 1;
+}
+
 int cnn_image_load(uint8_t **px, int *w, int *h, const uint8_t *data, size_t len, char *err) {
   int x = 0, y = 0, comp = 0;
+  uint8_t *padded = NULL; /* owned: a repaired copy of data (see above) */
   *px = NULL;
   if (!data || len == 0 || len > INT_MAX)
     return cnn_error(err, CNN_ERROR, "not a recognised image format");
+  if (!jpeg_tables_ok(data, len))
+    return cnn_error(err, CNN_ERROR, "corrupt or truncated JPEG: bad Huffman table");
+  size_t padded_len = 0;
+  int pad = bmp_pad_palette(&padded, &padded_len, data, len);
+  if (pad == -1) return cnn_nomem(err);
+  if (pad == -2) return cnn_error(err, CNN_ERROR, "corrupt or truncated BMP: bad palette");
+  if (!pad && (pad = png_drop_empty_idat(&padded, &padded_len, data, len)) < 0)
+    return cnn_nomem(err);
+  const uint8_t *src = pad ? padded : data;
+  size_t src_len = pad ? padded_len : len;
   /* Always ask for gray+alpha: stb then converts every layout (palette, tRNS,
    * 16-bit, RGB, RGBA) to exactly 2 bytes per pixel, whatever the file says. */
   stb_oom = 0;
-  uint8_t *p = stbi_load_from_memory(data, (int)len, &x, &y, &comp, 2);
+  uint8_t *p = stbi_load_from_memory(src, (int)src_len, &x, &y, &comp, 2);
+  cnn_free(padded);
   if (!p) {
     const char *why = stbi_failure_reason();
     if (stb_oom || (why && strcmp(why, "outofmem") == 0)) return cnn_nomem(err);

@@ -639,6 +639,96 @@ static void test_thin_pen(void) {
   free(px);
 }
 
+/* Inputs found by tests/fuzz/fuzz_image, each a flaw of stb_image 2.27 that
+ * src/io/stb.c guards against. */
+static void test_fuzz_regressions(void) {
+  char err[CNN_ERRMAX];
+  cnn_gray g = {0};
+  uint8_t *px = NULL;
+  int w, h;
+  /* A JPEG Huffman table whose 16 counts add up to 16 x 255 symbols: stb
+   * would write them past its 257-entry size list. */
+  uint8_t dht[2 + 2 + 2 + 1 + 16 + 8] = {0xFF, 0xD8, 0xFF, 0xC4, 0x00, 2 + 1 + 16, 0x00};
+  memset(dht + 7, 0xFF, 16);
+  CHECK(cnn_image_decode(&g, dht, sizeof dht, err) == CNN_ERROR);
+  CHECK_STR(err, "corrupt or truncated JPEG: bad Huffman table");
+  CHECK(cnn_image_load(&px, &w, &h, dht, sizeof dht, err) == CNN_ERROR && px == NULL);
+  CHECK_STR(err, "corrupt or truncated JPEG: bad Huffman table");
+  /* An 8-bit BMP, 2x1, with a one-entry palette (white) and a pixel of index
+   * 200: stb would read that colour from uninitialised stack memory; it is
+   * black now, every time. */
+  uint8_t bmp[14 + 40 + 4 + 4] = {'B', 'M', sizeof bmp, 0, 0, 0, 0, 0, 0, 0, 14 + 40 + 4, 0, 0, 0,
+                                  40, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 8, 0};
+  memcpy(bmp + 54, "\xff\xff\xff\x00", 4); /* palette: B, G, R, reserved */
+  memcpy(bmp + 58, "\x00\xc8\x00\x00", 4); /* indices 0 and 200, row padded to 4 */
+  for (int round = 0; round < 2; round++) {
+    CHECK(cnn_image_decode(&g, bmp, sizeof bmp, err) == CNN_OK);
+    CHECK(g.w == 2 && g.h == 1 && g.px && g.px[0] == 255 && g.px[1] == 0);
+    cnn_gray_clear(&g);
+  }
+  /* A pixel offset inside the header: no palette at all. */
+  bmp[10] = 40;
+  CHECK(cnn_image_decode(&g, bmp, sizeof bmp, err) == CNN_ERROR);
+  CHECK_STR(err, "corrupt or truncated BMP: bad palette");
+  /* A PNG whose first IDAT chunk is empty: stb would memcpy 0 bytes to a NULL
+   * buffer (UBSan stops there); the picture is the same without the chunk. */
+  uint8_t dot[3 * 2] = {0, 255, 40, 0, 0, 200}, *png = NULL;
+  size_t plen = 0;
+  CHECK(cnn_png_encode(&png, &plen, dot, 3, 2, 1, err) == CNN_OK);
+  uint8_t *with = png ? malloc(plen + 12) : NULL;
+  size_t idat = 8;
+  while (png && idat + 8 <= plen && memcmp(png + idat + 4, "IDAT", 4) != 0)
+    idat += 12 + ((size_t)png[idat] << 24 | (size_t)png[idat + 1] << 16 |
+                  (size_t)png[idat + 2] << 8 | png[idat + 3]);
+  if (with && idat + 8 <= plen) {
+    memcpy(with, png, idat);
+    memcpy(with + idat, "\0\0\0\0IDAT", 8);
+    be32(with + idat + 8, (uint32_t)crc32(0L, (const Bytef *)"IDAT", 4));
+    memcpy(with + idat + 12, png + idat, plen - idat);
+    CHECK(cnn_image_decode(&g, with, plen + 12, err) == CNN_OK);
+    CHECK(g.w == 3 && g.h == 2 && g.px && memcmp(g.px, dot, sizeof dot) == 0);
+    cnn_gray_clear(&g);
+  } else {
+    CHECK(!"no IDAT chunk in the encoded PNG");
+  }
+  free(with);
+  cnn_free(png);
+  /* A JPEG without its quantisation tables (DQT removed): stb decodes it with
+   * tables from uninitialised memory; with zeroed memory every coefficient is
+   * 0 and the picture is plain mid-gray. Normal builds only: the JPEG writer
+   * trips UBSan (see test_jpeg), and ASan's quarantine keeps the junk below
+   * from being reused anyway. */
+#ifndef __SANITIZE_ADDRESS__
+  uint8_t ramp[16 * 16], *jpg = NULL;
+  size_t jlen = 0;
+  for (int i = 0; i < 16 * 16; i++) ramp[i] = (uint8_t)(100 + i % 16);
+  CHECK(cnn_jpg_encode(&jpg, &jlen, ramp, 16, 16, 1, 90, err) == CNN_OK);
+  size_t at = 2;
+  while (jpg && at + 4 <= jlen && !(jpg[at] == 0xFF && jpg[at + 1] == 0xDB))
+    at += 2 + ((size_t)jpg[at + 2] << 8 | jpg[at + 3]);
+  if (jpg && at + 4 <= jlen) {
+    size_t seg = 2 + ((size_t)jpg[at + 2] << 8 | jpg[at + 3]);
+    memmove(jpg + at, jpg + at + seg, jlen - at - seg);
+    jlen -= seg;
+    for (int round = 0; round < 2; round++) {
+      /* Leave junk where the decoder's state is likely to be allocated (its
+       * size in stb 2.27), so that reading it unwritten would show. */
+      void *junk = malloc(18568);
+      if (junk) memset(junk, 0x55, 18568);
+      free(junk);
+      CHECK(cnn_image_decode(&g, jpg, jlen, err) == CNN_OK);
+      int plain = g.w == 16 && g.h == 16;
+      for (int i = 0; plain && i < 16 * 16; i++) plain = g.px[i] == 128;
+      CHECK(plain);
+      cnn_gray_clear(&g);
+    }
+  } else {
+    CHECK(!"no DQT segment in the encoded JPEG");
+  }
+  cnn_free(jpg);
+#endif
+}
+
 int main(void) {
   test_png();
   test_oversized();
@@ -650,6 +740,7 @@ int main(void) {
   test_preprocess();
   test_nomem();
   test_thin_pen();
+  test_fuzz_regressions();
   if (failures) fprintf(stderr, "test_image: %d failure(s)\n", failures);
   return failures != 0;
 }

@@ -187,9 +187,8 @@ void cnn_net_freeze_dropout(cnn_net *net, int freeze);
  * gradient set up for backward; counts correct predictions. */
 double cnn_net_loss(cnn_net *net, const uint8_t *labels, int n, int *correct);
 
-/* Backward after cnn_net_loss: accumulates (+=) parameter gradients. */
+/* Backward after cnn_net_loss: sets every parameter gradient. */
 void cnn_net_backward(cnn_net *net, int n);
-void cnn_net_zero_grads(cnn_net *net);
 
 /* Gradient of the loss w.r.t. the input buffer from the last backward
  * (n x h x w x c), or NULL when not computed. For gradient checks. */

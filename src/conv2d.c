@@ -7,7 +7,7 @@
  *                            kernel's (ky, kx, c) order, zeros for padding
  *   y = cols @ w + b          [n*OH*OW, F] = [n, OH, OW, F]
  * Backward recomputes cols (cheaper than keeping them per layer), then
- *   db += column sums of dy,  dw += cols^T @ dy,  dcols = dy @ w^T -> col2im.
+ *   db = column sums of dy,  dw = cols^T @ dy,  dcols = dy @ w^T -> col2im.
  * im2col and col2im run one image per task: disjoint outputs.
  */
 #include <string.h>
@@ -136,7 +136,7 @@ static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
     cnn_pool_run(run->pool, im2col_task, &t, n);
     cols = run->work;
   }
-  cnn_gemm(run->pool, 1, 0, K, N, M, 1.0f, cols, K, dy, N, 1.0f, l->dw, N);
+  cnn_gemm(run->pool, 1, 0, K, N, M, 1.0f, cols, K, dy, N, 0.0f, l->dw, N);
   if (!dx) return;
   if (conv_direct(l)) {
     cnn_gemm(run->pool, 0, 1, M, K, N, 1.0f, dy, N, l->w, N, 0.0f, dx, K);

@@ -3,7 +3,7 @@
  * network.
  *
  *   x [n, IN]  w [IN, OUT]  y = x @ w + b  [n, OUT]
- *   db += column sums of dy,  dw += x^T @ dy,  dx = dy @ w^T
+ *   db = column sums of dy,  dw = x^T @ dy,  dx = dy @ w^T
  * The input is whatever the previous layer produced, read as n vectors (so a
  * dense layer after conv2d works on the flattened NHWC image, like Keras).
  */
@@ -31,7 +31,7 @@ static void dense_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
                            const float *restrict dy, const float *restrict x, int n) {
   int in = l->in.h * l->in.w * l->in.c, out = l->out.c;
   if (l->nbias) cnn_bias_grad(l->db, dy, (size_t)n, (size_t)out);
-  cnn_gemm(run->pool, 1, 0, in, out, n, 1.0f, x, in, dy, out, 1.0f, l->dw, out);
+  cnn_gemm(run->pool, 1, 0, in, out, n, 1.0f, x, in, dy, out, 0.0f, l->dw, out);
   if (dx) cnn_gemm(run->pool, 0, 1, n, in, out, 1.0f, dy, out, l->w, out, 0.0f, dx, in);
 }
 

@@ -28,6 +28,7 @@ void cnn_bias_rows(float *restrict y, const float *restrict b, size_t rows, size
 }
 
 void cnn_bias_grad(float *restrict db, const float *restrict dy, size_t rows, size_t cols) {
+  memset(db, 0, cols * sizeof *db);
   for (size_t r = 0; r < rows; r++)
     for (size_t j = 0; j < cols; j++) db[j] += dy[r * cols + j];
 }

@@ -8,7 +8,9 @@
  *   dy like y (for conv2d/dense: already multiplied by the activation's
  *   derivative), dx like x or NULL when the caller needs no input gradient.
  * Parameters are borrowed views into the network's arenas (w, b, dw, db);
- * backward accumulates (+=) into dw and db. Nothing is allocated in forward or
+ * backward overwrites dw and db (each parameter gets its whole gradient from
+ * one call, so the 12 MB gradient arena of the notebook's model is never
+ * cleared separately). Nothing is allocated in forward or
  * backward: scratch comes from run->work, per-sample state (pool argmax,
  * dropout masks) from l->aux.
  */
@@ -64,7 +66,7 @@ int cnn_window(int in, int k, int s, cnn_padding pad, int *pad_before);
 
 /* y [rows, cols] = the bias row b repeated (zeros when b is NULL). */
 void cnn_bias_rows(float *restrict y, const float *restrict b, size_t rows, size_t cols);
-/* db [cols] += column sums of dy [rows, cols]. */
+/* db [cols] = column sums of dy [rows, cols]. */
 void cnn_bias_grad(float *restrict db, const float *restrict dy, size_t rows, size_t cols);
 
 /* Activations over rows x cols values (softmax works along each row). y and z

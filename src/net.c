@@ -209,7 +209,6 @@ cnn_layer_info cnn_net_layer(const cnn_net *net, int i) {
   return (cnn_layer_info){l->name, l->ops->keras_type, l->out, l->nweights + l->nbias};
 }
 
-void cnn_net_zero_grads(cnn_net *net) { memset(net->grads, 0, net->nparams * sizeof(float)); }
 
 /* Keras' fans: a conv kernel's receptive field counts on both sides. */
 static void fans(const cnn_layer *l, double *fan_in, double *fan_out) {

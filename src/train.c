@@ -94,7 +94,6 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
         for (size_t j = 0; j < isize; j++) dst[j] = src[j] / 255.0f;
         labels[i] = train->labels[order[start + i]];
       }
-      cnn_net_zero_grads(net);
       cnn_net_forward(net, m, 1);
       int correct;
       double loss = cnn_net_loss(net, labels, m, &correct);

@@ -70,11 +70,11 @@ static void grad_check(const char *what, const char *spec_json, int n, int sampl
       for (size_t j = 0; j < ti.count; j++) p[ti.offset + j] = (float)rand() / RAND_MAX * 0.2f - 0.1f;
   }
 
-  /* First forward draws dropout masks; freeze them for every later pass. */
-  cnn_net_zero_grads(net);
+  /* First forward draws dropout masks; freeze them for every later pass.
+   * Backward must overwrite every gradient: start from NaN garbage. */
   loss_at(net, x, labels, n, isize);
   cnn_net_freeze_dropout(net, 1);
-  cnn_net_zero_grads(net);
+  for (size_t j = 0; j < np; j++) cnn_net_grads(net)[j] = NAN;
   loss_at(net, x, labels, n, isize);
   cnn_net_backward(net, n);
   memcpy(grads, cnn_net_grads(net), np * sizeof *grads);

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ext.h"
 
@@ -101,7 +102,7 @@ void cnn_fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 void cnn_fn_debug(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc, (void)argv;
   char *s = sqlite3_mprintf("version=%s\nsqlite=%s\ncompiler=%s\n"
-                            "avx2=%d\navx512f=%d\nblas=%d\nsanitize=%d\n",
+                            "avx2=%d\navx512f=%d\ngemm=%s\ncpus=%ld\nsanitize=%d\n",
                             CNN_VERSION, sqlite3_libversion(), __VERSION__,
 #ifdef __AVX2__
                             1,
@@ -113,11 +114,12 @@ void cnn_fn_debug(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 #else
                             0,
 #endif
-#ifdef CNN_HAVE_BLAS
-                            1,
+#if defined(__AVX2__) && defined(__FMA__)
+                            "avx2-fma 6x16",
 #else
-                            0,
+                            "portable 4x8",
 #endif
+                            sysconf(_SC_NPROCESSORS_ONLN),
 #if defined(__SANITIZE_ADDRESS__)
                             1
 #else

@@ -5,37 +5,39 @@
  * The unit of work is a tile: MR x NR elements of C held in registers while a
  * micro-kernel sums kc rank-1 updates (one FMA chain per element, in k order),
  * then writes C = alpha*acc + beta*C (first k block; only alpha*acc when
- * beta == 0) or C = alpha*acc + C (later k blocks). B always reaches the
- * kernel packed: NR-column panels, k-major, zero-padded past N. A reaches it
- * either packed (MR-row panels, k-major) or read in place through two strides.
- * K is cut into equal blocks of at most KC (kc depends on K alone).
+ * beta == 0) or C = alpha*acc + C (later k blocks). K is cut into equal blocks
+ * of at most KC, so kc depends on K alone. B always reaches the kernel packed
+ * (NR-column panels, k-major, zero-padded past N); A is read in place through
+ * two strides, except in the blocked nest below, which packs it.
  *
- * Three loop nests, chosen per band of C by its shape (each gives every
- * element the same arithmetic, so the choice never changes a result):
+ * Two loop nests, chosen per band of C (both give every element the same
+ * arithmetic, so the choice never changes a result):
  *
- *  small M  (rows <= MC; dense layers, small batches)
- *     for pc: pack A[all rows, pc:+kc]                (fits L2)
- *       for jc step NCS: pack B[pc:+kc, jc:+NCS]      (fits L2)
- *         for jr, ir: tile
- *  direct A (op(A) = A, or A^T whose B block fits L2; convolutions after im2col)
- *     for jc step ncd: for pc: pack B[pc:+kc, jc:+ncd] (kc*ncd fits L2)
- *         for ir: for jr: tile reading A in place     (A rows stay in L1)
- *  blocked  (the rest: Goto/BLIS order)
+ *  direct A  (every row-major A; A^T when its B block fits L2)
+ *     for jc step ncd: for pc: pack B[pc:+kc, jc:+ncd]  (kc*ncd floats fit L2)
+ *       few rows (<= MC; dense layers):  for jr: for ir: tile
+ *           (A's k block sits in L1/L2; each B panel, once in L1, serves all rows)
+ *       many rows (convolutions):        for ir: for jr: tile
+ *           (six rows of A, once in L1, sweep the B block in L2)
+ *  blocked   (A^T with wide B: the Goto/BLIS order)
  *     for jc step NC: for pc: pack B (L3); for ic step MC: pack A (L2)
- *         for jr, ir: tile
+ *       for jr: for ir: tile
  *
- * Packing reads its source along memory (row by row), never down a strided
- * panel: wide row-major operands otherwise defeat the hardware prefetchers.
+ * Measured on the model's shapes, packing a row-major A never paid: each A
+ * row meets few B panels (N is 32..576 in convolutions) and dense layers have
+ * few rows. Packing reads its source along memory, row by row, never down a
+ * strided panel, which on wide operands defeats the hardware prefetchers.
  *
  * Threads: C is split into disjoint bands along M or along N, with band edges
  * on the tile grid anchored at (0, 0). So every element lies in a tile of the
  * same height and width, summed over the same k blocks in the same order,
  * whatever the pool size: results are bitwise identical for any number of
- * threads. Each thread packs what its band needs; the split runs along the
- * longer side of C so that only the smaller operand is packed by every thread.
+ * threads. Each thread packs what its band needs. The split runs along the
+ * longer side of C: the big operand along it (A for M, B for N) is divided
+ * between the threads, and only the small one is read by all of them.
  *
  * Packing buffers are fixed-size thread-local arrays (MC*KC + KC*NC floats,
- * 1.2 MB per thread that ever calls cnn_gemm): the kernel cannot fail, so it
+ * 1.8 MB per thread that ever calls cnn_gemm): the kernel cannot fail, so it
  * cannot allocate, and the pool's threads and any caller thread each get
  * their own.
  *
@@ -48,6 +50,7 @@
 #include "gemm.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -57,33 +60,35 @@
 #else
 #define GEMM_AVX2 0
 #define MR 4
-#define NR 16
+#define NR 8
 #endif
 
-/* Cache blocking, sized for 32 KB L1d and 512 KB L2 per core. KC: a tile
- * streams KC*(MR+NR)*4 = 22 KB of panels. MC: a packed A block (MC*KC*4 =
- * 144 KB) stays in L2. NC: the blocked nest's B block (KC*NC*4 = 1 MB) stays
- * in L3. L2B: B blocks of the other nests (256 KB) stay in L2 beside A. */
-#define KC 256
+/* Cache blocking, sized for 32 KB L1d and 512 KB L2 per core. KC: the depth
+ * of a k block; a B panel (KC*NR*4 = 24 KB) stays in L1 while tiles use it
+ * (256..512 measured within 4% of each other; 384 cuts K = 576, the dense
+ * layer, into 2 x 288). MC: a packed A block (MC*KC*4 = 216 KB) stays in L2.
+ * NC: the blocked nest's B block (KC*NC*4 = 1.5 MB) stays in L3. L2B: the
+ * direct nest's B block (256 KB) stays in L2 beside A. */
+#define KC 384
 #define MC 144
 #define NC 1024
 #define L2B (64 * 1024)
-#ifndef PACK_PF
-#define PACK_PF 0
-#endif
 
-/* Below this many flops (2*M*N*K) waking the pool costs more than it saves. */
+/* Below this many flops (2*M*N*K, about 25 us of one core) waking the pool
+ * (about 10 us) costs more than it saves; measured on the model's shapes. */
 #define GEMM_MIN_PARALLEL_FLOPS 2e6
 
-_Static_assert(MC % MR == 0 && NC % NR == 0 && L2B / KC % NR == 0, "blocks must hold whole tiles");
+_Static_assert(MC % MR == 0 && NC % NR == 0, "blocks must hold whole tiles");
 
 /* Packed panels; 64-byte aligned for aligned vector loads. */
 static _Thread_local _Alignas(64) float gemm_apack[MC * KC];
 static _Thread_local _Alignas(64) float gemm_bpack[KC * NC];
 
 /* op(A)[i][k] and op(B)[k][j] for the stored layouts (the reference's). */
-#define OPA(A, lda, ta, i, k) ((ta) ? (A)[(size_t)(k) * (lda) + (i)] : (A)[(size_t)(i) * (lda) + (k)])
-#define OPB(B, ldb, tb, k, j) ((tb) ? (B)[(size_t)(j) * (ldb) + (k)] : (B)[(size_t)(k) * (ldb) + (j)])
+#define OPA(A, lda, ta, i, k) \
+  ((ta) ? (A)[(size_t)(k) * (lda) + (i)] : (A)[(size_t)(i) * (lda) + (k)])
+#define OPB(B, ldb, tb, k, j) \
+  ((tb) ? (B)[(size_t)(j) * (ldb) + (k)] : (B)[(size_t)(k) * (ldb) + (j)])
 
 /* ---- packing ----------------------------------------------------------- */
 
@@ -132,15 +137,14 @@ static inline void gemm_transpose8(float *restrict dst, const float *restrict sr
 
 /* Packs op(B)[0:kc, 0:nc] into NR-column micro-panels bp[panel][k][j],
  * columns past nc zero. */
-static void gemm_pack_b(float *restrict bp, const float *restrict B, int ldb, int tb, int kc, int nc) {
+static void gemm_pack_b(float *restrict bp, const float *restrict B, int ldb, int tb, int kc,
+                        int nc) {
   int full = nc / NR * NR, nr = nc - full;
   if (!tb) {
     /* op(B) rows are rows of B: read each along its length. */
     for (int k = 0; k < kc; k++) {
       const float *src = B + (size_t)k * ldb;
       float *dst = bp + (size_t)k * NR;
-      if (PACK_PF && k + PACK_PF < kc)
-        for (int x = 0; x < nc; x += 16) __builtin_prefetch(src + (size_t)PACK_PF * ldb + x, 0, 3);
       for (int jr = 0; jr < full; jr += NR, dst += (size_t)NR * kc)
         for (int j = 0; j < NR; j++) dst[j] = src[jr + j];
       if (nr)
@@ -151,9 +155,6 @@ static void gemm_pack_b(float *restrict bp, const float *restrict B, int ldb, in
   /* op(B) columns are rows of B: a transpose, 8x8 blocks where possible. */
   for (int jr = 0; jr < nc; jr += NR, bp += (size_t)NR * kc) {
     int n = nc - jr < NR ? nc - jr : NR, k0 = 0;
-    if (PACK_PF && jr + NR < nc)
-      for (int j = 0; j < NR && jr + NR + j < nc; j++)
-        for (int x = 0; x < kc; x += 16) __builtin_prefetch(B + (size_t)(jr + NR + j) * ldb + x, 0, 3);
 #if GEMM_AVX2
     if (n == NR) {
       const float *src = B + (size_t)jr * ldb;
@@ -179,9 +180,10 @@ static void gemm_pack_b(float *restrict bp, const float *restrict B, int ldb, in
 /* One row of a tile's writeback: C[i][0:nr] = alpha*acc + beta*C, or
  * alpha*acc when overwrite; partial rows go through masks, with the same
  * arithmetic as full ones. */
-static inline __attribute__((always_inline)) void
-gemm_row_avx2(float *restrict ci, __m256 c0, __m256 c1, __m256 va, __m256 vb, int overwrite,
-              int full, __m256i m0, __m256i m1) {
+static inline __attribute__((always_inline)) void gemm_row_avx2(float *restrict ci, __m256 c0,
+                                                                __m256 c1, __m256 va, __m256 vb,
+                                                                int overwrite, int full, __m256i m0,
+                                                                __m256i m1) {
   __m256 r0, r1;
   if (full) {
     if (overwrite) {
@@ -210,17 +212,20 @@ gemm_row_avx2(float *restrict ci, __m256 c0, __m256 c1, __m256 va, __m256 vb, in
  * a[i*rsa + k*csa]. `mr` and the strides are literals or loop invariants at
  * each instantiation; accumulators are named variables (not an array) so that
  * they surely live in registers. */
-static inline __attribute__((always_inline)) void
-gemm_tile_avx2(const int mr, int nr, int kc, const float *restrict a, size_t rsa, size_t csa,
-               const float *restrict b, float *restrict c, int ldc, float alpha, float beta,
-               int overwrite) {
+static inline __attribute__((always_inline)) void gemm_tile_avx2(
+    const int mr, int nr, int kc, const float *restrict a, size_t rsa, size_t csa,
+    const float *restrict b, float *restrict c, int ldc, float alpha, float beta, int overwrite) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int k = 0; k < kc; k++) {
     __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), ai;
-#define GEMM_FMA_ROW(i)                          \
-  if (mr > i) {                                  \
-    ai = _mm256_broadcast_ss(a + i * rsa);       \
+    /* Keeps b0 and b1 in registers. For mr < 6 GCC otherwise folds the
+     * loads into every FMA as memory operands, which saturates the load
+     * ports (measured 30% slower at mr = 4). */
+    __asm__("" : "+x"(b0), "+x"(b1));
+#define GEMM_FMA_ROW(i)                         \
+  if (mr > i) {                                 \
+    ai = _mm256_broadcast_ss(a + i * rsa);      \
     c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0); \
     c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1); \
   }
@@ -248,42 +253,82 @@ gemm_tile_avx2(const int mr, int nr, int kc, const float *restrict a, size_t rsa
   if (mr > 5) gemm_row_avx2(c + (size_t)5 * ldc, c50, c51, va, vb, overwrite, full, m0, m1);
 }
 
-#define GEMM_TILE_SWITCH(RSA, CSA)                                                          \
-  switch (mr) {                                                                             \
-  case 6: gemm_tile_avx2(6, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); break; \
-  case 5: gemm_tile_avx2(5, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); break; \
-  case 4: gemm_tile_avx2(4, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); break; \
-  case 3: gemm_tile_avx2(3, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); break; \
-  case 2: gemm_tile_avx2(2, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); break; \
-  default: gemm_tile_avx2(1, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); break; \
+#define GEMM_TILE_SWITCH(RSA, CSA)                                               \
+  switch (mr) {                                                                  \
+    case 6:                                                                      \
+      gemm_tile_avx2(6, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      break;                                                                     \
+    case 5:                                                                      \
+      gemm_tile_avx2(5, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      break;                                                                     \
+    case 4:                                                                      \
+      gemm_tile_avx2(4, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      break;                                                                     \
+    case 3:                                                                      \
+      gemm_tile_avx2(3, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      break;                                                                     \
+    case 2:                                                                      \
+      gemm_tile_avx2(2, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      break;                                                                     \
+    default:                                                                     \
+      gemm_tile_avx2(1, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      break;                                                                     \
   }
 
 #else
 
-/* Portable tile: the same sums in the same k order; the j loops vectorise. */
-static inline void gemm_tile_any(int mr, int nr, int kc, const float *restrict a, size_t rsa,
-                                 size_t csa, const float *restrict b, float *restrict c, int ldc,
-                                 float alpha, float beta, int overwrite) {
-  float acc[MR][NR] = {{0}};
+/* Portable tile: the same sums in the same k order, written with GCC/Clang
+ * vector extensions (lowered to SSE2, NEON or scalar code by the compiler)
+ * because plain loops get vectorised along k here, into slow in-order
+ * reductions. `mr` is a literal at each instantiation, so the i loops unroll
+ * and the 4 x 2 accumulators stay in registers. */
+typedef float gemm_v4 __attribute__((vector_size(16)));
+
+static inline __attribute__((always_inline)) void gemm_tile_any(
+    const int mr, int nr, int kc, const float *restrict a, size_t rsa, size_t csa,
+    const float *restrict b, float *restrict c, int ldc, float alpha, float beta, int overwrite) {
+  gemm_v4 acc[MR][2];
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = (gemm_v4){0, 0, 0, 0};
   for (int k = 0; k < kc; k++) {
-    for (int i = 0; i < mr; i++) {
-      float ai = a[i * rsa];
-      for (int j = 0; j < NR; j++) acc[i][j] += ai * b[j];
+    gemm_v4 b0, b1;
+    memcpy(&b0, b, sizeof b0);
+    memcpy(&b1, b + 4, sizeof b1);
+    for (int i = 0; i < MR; i++) {
+      if (i < mr) {
+        float ai = a[i * rsa];
+        acc[i][0] += ai * b0;
+        acc[i][1] += ai * b1;
+      }
     }
     a += csa;
     b += NR;
   }
   for (int i = 0; i < mr; i++) {
-    float *ci = c + (size_t)i * ldc;
+    float r[NR], *ci = c + (size_t)i * ldc;
+    memcpy(r, &acc[i][0], sizeof acc[i][0]);
+    memcpy(r + 4, &acc[i][1], sizeof acc[i][1]);
     if (overwrite)
-      for (int j = 0; j < nr; j++) ci[j] = alpha * acc[i][j];
+      for (int j = 0; j < nr; j++) ci[j] = alpha * r[j];
     else
-      for (int j = 0; j < nr; j++) ci[j] = alpha * acc[i][j] + beta * ci[j];
+      for (int j = 0; j < nr; j++) ci[j] = alpha * r[j] + beta * ci[j];
   }
 }
 
-#define GEMM_TILE_SWITCH(RSA, CSA) \
-  gemm_tile_any(mr, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite);
+#define GEMM_TILE_SWITCH(RSA, CSA)                                              \
+  switch (mr) {                                                                 \
+    case 4:                                                                     \
+      gemm_tile_any(4, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      break;                                                                    \
+    case 3:                                                                     \
+      gemm_tile_any(3, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      break;                                                                    \
+    case 2:                                                                     \
+      gemm_tile_any(2, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      break;                                                                    \
+    default:                                                                    \
+      gemm_tile_any(1, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      break;                                                                    \
+  }
 
 #endif
 
@@ -323,8 +368,7 @@ typedef struct gemm_job {
   int ntasks;
 } gemm_job;
 
-/* Where op(A)[i][k] and op(B)[k][j] start, and what the k block at pc does to
- * C: the first one applies beta (or ignores C when beta == 0), later ones add. */
+/* Addresses of op(A)[i][k] and op(B)[k][j] in the stored matrices. */
 static const float *gemm_a_at(const gemm_job *g, int i, int k) {
   return g->ta ? g->A + (size_t)k * g->lda + i : g->A + (size_t)i * g->lda + k;
 }
@@ -341,7 +385,9 @@ static void gemm_tile_direct(const gemm_job *g, int mr, int nr, int kc, const fl
     gemm_tile_rows(mr, nr, kc, a, g->lda, b, c, g->ldc, g->alpha, beta, overwrite);
 }
 
-/* The serial blocked product on C[m0:m1, n0:n1] (m0, n0 on tile edges). */
+/* The serial product on C[m0:m1, n0:n1] (m0, n0 on tile edges). In every
+ * nest, the k block at pc == 0 applies beta (or ignores C when beta == 0)
+ * and later ones add to C. */
 static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
   float *ap = gemm_apack, *bp = gemm_bpack;
   const int ldc = g->ldc;
@@ -414,15 +460,12 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
 static void gemm_task(void *ctx, int task, int thread) {
   const gemm_job *g = ctx;
   (void)thread; /* the packing buffers are thread-local */
-  int t0 = (int)((long long)g->ntiles * task / g->ntasks);
-  int t1 = (int)((long long)g->ntiles * (task + 1) / g->ntasks);
-  if (g->split_m) {
-    int m1 = t1 * MR < g->M ? t1 * MR : g->M;
-    gemm_band(g, t0 * MR, m1, 0, g->N);
-  } else {
-    int n1 = t1 * NR < g->N ? t1 * NR : g->N;
-    gemm_band(g, 0, g->M, t0 * NR, n1);
-  }
+  long long t0 = (long long)g->ntiles * task / g->ntasks;
+  long long t1 = (long long)g->ntiles * (task + 1) / g->ntasks;
+  if (g->split_m)
+    gemm_band(g, (int)(t0 * MR), (int)(t1 * MR < g->M ? t1 * MR : g->M), 0, g->N);
+  else
+    gemm_band(g, 0, g->M, (int)(t0 * NR), (int)(t1 * NR < g->N ? t1 * NR : g->N));
 }
 
 /* C = beta * C, with beta == 0 writing zeros over anything (NaN included). */
@@ -436,21 +479,20 @@ static void gemm_scale(int M, int N, float beta, float *C, int ldc) {
   }
 }
 
-void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha,
-              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+              int lda, const float *B, int ldb, float beta, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     gemm_scale(M, N, beta, C, ldc);
     return;
   }
   gemm_job g = {ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, 0, 0, 0, 0};
-  /* Equal k blocks of at most KC: 288 splits 144+144, not 256+32. */
+  /* Equal k blocks of at most KC: 576 splits 288+288, not 384+192. */
   int nk = (K + KC - 1) / KC;
   g.kc = (K + nk - 1) / nk;
 
-  /* Split the longer side of C: the operand along it (A for M, B for N) is
-   * then divided between the threads and only the other one is packed by
-   * each. The other side is used when the longer has too few tiles. */
+  /* Split the longer side of C (see the top of the file); the other side
+   * when the longer one has too few tiles for the threads. */
   int tm = (M + MR - 1) / MR, tn = (N + NR - 1) / NR;
   int nt = cnn_pool_size(pool);
   if (2.0 * M * N * K < GEMM_MIN_PARALLEL_FLOPS) nt = 1;

@@ -6,10 +6,13 @@
  *
  * Row-major. op(A) is A (M x K, leading dimension lda) or, with ta, A^T where A
  * is stored K x M. Likewise op(B) with tb. beta == 0 means C is write-only (its
- * old contents, even NaN, are ignored).
+ * old contents, even NaN, are ignored). With K == 0 or alpha == 0, C = beta * C
+ * and A and B are not read; with M == 0 or N == 0 nothing is touched.
  *
  * Results are bitwise identical for any pool size: threads split C into
  * disjoint blocks and every element sums over K in the same order.
+ * Each thread that runs cnn_gemm keeps about 1.8 MB of thread-local packing
+ * buffers (see gemm.c); cnn_gemm itself never allocates and cannot fail.
  */
 #ifndef CNN_GEMM_H
 #define CNN_GEMM_H

@@ -173,12 +173,37 @@ static int jpeg_tables_ok(const uint8_t *d, size_t n) {
   return 1;
 }
 
+/* stb_image 2.27 reads the numbers of a PNM header into an int with no
+ * overflow check (signed overflow, which UBSan stops at; found by
+ * tests/fuzz/fuzz_image; stb 2.28 checks). Width, height and maximum value are
+ * read here the way stb reads them (blanks and # comments before each), and a
+ * header with one of more than 8 digits is refused: no real file has one (the
+ * size caps, and stb's 65535 for the maximum, are far below). Returns 0 if
+ * refused. */
+static int pnm_header_ok(const uint8_t *d, size_t n) {
+  if (n < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6')) return 1;
+  size_t i = 2;
+  for (int k = 0; k < 3; k++) {
+    for (;;) {
+      while (i < n && (d[i] == ' ' || (d[i] >= '\t' && d[i] <= '\r'))) i++;
+      if (i >= n || d[i] != '#') break;
+      while (i < n && d[i] != '\n' && d[i] != '\r') i++;
+    }
+    size_t digits = 0;
+    while (i < n && d[i] >= '0' && d[i] <= '9') i++, digits++;
+    if (digits > 8) return 0;
+  }
+  return 1;
+}
+
 int cnn_image_info(const uint8_t *data, size_t len, int *w, int *h, char *err) {
   int x = 0, y = 0, comp = 0;
   if (!data || len == 0 || len > INT_MAX)
     return cnn_error(err, CNN_ERROR, "not a recognised image format");
   if (!jpeg_tables_ok(data, len))
     return cnn_error(err, CNN_ERROR, "corrupt or truncated JPEG: bad Huffman table");
+  if (!pnm_header_ok(data, len))
+    return cnn_error(err, CNN_ERROR, "corrupt or truncated PNM: number too long in the header");
   stb_oom = 0;
   if (stbi_info_from_memory(data, (int)len, &x, &y, &comp) && x > 0 && y > 0) {
     *w = x, *h = y;
@@ -222,7 +247,10 @@ static int bmp_pad_palette(uint8_t **copy, size_t *copy_len, const uint8_t *d, s
   unsigned bpp = (unsigned)d[hsz == 12 ? 24 : 28] | (unsigned)d[hsz == 12 ? 25 : 29] << 8;
   if (bpp != 1 && bpp != 4 && bpp != 8) return 0; /* no palette, or refused by stb */
   size_t entry = hsz == 12 ? 3 : 4;
-  long psize = hsz == 12 ? ((long)offset - 14 - 24) / 3 : ((long)offset - 14 - (long)hsz) / 4;
+  /* Exactly stb's arithmetic: / 3 rounds towards zero, its >> 2 rounds down,
+   * so an offset 1..3 bytes short of the header's end gives it psize -1. */
+  long room = (long)offset - 14 - (hsz == 12 ? 24 : (long)hsz);
+  long psize = hsz == 12 ? room / 3 : room < 0 ? -1 : room / 4;
   if (psize < 0) return -2;
   long full = 1L << bpp;
   size_t at = 14 + hsz + (size_t)psize * entry; /* end of the palette stb reads */
@@ -243,30 +271,48 @@ static int bmp_pad_palette(uint8_t **copy, size_t *copy_len, const uint8_t *d, s
   return 1;
 }
 
-/* stb_image 2.27 appends each IDAT chunk of a PNG to a buffer it allocates at
- * the first non-empty one, so an empty IDAT before that passes a NULL
- * destination to memcpy (undefined behaviour, which UBSan stops at; found by
- * tests/fuzz/fuzz_image). An empty IDAT carries nothing, so stb gets a copy
- * without them. Returns 0 (no copy needed), 1 (*copy made, cnn_malloc) or -1
- * (out of memory). Chunks are walked as stb walks them; at the first length
- * that runs past the end the rest is copied as it is, for stb to refuse. */
-static int png_drop_empty_idat(uint8_t **copy, size_t *copy_len, const uint8_t *d, size_t n) {
-  size_t i, o;
+/* Two flaws of stb_image 2.27 with PNG chunks, both found by
+ * tests/fuzz/fuzz_image, are avoided by handing stb a repaired copy:
+ *  - it appends each IDAT chunk to a buffer it allocates at the first
+ *    non-empty one, so an empty IDAT before that passes a NULL destination to
+ *    memcpy (undefined behaviour, which UBSan stops at). An empty IDAT
+ *    carries nothing: the copy leaves it out.
+ *  - it keeps the palette in an uninitialised stack array and looks pixel
+ *    indices up unchecked, so an index past a short PLTE gives stack garbage.
+ *    The copy pads every PLTE with black entries to 256 (its CRC is left as
+ *    it is: stb does not check CRCs). Out-of-range indices are an error in
+ *    the PNG standard; black is what most viewers show for them.
+ * Chunks are walked as stb walks them; at the first length that runs past the
+ * end the rest is copied as it is, for stb to refuse. Returns 0 (no copy
+ * needed), 1 (*copy made, cnn_malloc) or -1 (out of memory). */
+static int png_repair(uint8_t **copy, size_t *copy_len, const uint8_t *d, size_t n) {
+  size_t i, o, extra = 0;
+  int needed = 0;
   *copy = NULL;
   if (n < 8 || memcmp(d, "\x89PNG\r\n\x1a\n", 8) != 0) return 0;
-  for (i = 8; i + 12 <= n; i += 12 + be32(d + i)) {
-    if (be32(d + i) > n - i - 12) return 0;
-    if (be32(d + i) == 0 && memcmp(d + i + 4, "IDAT", 4) == 0) break;
+  for (i = 8; i + 12 <= n && be32(d + i) <= n - i - 12; i += 12 + be32(d + i)) {
+    uint32_t len = be32(d + i);
+    if (len == 0 && memcmp(d + i + 4, "IDAT", 4) == 0) needed = 1;
+    if (memcmp(d + i + 4, "PLTE", 4) == 0 && len < 768 && len % 3 == 0)
+      needed = 1, extra += 768 - len;
   }
-  if (i + 12 > n) return 0;
-  uint8_t *c = cnn_malloc(n);
+  if (!needed || n > INT_MAX - extra) return 0;
+  uint8_t *c = cnn_malloc(n + extra);
   if (!c) return -1;
-  memcpy(c, d, i);
-  for (o = i; i + 12 <= n && be32(d + i) <= n - i - 12; i += 12 + be32(d + i)) {
-    size_t chunk = 12 + be32(d + i);
-    if (chunk == 12 && memcmp(d + i + 4, "IDAT", 4) == 0) continue;
-    memcpy(c + o, d + i, chunk);
-    o += chunk;
+  memcpy(c, d, 8);
+  for (i = o = 8; i + 12 <= n && be32(d + i) <= n - i - 12; i += 12 + be32(d + i)) {
+    uint32_t len = be32(d + i);
+    if (len == 0 && memcmp(d + i + 4, "IDAT", 4) == 0) continue;
+    if (memcmp(d + i + 4, "PLTE", 4) == 0 && len < 768 && len % 3 == 0) {
+      memcpy(c + o, "\0\0\x03\0PLTE", 8); /* length 768 */
+      memcpy(c + o + 8, d + i + 8, len);
+      memset(c + o + 8 + len, 0, 768 - len);
+      memcpy(c + o + 8 + 768, d + i + 8 + len, 4);
+      o += 12 + 768;
+      continue;
+    }
+    memcpy(c + o, d + i, 12 + (size_t)len);
+    o += 12 + (size_t)len;
   }
   memcpy(c + o, d + i, n - i);
   *copy = c;
@@ -282,11 +328,13 @@ int cnn_image_load(uint8_t **px, int *w, int *h, const uint8_t *data, size_t len
     return cnn_error(err, CNN_ERROR, "not a recognised image format");
   if (!jpeg_tables_ok(data, len))
     return cnn_error(err, CNN_ERROR, "corrupt or truncated JPEG: bad Huffman table");
+  if (!pnm_header_ok(data, len))
+    return cnn_error(err, CNN_ERROR, "corrupt or truncated PNM: number too long in the header");
   size_t padded_len = 0;
   int pad = bmp_pad_palette(&padded, &padded_len, data, len);
   if (pad == -1) return cnn_nomem(err);
   if (pad == -2) return cnn_error(err, CNN_ERROR, "corrupt or truncated BMP: bad palette");
-  if (!pad && (pad = png_drop_empty_idat(&padded, &padded_len, data, len)) < 0)
+  if (!pad && (pad = png_repair(&padded, &padded_len, data, len)) < 0)
     return cnn_nomem(err);
   const uint8_t *src = pad ? padded : data;
   size_t src_len = pad ? padded_len : len;

@@ -10,16 +10,16 @@
  * scale = |alpha| * sum_k |a_ik b_kj| + |beta c_ij| is what a float sum of
  * these terms may lose at worst. A wrong term or index misses by ~scale.
  */
-#include "base.h"
-#include "check.h"
-#include "gemm.h"
-#include "pool.h"
-
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "base.h"
+#include "check.h"
+#include "gemm.h"
+#include "pool.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rng_next(void) {
@@ -70,7 +70,8 @@ static int run_case(cnn_pool *pool, const gemm_case *t) {
   for (size_t i = 0; i < na; i++) AA[i] = fabsf(A[i]);
   for (size_t i = 0; i < nb; i++) AB[i] = fabsf(B[i]);
 
-  cnn_gemm(pool, t->ta, t->tb, t->M, t->N, t->K, t->alpha, A, t->lda, B, t->ldb, t->beta, C, t->ldc);
+  cnn_gemm(pool, t->ta, t->tb, t->M, t->N, t->K, t->alpha, A, t->lda, B, t->ldb, t->beta, C,
+           t->ldc);
   cnn_gemm_ref(t->ta, t->tb, t->M, t->N, t->K, t->alpha, A, t->lda, B, t->ldb, t->beta, R, t->ldc);
   cnn_gemm_ref(t->ta, t->tb, t->M, t->N, t->K, fabsf(t->alpha), AA, t->lda, AB, t->ldb,
                fabsf(t->beta), S, t->ldc);
@@ -116,10 +117,11 @@ static gemm_case make_case(int ta, int tb, int M, int N, int K, int pad, float a
   return t;
 }
 
-/* Every size class: 1, below and above a tile (6x16 or 4x16), primes, several
- * k blocks (256), A blocks (144 rows) and B blocks (1024 columns). */
+/* Every size class: 1, below and above a tile (6x16, or 4x8 portable),
+ * primes, several k blocks (384), A blocks (144 rows) and B blocks. */
 static void test_against_ref(cnn_pool *pool) {
-  static const int dims[] = {1, 2, 3, 5, 6, 7, 8, 13, 16, 17, 23, 31, 33, 47, 97, 145, 151, 257, 300};
+  static const int dims[] = {1,  2,  3,  5,  6,  7,   8,   13,  16, 17,
+                             23, 31, 33, 47, 97, 145, 151, 257, 300};
   const int nd = (int)(sizeof dims / sizeof dims[0]);
   static const float alphas[] = {1.0f, -0.5f, 2.25f};
   static const float betas[] = {0.0f, 1.0f, -1.5f, 0.25f};
@@ -142,13 +144,20 @@ static void test_against_ref(cnn_pool *pool) {
     failures += !run_case(pool, &t);
     cases++;
   }
-  /* More than one B block of columns, and deep K with a ragged last block. */
+  /* Several B blocks of columns, several A blocks of rows, deep K cut into
+   * several k blocks; with A^T and a deep K, the packed (blocked) nest. */
   for (int tb = 0; tb < 2; tb++) {
     gemm_case t = make_case(1, tb, 7, 1100, 20, 3, 1.0f, 1.0f);
     failures += !run_case(pool, &t);
     t = make_case(0, tb, 13, 40, 1031, 3, -1.0f, 0.5f);
     failures += !run_case(pool, &t);
-    cases += 2;
+    t = make_case(1, tb, 20, 1100, 400, 2, 1.0f, 0.0f);
+    failures += !run_case(pool, &t);
+    t = make_case(1, tb, 151, 300, 777, 2, 0.5f, -1.0f);
+    failures += !run_case(pool, &t);
+    t = make_case(0, tb, 301, 70, 800, 2, 1.0f, 1.0f);
+    failures += !run_case(pool, &t);
+    cases += 5;
   }
   CHECK_EQ_INT(failures, 0);
   CHECK(cases > 500);
@@ -197,10 +206,10 @@ static void test_degenerate(cnn_pool *pool) {
 
 /* The model's shapes at batch 32 (see tests/bench/bench_gemm.c). */
 static const int model[][5] = {
-    {0, 0, 21632, 32, 9}, {1, 0, 9, 32, 21632}, {0, 0, 3872, 64, 288}, {1, 0, 288, 64, 3872},
-    {0, 1, 3872, 288, 64}, {0, 0, 288, 64, 576}, {1, 0, 576, 64, 288},  {0, 1, 288, 576, 64},
+    {0, 0, 21632, 32, 9},  {1, 0, 9, 32, 21632},  {0, 0, 3872, 64, 288}, {1, 0, 288, 64, 3872},
+    {0, 1, 3872, 288, 64}, {0, 0, 288, 64, 576},  {1, 0, 576, 64, 288},  {0, 1, 288, 576, 64},
     {0, 0, 32, 5000, 576}, {1, 0, 576, 5000, 32}, {0, 1, 32, 576, 5000}, {0, 0, 32, 10, 5000},
-    {1, 0, 5000, 10, 32}, {0, 1, 32, 5000, 10},   {0, 0, 1, 5000, 576},  {0, 0, 121, 64, 288},
+    {1, 0, 5000, 10, 32},  {0, 1, 32, 5000, 10},  {0, 0, 1, 5000, 576},  {0, 0, 121, 64, 288},
 };
 
 /* One element of the product, in double, for spot checks of big shapes. */
@@ -240,7 +249,8 @@ static void test_pool_sizes_bitwise(void) {
     for (int p = 0; p < 4; p++) {
       memcpy(C, C0, nc * sizeof(float));
       cnn_gemm(pools[p], ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
-      if (p == 0) memcpy(first, C, nc * sizeof(float));
+      if (p == 0)
+        memcpy(first, C, nc * sizeof(float));
       else if (memcmp(first, C, nc * sizeof(float)) != 0) {
         fprintf(stderr, "shape %dx%dx%d ta=%d tb=%d: pool of %d differs from pool of 1\n", M, N, K,
                 ta, tb, p + 1);

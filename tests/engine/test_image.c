@@ -666,8 +666,12 @@ static void test_fuzz_regressions(void) {
     CHECK(g.w == 2 && g.h == 1 && g.px && g.px[0] == 255 && g.px[1] == 0);
     cnn_gray_clear(&g);
   }
-  /* A pixel offset inside the header: no palette at all. */
+  /* A pixel offset inside the header: no palette at all (53: one byte short,
+   * which stb's rounding turns into a palette of -1 entries). */
   bmp[10] = 40;
+  CHECK(cnn_image_decode(&g, bmp, sizeof bmp, err) == CNN_ERROR);
+  CHECK_STR(err, "corrupt or truncated BMP: bad palette");
+  bmp[10] = 53;
   CHECK(cnn_image_decode(&g, bmp, sizeof bmp, err) == CNN_ERROR);
   CHECK_STR(err, "corrupt or truncated BMP: bad palette");
   /* A PNG whose first IDAT chunk is empty: stb would memcpy 0 bytes to a NULL
@@ -693,6 +697,27 @@ static void test_fuzz_regressions(void) {
   }
   free(with);
   cnn_free(png);
+  /* A PNM header number past int: stb would overflow a signed int. */
+  static const char pnm[] = "P6\n29 14\n# max\n23333333333333333333\n\xff\xff\xff";
+  CHECK(cnn_image_decode(&g, (const uint8_t *)pnm, sizeof pnm - 1, err) == CNN_ERROR);
+  CHECK_STR(err, "corrupt or truncated PNM: number too long in the header");
+  /* A palette PNG, 2x1, with a one-entry PLTE (white) and a pixel of index
+   * 200: like the BMP above, that pixel is black, every time. */
+  uint8_t pal[128], ihdr[13] = {0, 0, 0, 2, 0, 0, 0, 1, 8, 3, 0, 0, 0};
+  uint8_t row[3] = {0, 0, 200}, z[64];
+  uLongf zlen = sizeof z;
+  size_t pal_len = 8;
+  memcpy(pal, "\x89PNG\r\n\x1a\n", 8);
+  compress(z, &zlen, row, sizeof row);
+  png_chunk(pal, &pal_len, "IHDR", ihdr, 13);
+  png_chunk(pal, &pal_len, "PLTE", (const uint8_t *)"\xff\xff\xff", 3);
+  png_chunk(pal, &pal_len, "IDAT", z, (uint32_t)zlen);
+  png_chunk(pal, &pal_len, "IEND", NULL, 0);
+  for (int round = 0; round < 2; round++) {
+    CHECK(cnn_image_decode(&g, pal, pal_len, err) == CNN_OK);
+    CHECK(g.w == 2 && g.h == 1 && g.px && g.px[0] == 255 && g.px[1] == 0);
+    cnn_gray_clear(&g);
+  }
   /* A JPEG without its quantisation tables (DQT removed): stb decodes it with
    * tables from uninitialised memory; with zeroed memory every coefficient is
    * 0 and the picture is plain mid-gray. Normal builds only: the JPEG writer

@@ -1,16 +1,21 @@
 /*
  * test_pool.c - the thread pool of src/pool.c: every task runs exactly once,
  * thread ids stay in range, tasks really run concurrently, many runs in a row
- * work, a NULL pool runs in order on the caller, bad sizes and failed
- * allocations are reported.
+ * work, callers on several threads can share a pool, idle workers sleep, a
+ * NULL pool runs in order on the caller, and bad sizes, failed allocations
+ * and threads that cannot start are reported.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "base.h"
 #include "check.h"
 #include "pool.h"
-
-#include <stdatomic.h>
-#include <time.h>
-#include <unistd.h>
 
 #define MAXTASKS 5000
 
@@ -90,6 +95,35 @@ static void test_many_runs(int nthreads) {
   cnn_pool_free(pool);
 }
 
+/* Several threads calling cnn_pool_run on one pool at once take turns. */
+typedef struct caller {
+  cnn_pool *pool;
+  sum_ctx *sum;
+} caller;
+
+static void *caller_main(void *arg) {
+  caller *c = arg;
+  for (int r = 0; r < 3000; r++) cnn_pool_run(c->pool, sum_task, c->sum, 1 + r % 4);
+  return NULL;
+}
+
+static void test_concurrent_callers(void) {
+  cnn_pool *pool = NULL;
+  char err[CNN_ERRMAX] = "";
+  if (!CHECK_EQ_INT(cnn_pool_new(&pool, 3, err), CNN_OK)) return;
+  sum_ctx s;
+  atomic_store(&s.sum, 0);
+  caller c = {pool, &s};
+  pthread_t th[3];
+  int started = 0;
+  for (int i = 0; i < 3; i++) started += pthread_create(&th[i], NULL, caller_main, &c) == 0;
+  for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+  CHECK_EQ_INT(started, 3);
+  /* Per caller: 750 runs each of 1, 2, 3 and 4 tasks, task i adding i + 1. */
+  CHECK_EQ_INT(atomic_load(&s.sum), 3LL * 750 * (1 + 3 + 6 + 10));
+  cnn_pool_free(pool);
+}
+
 /* Two tasks on a two-thread pool each wait for the other to start: this
  * finishes only if they run at the same time on different threads. */
 typedef struct meet_ctx {
@@ -128,6 +162,31 @@ static void test_concurrency(void) {
     CHECK_EQ_INT(atomic_load(&m.threads_seen), 3); /* threads 0 and 1 */
     sleep_us(30000); /* the next round starts with a sleeping worker */
   }
+  cnn_pool_free(pool);
+}
+
+/* Between runs the workers sleep: after a short bounded poll, an idle pool
+ * uses no CPU. */
+static double cpu_sec(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void test_idle_sleeps(void) {
+  cnn_pool *pool = NULL;
+  char err[CNN_ERRMAX] = "";
+  /* As many threads as CPUs: the configuration that polls before sleeping. */
+  if (!CHECK_EQ_INT(cnn_pool_new(&pool, 0, err), CNN_OK)) return;
+  sum_ctx s;
+  atomic_store(&s.sum, 0);
+  cnn_pool_run(pool, sum_task, &s, 8);
+  sleep_us(20000); /* past the poll */
+  double c0 = cpu_sec();
+  sleep_us(200000);
+  double used = cpu_sec() - c0;
+  if (!CHECK(used < 0.02)) fprintf(stderr, "idle pool used %.3f s of CPU in 0.2 s\n", used);
+  CHECK_EQ_INT(atomic_load(&s.sum), 36);
   cnn_pool_free(pool);
 }
 
@@ -204,7 +263,49 @@ static void test_sizes_and_errors(void) {
   }
 }
 
+/* pthread_create failing: in a child process whose address space is capped
+ * just above what it uses, no 8 MB thread stack can be mapped. The child
+ * reports the status and message through its exit code. Not under
+ * AddressSanitizer, whose allocator needs room of its own. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CAN_CAP_MEMORY 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CAN_CAP_MEMORY 0
+#endif
+#endif
+#ifndef CAN_CAP_MEMORY
+#define CAN_CAP_MEMORY 1
+#endif
+
+static void test_thread_start_failure(void) {
+  if (!CAN_CAP_MEMORY) return;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (!CHECK(pid >= 0)) return;
+  if (pid == 0) {
+    long pages = 0, page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld", &pages) != 1) _exit(10);
+    fclose(f);
+    struct rlimit lim = {(rlim_t)(pages * page + (4 << 20)), (rlim_t)(pages * page + (4 << 20))};
+    if (setrlimit(RLIMIT_AS, &lim) != 0) _exit(11);
+    cnn_pool *pool = (cnn_pool *)&pool;
+    char err[CNN_ERRMAX] = "";
+    int rc = cnn_pool_new(&pool, 4, err);
+    if (rc != CNN_ERROR) _exit(12);
+    if (pool != NULL) _exit(13);
+    if (strncmp(err, "cannot start thread 2 of 4: ", 28) != 0) _exit(14);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ_INT(WEXITSTATUS(status), 0);
+}
+
 int main(void) {
+  test_thread_start_failure(); /* first: glibc reuses the stacks of joined threads */
   test_serial();
   test_sizes_and_errors();
   for (int n = 1; n <= 5; n++) test_each_task_once(n);
@@ -212,5 +313,7 @@ int main(void) {
   test_many_runs(2);
   test_many_runs(4);
   test_concurrency();
+  test_concurrent_callers();
+  test_idle_sleeps();
   return check_done();
 }

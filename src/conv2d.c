@@ -58,7 +58,13 @@ static void im2col(const cnn_layer *l, float *restrict cols, const float *restri
         }
         const float *src = x + (size_t)iy * W * C;
         if (x0 >= 0 && x0 + s->kw <= W) {
-          memcpy(row, src + (size_t)x0 * C, rowlen * sizeof *row);
+          /* Short rows (the first layer: 3 floats) cost more in memcpy calls
+           * than in copying. */
+          const float *from = src + (size_t)x0 * C;
+          if (rowlen <= 16)
+            for (size_t j = 0; j < rowlen; j++) row[j] = from[j];
+          else
+            memcpy(row, from, rowlen * sizeof *row);
           continue;
         }
         for (int kx = 0; kx < s->kw; kx++) {

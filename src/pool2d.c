@@ -7,7 +7,6 @@
  * the padded cells never win (max) and are not counted (average), as in
  * TensorFlow. One image per task: disjoint outputs.
  */
-#include <float.h>
 #include <string.h>
 
 #include "layer.h"
@@ -55,14 +54,18 @@ static void max_forward_image(const cnn_layer *l, float *restrict y, int32_t *re
       window_of(l, oy, ox, &y0, &y1, &x0, &x1);
       float *yo = y + ((size_t)oy * l->out.w + ox) * C;
       int32_t *ao = arg + ((size_t)oy * l->out.w + ox) * C;
-      for (int c = 0; c < C; c++) yo[c] = -FLT_MAX, ao[c] = -1;
+      /* The window is never empty: its first cell starts the maximum. */
+      int32_t first = (y0 * W + x0) * C;
+      for (int c = 0; c < C; c++) yo[c] = x[first + c], ao[c] = first + c;
       for (int iy = y0; iy < y1; iy++) {
-        for (int ix = x0; ix < x1; ix++) {
+        for (int ix = iy == y0 ? x0 + 1 : x0; ix < x1; ix++) {
           int32_t base = (iy * W + ix) * C;
           const float *xi = x + base;
           for (int c = 0; c < C; c++) {
             /* '>' keeps the first maximum; a NaN input wins so it is not hidden. */
-            if (xi[c] > yo[c] || ao[c] < 0 || xi[c] != xi[c]) yo[c] = xi[c], ao[c] = base + c;
+            int take = xi[c] > yo[c] || xi[c] != xi[c];
+            yo[c] = take ? xi[c] : yo[c];
+            ao[c] = take ? base + c : ao[c];
           }
         }
       }

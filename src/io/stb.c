@@ -320,6 +320,20 @@ static int png_repair(uint8_t **copy, size_t *copy_len, const uint8_t *d, size_t
   return 1;
 }
 
+/* A PNM decoded in its own channels (1 gray or 3 RGB, 8-bit) as gray+alpha,
+ * with stb's own luma (stbi__compute_y); takes p over. NULL if out of memory. */
+static uint8_t *pnm_gray_alpha(uint8_t *p, int w, int h, int comp) {
+  size_t n = (size_t)w * (size_t)h, bytes;
+  uint8_t *out = cnn_mul_size(&bytes, n, 2) == 0 ? cnn_malloc(bytes) : NULL;
+  for (size_t i = 0; out && i < n; i++) {
+    const uint8_t *q = p + i * (size_t)comp;
+    out[2 * i] = comp == 3 ? (uint8_t)((q[0] * 77 + q[1] * 150 + q[2] * 29) >> 8) : q[0];
+    out[2 * i + 1] = 255;
+  }
+  cnn_free(p);
+  return out;
+}
+
 int cnn_image_load(uint8_t **px, int *w, int *h, const uint8_t *data, size_t len, char *err) {
   int x = 0, y = 0, comp = 0;
   uint8_t *padded = NULL; /* owned: a repaired copy of data (see above) */
@@ -339,10 +353,21 @@ int cnn_image_load(uint8_t **px, int *w, int *h, const uint8_t *data, size_t len
   const uint8_t *src = pad ? padded : data;
   size_t src_len = pad ? padded_len : len;
   /* Always ask for gray+alpha: stb then converts every layout (palette, tRNS,
-   * 16-bit, RGB, RGBA) to exactly 2 bytes per pixel, whatever the file says. */
+   * 16-bit, RGB, RGBA) to exactly 2 bytes per pixel, whatever the file says.
+   * Except PNM: stb 2.27 converts a 16-bit PNM with its 8-bit converter, into
+   * a buffer half the size its 16-to-8 step then reads (a heap overflow found
+   * by tests/fuzz/fuzz_image; stb 2.28 fixes it). A PNM comes back in its own
+   * 1 or 3 channels and is converted here. */
+  int pnm = data[0] == 'P' && len >= 2 && (data[1] == '5' || data[1] == '6');
   stb_oom = 0;
-  uint8_t *p = stbi_load_from_memory(src, (int)src_len, &x, &y, &comp, 2);
+  uint8_t *p = stbi_load_from_memory(src, (int)src_len, &x, &y, &comp, pnm ? 0 : 2);
   cnn_free(padded);
+  if (p && pnm && (comp == 1 || comp == 3)) {
+    if (!(p = pnm_gray_alpha(p, x, y, comp))) return cnn_nomem(err);
+  } else if (p && pnm) {
+    cnn_free(p);
+    return cnn_error(err, CNN_ERROR, "corrupt or truncated PNM: %d channels", comp);
+  }
   if (!p) {
     const char *why = stbi_failure_reason();
     if (stb_oom || (why && strcmp(why, "outofmem") == 0)) return cnn_nomem(err);

@@ -701,6 +701,20 @@ static void test_fuzz_regressions(void) {
   static const char pnm[] = "P6\n29 14\n# max\n23333333333333333333\n\xff\xff\xff";
   CHECK(cnn_image_decode(&g, (const uint8_t *)pnm, sizeof pnm - 1, err) == CNN_ERROR);
   CHECK_STR(err, "corrupt or truncated PNM: number too long in the header");
+  /* 16-bit PNM: stb 2.27 would read past the end of its converted pixels.
+   * Gray (65535 and 0) and RGB (pure red: stb's luma 77/256). */
+  static const char pgm16[] = "P5\n2 1\n65535\n\xff\xff\x00\x00";
+  CHECK(cnn_image_decode(&g, (const uint8_t *)pgm16, sizeof pgm16 - 1, err) == CNN_OK);
+  CHECK(g.w == 2 && g.h == 1 && g.px && g.px[0] == 255 && g.px[1] == 0);
+  cnn_gray_clear(&g);
+  static const char ppm16[] = "P6\n1 1\n65535\n\xff\xff\x00\x00\x00\x00";
+  CHECK(cnn_image_decode(&g, (const uint8_t *)ppm16, sizeof ppm16 - 1, err) == CNN_OK);
+  CHECK(g.w == 1 && g.h == 1 && g.px && g.px[0] == 76);
+  cnn_gray_clear(&g);
+  static const char ppm8[] = "P6\n1 1\n255\n\xff\x00\x00";
+  CHECK(cnn_image_decode(&g, (const uint8_t *)ppm8, sizeof ppm8 - 1, err) == CNN_OK);
+  CHECK(g.w == 1 && g.h == 1 && g.px && g.px[0] == 76);
+  cnn_gray_clear(&g);
   /* A palette PNG, 2x1, with a one-entry PLTE (white) and a pixel of index
    * 200: like the BMP above, that pixel is black, every time. */
   uint8_t pal[128], ihdr[13] = {0, 0, 0, 2, 0, 0, 0, 1, 8, 3, 0, 0, 0};

@@ -100,7 +100,17 @@ def main():
     # Interrupt from another thread: stops within a second, keeps epochs.
     one(conn, "SELECT cnn_create('i', ?, 4)", SMALL)
     fired = []
-    timer = threading.Timer(1.5, lambda: (fired.append(time.time()), conn.interrupt()))
+    spy = connect(path)
+
+    def interrupt_after_first_epoch():
+        # Mid-epoch, after at least one epoch committed, however slow the build.
+        while one(spy, "SELECT epochs FROM cnn_models WHERE name = 'i'") < 1:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        fired.append(time.time())
+        conn.interrupt()
+
+    timer = threading.Thread(target=interrupt_after_first_epoch)
     timer.start()
     try:
         train(conn, "i", ROWS, epochs=500)
@@ -109,6 +119,7 @@ def main():
         assert "interrupted" in str(e), e
         latency = time.time() - fired[0]
         assert latency < 1.0, latency
+    timer.join()
     epochs, _ = check_consistent(conn, "i")
     assert epochs >= 1, epochs
     r = train(conn, "i", ROWS, epochs=1)

@@ -64,4 +64,8 @@ SELECT name, params FROM cnn_models ORDER BY name;
 CREATE TABLE log(x);
 CREATE TRIGGER t AFTER INSERT ON log BEGIN SELECT cnn_train('small', 'mnist_test'); END;
 INSERT INTO log VALUES (1);
+-- a loss that overflows stops training with an error; the stored model stays as it was
+SELECT cnn_create('boom', '{"input":[28,28,1],"layers":[{"type":"flatten"},{"type":"dense","units":32,"activation":"exponential"},{"type":"dense","units":10,"activation":"exponential"}]}', 1) AS params;
+SELECT cnn_train('boom', 'SELECT image, label FROM mnist_train WHERE id < 500', '{"epochs":1,"optimizer":{"name":"sgd","learning_rate":10}}');
+SELECT epochs, (SELECT count(*) FROM cnn_epochs WHERE model = 'boom') AS history_rows FROM cnn_models WHERE name = 'boom';
 PRAGMA integrity_check;

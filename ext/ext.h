@@ -54,6 +54,8 @@ int cnn_store_create(sqlite3 *db, const char *name, const cnn_net *net, char *er
  * its version. */
 int cnn_store_save(sqlite3 *db, const char *name, const cnn_net *net, const cnn_optim *opt,
                    int epochs, char *err);
+/* The version of a stored model (error "no model named 'x'" if missing). */
+int cnn_store_version(sqlite3 *db, const char *name, sqlite3_int64 *version, char *err);
 /* Loads a model from the tables (with its optimizer state when with_optim);
  * the caller owns the result (cnn_model_release). Missing model: CNN_ERROR
  * "no model named 'x'". */

@@ -409,8 +409,7 @@ int cnn_store_get_default(sqlite3 *db, char **out, char *err) {
   return status;
 }
 
-/* The stored version of a model, or -1 when it does not exist. */
-static int stored_version(sqlite3 *db, const char *name, sqlite3_int64 *version, char *err) {
+int cnn_store_version(sqlite3 *db, const char *name, sqlite3_int64 *version, char *err) {
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(db, "SELECT version FROM cnn_models WHERE name = ?1", -1, &st, NULL);
   if (rc != SQLITE_OK) {
@@ -455,7 +454,7 @@ int cnn_model_get(cnn_conn *conn, sqlite3 *db, const char *name, cnn_model **out
     if ((rc = cnn_store_get_default(db, &dflt, err))) return rc;
     name = dflt;
   }
-  if ((rc = stored_version(db, name, &version, err))) goto done;
+  if ((rc = cnn_store_version(db, name, &version, err))) goto done;
   int slot = -1;
   for (int i = 0; i < CNN_CACHE_MODELS; i++)
     if (conn->cache[i] && !strcmp(conn->cache[i]->name, name)) slot = i;

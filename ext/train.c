@@ -28,6 +28,7 @@ typedef struct {
   cnn_net *net;
   cnn_optim *opt;
   int stored;             /* the model row exists */
+  sqlite3_int64 version;  /* its version as this run last saw it */
   sqlite3_stmt *probe;    /* "SELECT 1": steps fail once interrupted */
   cnn_progress progress;
   int total_epochs;       /* for "Epoch 3/12" */
@@ -79,10 +80,20 @@ static int commit_epoch(train_ctx *t, const cnn_epoch_stats *s, int with_history
   cnn_tx tx;
   int rc = cnn_tx_begin(t->db, &tx, err);
   if (rc) return rc;
-  if (!t->stored) rc = cnn_store_create(t->db, t->name, t->net, err);
+  /* Two trainings of one model must not interleave: whoever saves second
+   * finds the version changed under it and stops. */
+  sqlite3_int64 now = 0;
+  if (t->stored && (rc = cnn_store_version(t->db, t->name, &now, err)) == CNN_OK &&
+      now != t->version)
+    rc = cnn_error(err, CNN_ERROR,
+                   "model '%s' was changed by another connection during training; epoch %d "
+                   "was not saved",
+                   t->name, s->epoch);
+  if (rc == CNN_OK && !t->stored) rc = cnn_store_create(t->db, t->name, t->net, err);
   if (rc == CNN_OK) rc = cnn_store_save(t->db, t->name, t->net, t->opt, s->epoch, err);
   if (rc == CNN_OK && with_history) rc = history_row(t->db, t->name, s, err);
   if (rc == CNN_OK) rc = cnn_store_set_default(t->db, t->name, err);
+  if (rc == CNN_OK) rc = cnn_store_version(t->db, t->name, &t->version, err);
   if (rc == CNN_OK) rc = cnn_tx_commit(t->db, &tx, err);
   if (rc) {
     cnn_tx_rollback(t->db, &tx);
@@ -151,7 +162,7 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   if (exists) {
     if ((rc = cnn_store_load(db, name, 1, &m, err))) goto done;
-    t.net = m->net, t.opt = &m->opt, t.stored = 1;
+    t.net = m->net, t.opt = &m->opt, t.stored = 1, t.version = m->version;
   } else {
     cnn_spec spec;
     if ((rc = cnn_spec_parse(&spec, NULL, err)) || (rc = cnn_net_new(&fresh, &spec, err))) goto done;

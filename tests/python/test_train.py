@@ -157,6 +157,27 @@ def main():
     assert json.loads(one(conn, "SELECT result FROM runs"))["epochs"] == before + 1
     check_consistent(conn, "i")
 
+    # Two connections training one model at once never interleave: the one
+    # that saves second finds the model changed and stops.
+    one(conn, "SELECT cnn_create('c', ?, 8)", SMALL)
+    errors, results = [], []
+
+    def rival():
+        c2 = connect(path)
+        try:
+            results.append(train(c2, "c", ROWS, epochs=3, seed=2))
+        except sqlite3.OperationalError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=rival) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) >= 1 and all("changed by another connection" in e for e in errors), (errors, results)
+    epochs, step = check_consistent(conn, "c")
+    assert step == epochs * 63, (epochs, step)
+
     # kill -9 during training: the database is intact, the model resumes.
     one(conn, "SELECT cnn_create('k', ?, 6)", SMALL)
     child = subprocess.Popen([sys.executable, "-c", f"""

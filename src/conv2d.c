@@ -127,8 +127,7 @@ static void conv_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
     cnn_pool_run(run->pool, im2col_task, &t, n);
     cols = run->work;
   }
-  cnn_bias_rows(y, l->nbias ? l->b : NULL, (size_t)M, (size_t)N);
-  cnn_gemm(run->pool, 0, 0, M, N, K, 1.0f, cols, K, l->w, N, 1.0f, y, N);
+  cnn_gemm_bias(run->pool, 0, 0, M, N, K, 1.0f, cols, K, l->w, N, l->nbias ? l->b : NULL, y, N);
 }
 
 static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,

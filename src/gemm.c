@@ -6,12 +6,19 @@
  * micro-kernel sums kc rank-1 updates (one FMA chain per element, in k order),
  * then writes C = alpha*acc + beta*C (first k block; only alpha*acc when
  * beta == 0) or C = alpha*acc + C (later k blocks). K is cut into equal blocks
- * of at most KC, so kc depends on K alone. B always reaches the kernel packed
- * (NR-column panels, k-major, zero-padded past N); A is read in place through
- * two strides, except in the blocked nest below, which packs it.
+ * of at most KC, so kc depends on K alone. B reaches the kernel packed
+ * (NR-column panels, k-major, zero-padded past N) unless a band has a single
+ * row of tiles (see below); A is read in place through two strides, except
+ * in the blocked nest below, which packs it.
  *
- * Two loop nests, chosen per band of C (both give every element the same
+ * Loop nests, chosen per band of C (all give every element the same
  * arithmetic, so the choice never changes a result):
+ *
+ *  one row of C (batch-1 inference, row-major B): B streamed in place
+ *     along its rows (AVX2 builds)
+ *  one row of tiles (<= MR rows, row-major B): tiles read B in place
+ *     (packing would copy each element to use it once); a last narrow tile
+ *     is packed
  *
  *  direct A  (every row-major A; A^T when its B block fits L2)
  *     for jc step ncd: for pc: pack B[pc:+kc, jc:+ncd]  (kc*ncd floats fit L2)
@@ -49,6 +56,7 @@
  */
 #include "gemm.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -177,21 +185,21 @@ static void gemm_pack_b(float *restrict bp, const float *restrict B, int ldb, in
 
 #if GEMM_AVX2
 
-/* One row of a tile's writeback: C[i][0:nr] = alpha*acc + beta*C, or
- * alpha*acc when overwrite; partial rows go through masks, with the same
- * arithmetic as full ones. */
-static inline __attribute__((always_inline)) void gemm_row_avx2(float *restrict ci, __m256 c0,
-                                                                __m256 c1, __m256 va, __m256 vb,
-                                                                int overwrite, int full, __m256i m0,
-                                                                __m256i m1) {
+/* One row of a tile's writeback: C[i][0:nr] = alpha*acc + beta*S, or
+ * alpha*acc when overwrite, where S is C itself or the bias row (si);
+ * partial rows go through masks, with the same arithmetic as full ones. */
+static inline __attribute__((always_inline)) void gemm_row_avx2(float *ci, const float *si,
+                                                                __m256 c0, __m256 c1, __m256 va,
+                                                                __m256 vb, int overwrite, int full,
+                                                                __m256i m0, __m256i m1) {
   __m256 r0, r1;
   if (full) {
     if (overwrite) {
       r0 = _mm256_mul_ps(va, c0);
       r1 = _mm256_mul_ps(va, c1);
     } else {
-      r0 = _mm256_fmadd_ps(va, c0, _mm256_mul_ps(vb, _mm256_loadu_ps(ci)));
-      r1 = _mm256_fmadd_ps(va, c1, _mm256_mul_ps(vb, _mm256_loadu_ps(ci + 8)));
+      r0 = _mm256_fmadd_ps(va, c0, _mm256_mul_ps(vb, _mm256_loadu_ps(si)));
+      r1 = _mm256_fmadd_ps(va, c1, _mm256_mul_ps(vb, _mm256_loadu_ps(si + 8)));
     }
     _mm256_storeu_ps(ci, r0);
     _mm256_storeu_ps(ci + 8, r1);
@@ -200,25 +208,26 @@ static inline __attribute__((always_inline)) void gemm_row_avx2(float *restrict 
       r0 = _mm256_mul_ps(va, c0);
       r1 = _mm256_mul_ps(va, c1);
     } else {
-      r0 = _mm256_fmadd_ps(va, c0, _mm256_mul_ps(vb, _mm256_maskload_ps(ci, m0)));
-      r1 = _mm256_fmadd_ps(va, c1, _mm256_mul_ps(vb, _mm256_maskload_ps(ci + 8, m1)));
+      r0 = _mm256_fmadd_ps(va, c0, _mm256_mul_ps(vb, _mm256_maskload_ps(si, m0)));
+      r1 = _mm256_fmadd_ps(va, c1, _mm256_mul_ps(vb, _mm256_maskload_ps(si + 8, m1)));
     }
     _mm256_maskstore_ps(ci, m0, r0);
     _mm256_maskstore_ps(ci + 8, m1, r1);
   }
 }
 
-/* The 6x16 tile: c<i><h> = sum_k A(i, k) * b[k][8h:8h+8], A(i, k) at
- * a[i*rsa + k*csa]. `mr` and the strides are literals or loop invariants at
+/* The 6x16 tile: c<i><h> = sum_k A(i, k) * B(k, 8h:8h+8), A(i, k) at
+ * a[i*rsa + k*csa] and B(k, j) at b[k*rsb + j] (rsb = NR when packed). `mr` and the strides are literals or loop invariants at
  * each instantiation; accumulators are named variables (not an array) so that
  * they surely live in registers. */
 static inline __attribute__((always_inline)) void gemm_tile_avx2(
     const int mr, int nr, int kc, const float *restrict a, size_t rsa, size_t csa,
-    const float *restrict b, float *restrict c, int ldc, float alpha, float beta, int overwrite) {
+    const float *restrict b, size_t rsb, float *c, int ldc, const float *s, size_t lds,
+    float alpha, float beta, int overwrite) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int k = 0; k < kc; k++) {
-    __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), ai;
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), ai;
     /* Keeps b0 and b1 in registers. For mr < 6 GCC otherwise folds the
      * loads into every FMA as memory operands, which saturates the load
      * ports (measured 30% slower at mr = 4). */
@@ -237,7 +246,7 @@ static inline __attribute__((always_inline)) void gemm_tile_avx2(
     GEMM_FMA_ROW(5)
 #undef GEMM_FMA_ROW
     a += csa;
-    b += NR;
+    b += rsb;
   }
 
   __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -245,33 +254,88 @@ static inline __attribute__((always_inline)) void gemm_tile_avx2(
   __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), lane);
   __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), lane);
   int full = nr == NR;
-  gemm_row_avx2(c, c00, c01, va, vb, overwrite, full, m0, m1);
-  if (mr > 1) gemm_row_avx2(c + (size_t)ldc, c10, c11, va, vb, overwrite, full, m0, m1);
-  if (mr > 2) gemm_row_avx2(c + (size_t)2 * ldc, c20, c21, va, vb, overwrite, full, m0, m1);
-  if (mr > 3) gemm_row_avx2(c + (size_t)3 * ldc, c30, c31, va, vb, overwrite, full, m0, m1);
-  if (mr > 4) gemm_row_avx2(c + (size_t)4 * ldc, c40, c41, va, vb, overwrite, full, m0, m1);
-  if (mr > 5) gemm_row_avx2(c + (size_t)5 * ldc, c50, c51, va, vb, overwrite, full, m0, m1);
+  gemm_row_avx2(c, s, c00, c01, va, vb, overwrite, full, m0, m1);
+  if (mr > 1) gemm_row_avx2(c + (size_t)ldc, s + lds, c10, c11, va, vb, overwrite, full, m0, m1);
+  if (mr > 2) gemm_row_avx2(c + (size_t)2 * ldc, s + 2 * lds, c20, c21, va, vb, overwrite, full, m0, m1);
+  if (mr > 3) gemm_row_avx2(c + (size_t)3 * ldc, s + 3 * lds, c30, c31, va, vb, overwrite, full, m0, m1);
+  if (mr > 4) gemm_row_avx2(c + (size_t)4 * ldc, s + 4 * lds, c40, c41, va, vb, overwrite, full, m0, m1);
+  if (mr > 5) gemm_row_avx2(c + (size_t)5 * ldc, s + 5 * lds, c50, c51, va, vb, overwrite, full, m0, m1);
+}
+
+/* One row of C from B read in place along its rows: acc[j] += a_k * B[k][j]
+ * for k in order, then the writeback of the 6x16 tile; every element gets
+ * the tile's arithmetic (one FMA chain in k order), so the result is the
+ * same bit for bit. Batch-1 inference streams each dense kernel once, and a
+ * tile would walk B down its columns: 64 bytes per 20 KB row, a TLB miss
+ * each. Here up to GEMM_STREAM columns are summed in a buffer that stays in
+ * L1 (24 KB), and B is read along its rows: for the notebook's dense layer
+ * whole rows, so the 11.5 MB kernel streams from start to end (measured:
+ * 2048-column chunks 25% slower, 512 50%). */
+#define GEMM_STREAM 6144
+static _Thread_local _Alignas(64) float gemm_acc[GEMM_STREAM];
+
+static void gemm_row_stream_avx2(int kc, int nc, const float *restrict a, size_t csa,
+                                 const float *restrict b, size_t ldb, float *c, const float *s,
+                                 float alpha, float beta, int overwrite) {
+  float *restrict acc = gemm_acc;
+  int full = nc / 8 * 8, k = 0;
+  memset(acc, 0, sizeof(float) * (size_t)((nc + 7) / 8 * 8));
+  /* Four rows per pass: one load and store of acc per four FMAs. */
+  for (; k + 4 <= kc; k += 4, a += 4 * csa, b += 4 * ldb) {
+    __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + csa);
+    __m256 a2 = _mm256_broadcast_ss(a + 2 * csa), a3 = _mm256_broadcast_ss(a + 3 * csa);
+    for (int j = 0; j < full; j += 8) {
+      __m256 s = _mm256_load_ps(acc + j);
+      s = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + j), s);
+      s = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + ldb + j), s);
+      s = _mm256_fmadd_ps(a2, _mm256_loadu_ps(b + 2 * ldb + j), s);
+      s = _mm256_fmadd_ps(a3, _mm256_loadu_ps(b + 3 * ldb + j), s);
+      _mm256_store_ps(acc + j, s);
+    }
+    for (int j = full; j < nc; j++) {
+      float s = acc[j];
+      s = fmaf(a[0], b[j], s);
+      s = fmaf(a[csa], b[ldb + j], s);
+      s = fmaf(a[2 * csa], b[2 * ldb + j], s);
+      acc[j] = fmaf(a[3 * csa], b[3 * ldb + j], s);
+    }
+  }
+  for (; k < kc; k++, a += csa, b += ldb) {
+    __m256 a0 = _mm256_broadcast_ss(a);
+    for (int j = 0; j < full; j += 8)
+      _mm256_store_ps(acc + j, _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + j), _mm256_load_ps(acc + j)));
+    for (int j = full; j < nc; j++) acc[j] = fmaf(a[0], b[j], acc[j]);
+  }
+  __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  for (int j = 0; j < full; j += 8) {
+    __m256 r = _mm256_load_ps(acc + j);
+    r = overwrite ? _mm256_mul_ps(va, r)
+                  : _mm256_fmadd_ps(va, r, _mm256_mul_ps(vb, _mm256_loadu_ps(s + j)));
+    _mm256_storeu_ps(c + j, r);
+  }
+  for (int j = full; j < nc; j++)
+    c[j] = overwrite ? alpha * acc[j] : fmaf(alpha, acc[j], beta * s[j]);
 }
 
 #define GEMM_TILE_SWITCH(RSA, CSA)                                               \
   switch (mr) {                                                                  \
     case 6:                                                                      \
-      gemm_tile_avx2(6, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      gemm_tile_avx2(6, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
       break;                                                                     \
     case 5:                                                                      \
-      gemm_tile_avx2(5, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      gemm_tile_avx2(5, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
       break;                                                                     \
     case 4:                                                                      \
-      gemm_tile_avx2(4, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      gemm_tile_avx2(4, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
       break;                                                                     \
     case 3:                                                                      \
-      gemm_tile_avx2(3, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      gemm_tile_avx2(3, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
       break;                                                                     \
     case 2:                                                                      \
-      gemm_tile_avx2(2, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      gemm_tile_avx2(2, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
       break;                                                                     \
     default:                                                                     \
-      gemm_tile_avx2(1, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      gemm_tile_avx2(1, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
       break;                                                                     \
   }
 
@@ -286,7 +350,8 @@ typedef float gemm_v4 __attribute__((vector_size(16)));
 
 static inline __attribute__((always_inline)) void gemm_tile_any(
     const int mr, int nr, int kc, const float *restrict a, size_t rsa, size_t csa,
-    const float *restrict b, float *restrict c, int ldc, float alpha, float beta, int overwrite) {
+    const float *restrict b, size_t rsb, float *c, int ldc, const float *s, size_t lds,
+    float alpha, float beta, int overwrite) {
   gemm_v4 acc[MR][2];
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = (gemm_v4){0, 0, 0, 0};
   for (int k = 0; k < kc; k++) {
@@ -301,32 +366,33 @@ static inline __attribute__((always_inline)) void gemm_tile_any(
       }
     }
     a += csa;
-    b += NR;
+    b += rsb;
   }
   for (int i = 0; i < mr; i++) {
     float r[NR], *ci = c + (size_t)i * ldc;
+    const float *si = s + (size_t)i * lds;
     memcpy(r, &acc[i][0], sizeof acc[i][0]);
     memcpy(r + 4, &acc[i][1], sizeof acc[i][1]);
     if (overwrite)
       for (int j = 0; j < nr; j++) ci[j] = alpha * r[j];
     else
-      for (int j = 0; j < nr; j++) ci[j] = alpha * r[j] + beta * ci[j];
+      for (int j = 0; j < nr; j++) ci[j] = alpha * r[j] + beta * si[j];
   }
 }
 
 #define GEMM_TILE_SWITCH(RSA, CSA)                                              \
   switch (mr) {                                                                 \
     case 4:                                                                     \
-      gemm_tile_any(4, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      gemm_tile_any(4, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
       break;                                                                    \
     case 3:                                                                     \
-      gemm_tile_any(3, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      gemm_tile_any(3, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
       break;                                                                    \
     case 2:                                                                     \
-      gemm_tile_any(2, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      gemm_tile_any(2, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
       break;                                                                    \
     default:                                                                    \
-      gemm_tile_any(1, nr, kc, a, RSA, CSA, b, c, ldc, alpha, beta, overwrite); \
+      gemm_tile_any(1, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
       break;                                                                    \
   }
 
@@ -334,19 +400,24 @@ static inline __attribute__((always_inline)) void gemm_tile_any(
 
 /* The three ways a tile reads A: packed (rows adjacent, k steps of MR), in
  * place from row-major A (rows lda apart, k adjacent), in place from A^T
- * (rows adjacent, k steps of lda). */
+ * (rows adjacent, k steps of lda). B comes packed (rsb = NR) except in the
+ * one-row-of-tiles case of gemm_band, which reads row-major B in place. */
 static void gemm_tile_packed(int mr, int nr, int kc, const float *a, const float *b, float *c,
-                             int ldc, float alpha, float beta, int overwrite) {
+                             int ldc, const float *s, size_t lds, float alpha, float beta,
+                             int overwrite) {
+  const size_t rsb = NR;
   GEMM_TILE_SWITCH(1, MR)
 }
 
 static void gemm_tile_rows(int mr, int nr, int kc, const float *a, int lda, const float *b,
-                           float *c, int ldc, float alpha, float beta, int overwrite) {
+                           size_t rsb, float *c, int ldc, const float *s, size_t lds, float alpha,
+                           float beta, int overwrite) {
   GEMM_TILE_SWITCH((size_t)lda, 1)
 }
 
 static void gemm_tile_cols(int mr, int nr, int kc, const float *a, int lda, const float *b,
-                           float *c, int ldc, float alpha, float beta, int overwrite) {
+                           size_t rsb, float *c, int ldc, const float *s, size_t lds, float alpha,
+                           float beta, int overwrite) {
   GEMM_TILE_SWITCH(1, (size_t)lda)
 }
 
@@ -362,6 +433,7 @@ typedef struct gemm_job {
   int ldb;
   float *C;
   int ldc;
+  const float *bias; /* NULL, or N values that stand for C in the first k block */
   int kc;      /* the k block, from K alone */
   int split_m; /* bands along M (1) or N (0) */
   int ntiles;  /* tiles along the split dimension */
@@ -376,18 +448,34 @@ static const float *gemm_b_at(const gemm_job *g, int k, int j) {
   return g->tb ? g->B + (size_t)j * g->ldb + k : g->B + (size_t)k * g->ldb + j;
 }
 
-/* A tile that reads op(A) in place, starting at a = &op(A)[i][k]. */
+/* What the writeback of a tile at column j of C adds beta times: C itself,
+ * or in the first k block (first) of a biased product the bias row, the same
+ * for every row (stride 0). */
+static const float *gemm_src(const gemm_job *g, const float *c, int j, int first, size_t *lds) {
+  if (first && g->bias) {
+    *lds = 0;
+    return g->bias + j;
+  }
+  *lds = (size_t)g->ldc;
+  return c;
+}
+
+/* A tile at (i, j) of C that reads op(A) in place from a = &op(A)[i][k]. */
 static void gemm_tile_direct(const gemm_job *g, int mr, int nr, int kc, const float *a,
-                             const float *b, float *c, float beta, int overwrite) {
+                             const float *b, size_t rsb, int i, int j, int first, float beta,
+                             int overwrite) {
+  float *c = g->C + (size_t)i * g->ldc + j;
+  size_t lds;
+  const float *s = gemm_src(g, c, j, first, &lds);
   if (g->ta)
-    gemm_tile_cols(mr, nr, kc, a, g->lda, b, c, g->ldc, g->alpha, beta, overwrite);
+    gemm_tile_cols(mr, nr, kc, a, g->lda, b, rsb, c, g->ldc, s, lds, g->alpha, beta, overwrite);
   else
-    gemm_tile_rows(mr, nr, kc, a, g->lda, b, c, g->ldc, g->alpha, beta, overwrite);
+    gemm_tile_rows(mr, nr, kc, a, g->lda, b, rsb, c, g->ldc, s, lds, g->alpha, beta, overwrite);
 }
 
 /* The serial product on C[m0:m1, n0:n1] (m0, n0 on tile edges). In every
- * nest, the k block at pc == 0 applies beta (or ignores C when beta == 0)
- * and later ones add to C. */
+ * nest, the k block at pc == 0 applies beta to C or to the bias (or ignores
+ * C when beta == 0) and later ones add to C. */
 static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
   float *ap = gemm_apack, *bp = gemm_bpack;
   const int ldc = g->ldc;
@@ -395,14 +483,51 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
 
   /* Columns per B block that keep it in L2 for this kc. */
   int ncd = L2B / g->kc / NR * NR;
+#if GEMM_AVX2
+  if (m1 - m0 == 1 && !g->tb) { /* one row, B in place along its rows */
+    size_t csa = g->ta ? (size_t)g->lda : 1;
+    for (int jc = n0; jc < n1; jc += GEMM_STREAM) {
+      int nc = n1 - jc < GEMM_STREAM ? n1 - jc : GEMM_STREAM;
+      for (int pc = 0; pc < g->K; pc += g->kc) {
+        int kc = g->K - pc < g->kc ? g->K - pc : g->kc;
+        float *c = g->C + (size_t)m0 * ldc + jc;
+        size_t lds;
+        const float *s = gemm_src(g, c, jc, pc == 0, &lds);
+        gemm_row_stream_avx2(kc, nc, gemm_a_at(g, m0, pc), csa, gemm_b_at(g, pc, jc),
+                             (size_t)g->ldb, c, s, alpha, pc == 0 ? g->beta : 1.0f,
+                             pc == 0 && g->beta == 0.0f);
+      }
+    }
+    return;
+  }
+#endif
   if (!g->ta || ncd >= n1 - n0) { /* direct A */
     int few_rows = m1 - m0 <= MC;
+    int one_row = m1 - m0 <= MR && !g->tb; /* batch-1 inference, dense layers */
     for (int jc = n0; jc < n1; jc += ncd) {
       int nc = n1 - jc < ncd ? n1 - jc : ncd;
       for (int pc = 0; pc < g->K; pc += g->kc) {
         int kc = g->K - pc < g->kc ? g->K - pc : g->kc;
         int overwrite = pc == 0 && g->beta == 0.0f;
         float beta = pc == 0 ? g->beta : 1.0f;
+        if (one_row) {
+          /* Each B element meets one tile: packing would only copy it. Whole
+           * tiles read row-major B in place; a last narrow one is packed (a
+           * 16-wide load would run past the row). */
+          for (int jr = 0; jr < nc; jr += NR) {
+            int nr = nc - jr < NR ? nc - jr : NR;
+            const float *b = gemm_b_at(g, pc, jc + jr), *a = gemm_a_at(g, m0, pc);
+            if (nr == NR) {
+              gemm_tile_direct(g, m1 - m0, nr, kc, a, b, (size_t)g->ldb, m0, jc + jr, pc == 0,
+                               beta, overwrite);
+            } else {
+              gemm_pack_b(bp, b, g->ldb, 0, kc, nr);
+              gemm_tile_direct(g, m1 - m0, nr, kc, a, bp, NR, m0, jc + jr, pc == 0, beta,
+                               overwrite);
+            }
+          }
+          continue;
+        }
         gemm_pack_b(bp, gemm_b_at(g, pc, jc), g->ldb, g->tb, kc, nc);
         if (few_rows) {
           /* All of A's k block fits in L1/L2: each B panel, once in L1,
@@ -411,9 +536,8 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
             int nr = nc - jr < NR ? nc - jr : NR;
             for (int ir = m0; ir < m1; ir += MR) {
               int mr = m1 - ir < MR ? m1 - ir : MR;
-              float *c = g->C + (size_t)ir * ldc + jc + jr;
-              gemm_tile_direct(g, mr, nr, kc, gemm_a_at(g, ir, pc), bp + (size_t)jr * kc, c, beta,
-                               overwrite);
+              gemm_tile_direct(g, mr, nr, kc, gemm_a_at(g, ir, pc), bp + (size_t)jr * kc, NR, ir,
+                               jc + jr, pc == 0, beta, overwrite);
             }
           }
         } else {
@@ -423,8 +547,8 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
             const float *a = gemm_a_at(g, ir, pc);
             for (int jr = 0; jr < nc; jr += NR) {
               int nr = nc - jr < NR ? nc - jr : NR;
-              float *c = g->C + (size_t)ir * ldc + jc + jr;
-              gemm_tile_direct(g, mr, nr, kc, a, bp + (size_t)jr * kc, c, beta, overwrite);
+              gemm_tile_direct(g, mr, nr, kc, a, bp + (size_t)jr * kc, NR, ir, jc + jr, pc == 0,
+                               beta, overwrite);
             }
           }
         }
@@ -448,8 +572,10 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
           for (int ir = 0; ir < mc; ir += MR) {
             int mr = mc - ir < MR ? mc - ir : MR;
             float *c = g->C + (size_t)(ic + ir) * ldc + jc + jr;
-            gemm_tile_packed(mr, nr, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, c, ldc, alpha,
-                             beta, overwrite);
+            size_t lds;
+            const float *s = gemm_src(g, c, jc + jr, pc == 0, &lds);
+            gemm_tile_packed(mr, nr, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, c, ldc, s,
+                             lds, alpha, beta, overwrite);
           }
         }
       }
@@ -479,14 +605,19 @@ static void gemm_scale(int M, int N, float beta, float *C, int ldc) {
   }
 }
 
-void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
-              int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+/* C = alpha*op(A)@op(B) + beta*S, S = C or (bias) the bias row. */
+static void gemm_run(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, float beta,
+                     const float *bias, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
-    gemm_scale(M, N, beta, C, ldc);
+    if (bias)
+      for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, bias, (size_t)N * sizeof *C);
+    else
+      gemm_scale(M, N, beta, C, ldc);
     return;
   }
-  gemm_job g = {ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, 0, 0, 0, 0};
+  gemm_job g = {ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, bias, 0, 0, 0, 0};
   /* Equal k blocks of at most KC: 576 splits 288+288, not 384+192. */
   int nk = (K + KC - 1) / KC;
   g.kc = (K + nk - 1) / nk;
@@ -504,6 +635,20 @@ void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, 
     gemm_task(&g, 0, 0);
   else
     cnn_pool_run(pool, gemm_task, &g, nt);
+}
+
+void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+              int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+}
+
+void cnn_gemm_bias(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, const float *bias, float *C,
+                   int ldc) {
+  if (bias)
+    gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, 1.0f, bias, C, ldc);
+  else
+    gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, 0.0f, NULL, C, ldc);
 }
 
 void cnn_gemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

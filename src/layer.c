@@ -1,6 +1,7 @@
 /*
  * layer.c - what several layers share: the sliding-window arithmetic of conv
- * and pooling (Keras' rules), and the bias kernels of conv2d and dense.
+ * and pooling (Keras' rules), and the bias gradient of conv2d and dense (their
+ * forward bias is part of the product: cnn_gemm_bias).
  */
 #include <string.h>
 
@@ -16,15 +17,6 @@ int cnn_window(int in, int k, int s, cnn_padding pad, int *pad_before) {
   }
   *pad_before = 0;
   return in < k ? 0 : (in - k) / s + 1;
-}
-
-void cnn_bias_rows(float *restrict y, const float *restrict b, size_t rows, size_t cols) {
-  for (size_t r = 0; r < rows; r++) {
-    if (b)
-      memcpy(y + r * cols, b, cols * sizeof *y);
-    else
-      memset(y + r * cols, 0, cols * sizeof *y);
-  }
 }
 
 void cnn_bias_grad(float *restrict db, const float *restrict dy, size_t rows, size_t cols) {

@@ -64,8 +64,6 @@ extern const cnn_layer_ops cnn_conv2d_ops, cnn_maxpool_ops, cnn_avgpool_ops, cnn
  * padding split, the odd pixel after). Returns 0 when the window does not fit. */
 int cnn_window(int in, int k, int s, cnn_padding pad, int *pad_before);
 
-/* y [rows, cols] = the bias row b repeated (zeros when b is NULL). */
-void cnn_bias_rows(float *restrict y, const float *restrict b, size_t rows, size_t cols);
 /* db [cols] = column sums of dy [rows, cols]. */
 void cnn_bias_grad(float *restrict db, const float *restrict dy, size_t rows, size_t cols);
 

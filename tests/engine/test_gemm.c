@@ -4,7 +4,9 @@
  * leading dimensions larger than needed, alpha/beta values, NaN garbage in C
  * under beta == 0, the degenerate calls (K = 0, alpha = 0, empty C), memory
  * outside C left alone, bitwise-identical results for pool sizes 1..4 on the
- * model's shapes, and concurrent callers on separate threads.
+ * model's shapes, one row (or three) at a time exactly as inside a batch, the
+ * bias form exactly as bias rows plus beta = 1, and concurrent callers on
+ * separate threads.
  *
  * Tolerance: per element, |ours - ref| <= (K + 4) * 2^-23 * scale, where
  * scale = |alpha| * sum_k |a_ik b_kj| + |beta c_ij| is what a float sum of
@@ -279,6 +281,86 @@ done:
   for (int p = 0; p < 4; p++) cnn_pool_free(pools[p]);
 }
 
+/* Batch-1 inference (M = 1, B streamed in place) and few rows (M <= 6, B
+ * read in place) must give every row exactly what the same row gets inside a
+ * big product (packed B), so that cnn_predict and cnn_predictions agree bit
+ * for bit. N = 6200 spans two stream chunks; N = 17 and 10 leave narrow tiles;
+ * K = 5000 makes several k blocks. */
+static void test_rows_match_batch(cnn_pool *pool) {
+  static const int shapes[][2] = {{5000, 576}, {10, 5000}, {17, 9}, {6200, 100}, {64, 288}};
+  static const float betas[] = {0.0f, 1.0f, 0.25f};
+  int mismatches = 0, cases = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (int ta = 0; ta < 2; ta++)
+      for (size_t bi = 0; bi < sizeof betas / sizeof betas[0]; bi++) {
+        const int M = 32, N = shapes[s][0], K = shapes[s][1], lda = ta ? M : K;
+        const float alpha = 1.0f, beta = betas[bi];
+        size_t nc = (size_t)M * N;
+        float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+        float *C0 = malloc(nc * sizeof(float)), *C = malloc(nc * sizeof(float));
+        float *R = malloc(nc * sizeof(float));
+        if (!CHECK(A && B && C0 && C && R)) {
+          free(A), free(B), free(C0), free(C), free(R);
+          return;
+        }
+        fill(A, (size_t)M * K), fill(B, (size_t)K * N), fill(C0, nc);
+        memcpy(C, C0, nc * sizeof(float));
+        cnn_gemm(pool, ta, 0, M, N, K, alpha, A, lda, B, N, beta, C, N);
+        /* Row by row, then three rows at a time. */
+        memcpy(R, C0, nc * sizeof(float));
+        for (int i = 0; i < M; i++) {
+          const float *ai = ta ? A + i : A + (size_t)i * K;
+          cnn_gemm(pool, ta, 0, 1, N, K, alpha, ai, lda, B, N, beta, R + (size_t)i * N, N);
+        }
+        mismatches += memcmp(C, R, nc * sizeof(float)) != 0;
+        memcpy(R, C0, nc * sizeof(float));
+        for (int i = 0; i < M; i += 3) {
+          int m = M - i < 3 ? M - i : 3;
+          const float *ai = ta ? A + i : A + (size_t)i * K;
+          cnn_gemm(pool, ta, 0, m, N, K, alpha, ai, lda, B, N, beta, R + (size_t)i * N, N);
+        }
+        mismatches += memcmp(C, R, nc * sizeof(float)) != 0;
+        cases += 2;
+        free(A), free(B), free(C0), free(C), free(R);
+      }
+  CHECK_EQ_INT(mismatches, 0);
+  CHECK_EQ_INT(cases, 60);
+}
+
+/* cnn_gemm_bias is exactly bias rows + cnn_gemm(beta = 1), in every nest:
+ * one row (streamed), three rows, convolution and dense shapes, A^T, and
+ * several k blocks; bias NULL is exactly beta = 0 up to the sign of zero. */
+static void test_bias(cnn_pool *pool) {
+  static const int shapes[][4] = {{1, 5000, 576, 0}, {3, 5000, 576, 0}, {3872, 64, 288, 0},
+                                  {21632 / 8, 32, 9, 0}, {32, 10, 5000, 0}, {200, 600, 50, 1},
+                                  {7, 17, 5, 1}};
+  int mismatches = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = shapes[s][3];
+    int lda = ta ? M : K;
+    size_t nc = (size_t)M * N;
+    float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+    float *bias = malloc((size_t)N * sizeof(float)), *C = malloc(nc * sizeof(float));
+    float *R = malloc(nc * sizeof(float));
+    if (!CHECK(A && B && bias && C && R)) {
+      free(A), free(B), free(bias), free(C), free(R);
+      return;
+    }
+    fill(A, (size_t)M * K), fill(B, (size_t)K * N), fill(bias, (size_t)N);
+    for (int i = 0; i < M; i++) memcpy(R + (size_t)i * N, bias, (size_t)N * sizeof(float));
+    cnn_gemm(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, 1.0f, R, N);
+    fill(C, nc); /* garbage: the bias form never reads C */
+    cnn_gemm_bias(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, bias, C, N);
+    mismatches += memcmp(C, R, nc * sizeof(float)) != 0;
+    cnn_gemm(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, 0.0f, R, N);
+    for (size_t i = 0; i < nc; i++) C[i] = NAN;
+    cnn_gemm_bias(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, NULL, C, N);
+    for (size_t i = 0; i < nc; i++) mismatches += C[i] != R[i];
+    free(A), free(B), free(bias), free(C), free(R);
+  }
+  CHECK_EQ_INT(mismatches, 0);
+}
+
 /* Callers on their own threads, each with its own thread-local buffers. */
 typedef struct caller {
   int seed, ok;
@@ -327,6 +409,13 @@ int main(void) {
     cnn_pool_free(pool);
   }
   test_pool_sizes_bitwise();
+  test_rows_match_batch(NULL);
+  test_bias(NULL);
+  if (CHECK_EQ_INT(cnn_pool_new(&pool, 2, err), CNN_OK)) {
+    test_rows_match_batch(pool);
+    test_bias(pool);
+    cnn_pool_free(pool);
+  }
   test_concurrent_callers();
   return check_done();
 }

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Runs every test: installs what is missing, builds Release and runs ctest,
-# then builds with AddressSanitizer + UBSan and runs ctest again.
+# then builds with AddressSanitizer + UBSan and runs ctest again, then runs
+# every libFuzzer target for CNN_FUZZ_SECONDS (default 60, or 0 = none when
+# ctest arguments select tests).
 # Usage: sh tests/run.sh [ctest arguments, e.g. -R sql]
 set -eu
 cd "$(dirname "$0")/.."
@@ -12,4 +14,10 @@ ctest --test-dir build --output-on-failure -j "$jobs" "$@"
 cmake -S . -B build-san -DCMAKE_BUILD_TYPE=Debug -DCNN_SANITIZE=ON >/dev/null
 cmake --build build-san -j "$jobs"
 ctest --test-dir build-san --output-on-failure -j "$jobs" "$@"
-echo "all tests passed (Release and ASan/UBSan)"
+if [ $# -eq 0 ]; then fuzz=${CNN_FUZZ_SECONDS:-60}; else fuzz=${CNN_FUZZ_SECONDS:-0}; fi
+if [ "$fuzz" -gt 0 ]; then
+  CNN_FUZZ_JOBS=$jobs sh tests/fuzz/run.sh "$fuzz"
+  echo "all tests passed (Release, ASan/UBSan, $fuzz s of fuzzing per parser)"
+else
+  echo "all tests passed (Release and ASan/UBSan)"
+fi

@@ -74,13 +74,15 @@ int cnn_store_set_default(sqlite3 *db, const char *name, char *err);
 /* *name = an sqlite3_malloc'd name; an error when there is no model. */
 int cnn_store_get_default(sqlite3 *db, char **name, char *err);
 
-/* Transactions for writers: a SAVEPOINT that commits when released from
- * autocommit mode (a function may do this while only read statements run);
- * inside the caller's transaction it nests; while a writing statement runs
- * (INSERT ... SELECT cnn_train(...)) no savepoint is opened and the writes
- * join that statement's transaction. */
+/* Transactions for writers. From autocommit mode, BEGIN IMMEDIATE ... COMMIT
+ * (a function may commit while only read statements run; the write lock is
+ * taken first so that the busy timeout applies); inside the caller's
+ * transaction, a SAVEPOINT that nests in it; while a writing statement runs
+ * (INSERT ... SELECT cnn_train(...)) nothing is opened and the writes join
+ * that statement's transaction. */
+enum { CNN_TX_NONE, CNN_TX_BEGIN, CNN_TX_SAVEPOINT };
 typedef struct cnn_tx {
-  int opened;
+  int opened; /* CNN_TX_... */
 } cnn_tx;
 int cnn_tx_begin(sqlite3 *db, cnn_tx *tx, char *err);
 int cnn_tx_commit(sqlite3 *db, cnn_tx *tx, char *err);

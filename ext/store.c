@@ -82,32 +82,46 @@ int cnn_store_init(sqlite3 *db, char *err) {
 }
 
 int cnn_tx_begin(sqlite3 *db, cnn_tx *tx, char *err) {
-  tx->opened = 0;
+  tx->opened = CNN_TX_NONE;
   /* A running writer (INSERT ... SELECT cnn_train(...)) cannot be committed
    * under: join its transaction instead. */
   for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s))
     if (sqlite3_stmt_busy(s) && !sqlite3_stmt_readonly(s)) return CNN_OK;
-  int rc = run(db, err, "SAVEPOINT cnn_write", NULL);
-  if (rc == CNN_OK) tx->opened = 1;
+  /* In autocommit mode take the write lock first: a deferred transaction
+   * that read before writing cannot wait for another writer (SQLite returns
+   * "database is locked" at once rather than risk a deadlock), while BEGIN
+   * IMMEDIATE waits for it through the busy timeout. */
+  int immediate = sqlite3_get_autocommit(db);
+  int rc = run(db, err, immediate ? "BEGIN IMMEDIATE" : "SAVEPOINT cnn_write", NULL);
+  if (rc == CNN_OK)
+    tx->opened = immediate ? CNN_TX_BEGIN : CNN_TX_SAVEPOINT;
+  else if (immediate && !sqlite3_get_autocommit(db))
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL); /* it failed after opening (out of memory) */
   return rc;
 }
 
 int cnn_tx_commit(sqlite3 *db, cnn_tx *tx, char *err) {
-  if (!tx->opened) return CNN_OK;
-  int rc = run(db, err, "RELEASE cnn_write", NULL);
+  if (tx->opened == CNN_TX_NONE) return CNN_OK;
+  int rc = run(db, err, tx->opened == CNN_TX_BEGIN ? "COMMIT" : "RELEASE cnn_write", NULL);
   if (rc != CNN_OK) {
     cnn_tx_rollback(db, tx);
     return rc;
   }
-  tx->opened = 0;
+  tx->opened = CNN_TX_NONE;
   return CNN_OK;
 }
 
 void cnn_tx_rollback(sqlite3 *db, cnn_tx *tx) {
-  if (!tx->opened) return;
-  /* Even if interrupted: the rollback must happen, so run it regardless. */
-  sqlite3_exec(db, "ROLLBACK TO cnn_write; RELEASE cnn_write", NULL, NULL, NULL);
-  tx->opened = 0;
+  if (tx->opened == CNN_TX_NONE) return;
+  /* Even if interrupted: the rollback must happen, so run it regardless.
+   * SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR); then
+   * ROLLBACK only reports that no transaction is active. */
+  if (tx->opened == CNN_TX_BEGIN) {
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  } else {
+    sqlite3_exec(db, "ROLLBACK TO cnn_write; RELEASE cnn_write", NULL, NULL, NULL);
+  }
+  tx->opened = CNN_TX_NONE;
 }
 
 int cnn_store_exists(sqlite3 *db, const char *name, char *err) {

@@ -4,8 +4,9 @@
  * allocation failures of cnn_idx_open, and the real MNIST files of $CNN_DATA
  * (header, label histograms, pixel sums).
  *
- * Files live in a fresh mkdtemp() directory, removed at the end. Exit status 0
- * means every check passed; each failure prints its line.
+ * Files live in a fresh mkdtemp() directory, removed at the end. Checks are
+ * those of check.h: each failure prints its line, exit status 0 means every
+ * check passed.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -16,35 +17,8 @@
 #include <zlib.h>
 
 #include "base.h"
+#include "check.h"
 #include "idx.h"
-
-static int failures;
-
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);                     \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
-
-#define CHECK_STR(got, want)                                                                       \
-  do {                                                                                             \
-    const char *g_ = (got), *w_ = (want);                                                          \
-    if (strcmp(g_, w_) != 0) {                                                                     \
-      fprintf(stderr, "%s:%d: got \"%s\"\n  want \"%s\"\n", __FILE__, __LINE__, g_, w_);           \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
-
-#define CHECK_HAS(got, part)                                                                       \
-  do {                                                                                             \
-    const char *g_ = (got), *p_ = (part);                                                          \
-    if (!strstr(g_, p_)) {                                                                         \
-      fprintf(stderr, "%s:%d: \"%s\"\n  does not contain \"%s\"\n", __FILE__, __LINE__, g_, p_);   \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 static char tmpdir[] = "/tmp/test_idx.XXXXXX";
 
@@ -346,8 +320,8 @@ static void test_bad_gzip(void) {
     cnn_idx_close(f);
   }
   CHECK(rc == CNN_ERROR);
-  CHECK_HAS(err, "crc.gz: corrupt gzip data in ");
-  CHECK_HAS(err, ": incorrect data check");
+  CHECK_CONTAINS(err, "crc.gz: corrupt gzip data in ");
+  CHECK_CONTAINS(err, ": incorrect data check");
 
   /* Damaged deflate data right after the gzip header: an invalid block type. */
   gz[10] |= 0x06;
@@ -388,9 +362,8 @@ static void test_nomem(void) {
 /* The real MNIST files: headers and label histograms. */
 static void test_mnist(void) {
   const char *data = getenv("CNN_DATA");
-  if (!data) {
+  if (!CHECK(data != NULL)) {
     fprintf(stderr, "CNN_DATA is not set (the directory of the MNIST .gz files)\n");
-    failures++;
     return;
   }
   static const struct {
@@ -476,10 +449,5 @@ int main(void) {
   test_nomem();
   test_mnist();
   remove_tmpdir();
-  if (failures) {
-    fprintf(stderr, "test_idx: %d check(s) failed\n", failures);
-    return 1;
-  }
-  printf("test_idx: ok\n");
-  return 0;
+  return check_done();
 }

@@ -9,8 +9,9 @@
  * worst digit (12 for the photos); blank images, specks, thin pens.
  *
  * Needs CNN_DATA (the data/ directory: t10k-images-idx3-ubyte.gz, read with
- * zlib directly, and digits/). Prints the measured distances.
- * Exit status = failures.
+ * zlib directly, and digits/). Prints the measured distances. Checks are
+ * those of check.h: each failure prints its line, exit status 0 means every
+ * check passed.
  */
 #include <math.h>
 #include <stdio.h>
@@ -19,24 +20,8 @@
 #include <zlib.h>
 
 #include "base.h"
+#include "check.h"
 #include "image.h"
-
-static int failures;
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                     \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
-#define CHECK_STR(got, want)                                                                       \
-  do {                                                                                             \
-    const char *g_ = (got), *w_ = (want);                                                          \
-    if (strcmp(g_, w_) != 0) {                                                                     \
-      fprintf(stderr, "%s:%d: got \"%s\"\n    want \"%s\"\n", __FILE__, __LINE__, g_, w_);         \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -108,9 +93,8 @@ static void expect_decode(const char *what, const uint8_t *data, size_t len, int
   cnn_gray g = {0};
   char err[CNN_ERRMAX] = "";
   int rc = cnn_image_decode(&g, data, len, err);
-  if (rc != CNN_OK) {
+  if (!CHECK(rc == CNN_OK)) {
     fprintf(stderr, "%s: decode failed: %s\n", what, err);
-    failures++;
     return;
   }
   CHECK(g.w == w && g.h == h);
@@ -118,7 +102,7 @@ static void expect_decode(const char *what, const uint8_t *data, size_t len, int
     for (int i = 0; i < w * h; i++)
       if (abs((int)g.px[i] - (int)want[i]) > tol) {
         fprintf(stderr, "%s: pixel %d is %d, want %d\n", what, i, g.px[i], want[i]);
-        failures++;
+        CHECK(!"pixel off by more than tol");
         break;
       }
   cnn_gray_clear(&g);
@@ -129,10 +113,8 @@ static void expect_refused(const char *what, const uint8_t *data, size_t len, co
   cnn_gray g = {0};
   char err[CNN_ERRMAX] = "";
   int rc = cnn_image_decode(&g, data, len, err);
-  if (rc != CNN_ERROR || strncmp(err, prefix, strlen(prefix)) != 0) {
+  if (!CHECK(rc == CNN_ERROR && strncmp(err, prefix, strlen(prefix)) == 0))
     fprintf(stderr, "%s: rc %d, message \"%s\", want prefix \"%s\"\n", what, rc, err, prefix);
-    failures++;
-  }
   CHECK(g.px == NULL && g.w == 0 && g.h == 0);
   cnn_gray_clear(&g);
 }
@@ -246,7 +228,7 @@ static uint8_t *read_data(const char *name, size_t *len) {
   if (f) fclose(f);
   free(buf);
   fprintf(stderr, "cannot read %s\n", path);
-  failures++;
+  CHECK(!"cannot read a file of CNN_DATA");
   return NULL;
 }
 
@@ -435,19 +417,16 @@ static void check_mnist_shape(const char *what, const uint8_t *img) {
   int top = 0;
   for (int i = 0; i < CNN_MNIST_BYTES; i++)
     if (img[i] > top) top = img[i];
-  if (m == 0 || side < 19 || side > 22 || fabs(cx / m - 14) > 0.6 || fabs(cy / m - 14) > 0.6 ||
-      top != 255) {
+  if (!CHECK(m != 0 && side >= 19 && side <= 22 && fabs(cx / m - 14) <= 0.6 &&
+             fabs(cy / m - 14) <= 0.6 && top == 255))
     fprintf(stderr, "%s: box side %d, centre of mass (%.2f, %.2f), max %d\n", what, side,
             m ? cx / m : 0, m ? cy / m : 0, top);
-    failures++;
-  }
 }
 
 static void test_preprocess(void) {
   char err[CNN_ERRMAX];
-  if (load_mnist() != 0) {
+  if (!CHECK(load_mnist() == 0)) {
     fprintf(stderr, "cannot read the MNIST test images (CNN_DATA)\n");
-    failures++;
     return;
   }
   static const struct {
@@ -470,15 +449,13 @@ static void test_preprocess(void) {
     for (int d = 0; d < NDIGITS; d++) {
       cnn_gray orig = {28, 28, mnist[d]};
       uint8_t ref[CNN_MNIST_BYTES], got[CNN_MNIST_BYTES];
-      if (cnn_gray_to_mnist(ref, &orig, err) != CNN_OK) {
+      if (!CHECK(cnn_gray_to_mnist(ref, &orig, err) == CNN_OK)) {
         fprintf(stderr, "digit %d: %s\n", d, err);
-        failures++;
         continue;
       }
       if (c == 0) check_mnist_shape("reference", ref);
-      if (render_and_preprocess(got, mnist[d], &cases[c].r, err) != CNN_OK) {
+      if (!CHECK(render_and_preprocess(got, mnist[d], &cases[c].r, err) == CNN_OK)) {
         fprintf(stderr, "%s, digit %d: %s\n", cases[c].name, d, err);
-        failures++;
         continue;
       }
       check_mnist_shape(cases[c].name, got);
@@ -512,9 +489,8 @@ static void test_preprocess(void) {
     uint8_t ref[CNN_MNIST_BYTES], got[CNN_MNIST_BYTES];
     cnn_gray orig = {28, 28, mnist[photos[k].idx]};
     CHECK(cnn_gray_to_mnist(ref, &orig, err) == CNN_OK);
-    if (cnn_image_to_mnist(got, data, len, err) != CNN_OK) {
+    if (!CHECK(cnn_image_to_mnist(got, data, len, err) == CNN_OK)) {
       fprintf(stderr, "%s: %s\n", photos[k].file, err);
-      failures++;
     } else {
       check_mnist_shape(photos[k].file, got);
       double dist = mad784(ref, got);
@@ -558,10 +534,8 @@ static void test_blank(void) {
       }
     memset(out, 7, sizeof out);
     int rc = cnn_gray_to_mnist(out, &g, err);
-    if (rc != CNN_ERROR || strcmp(err, "no ink found in image") != 0) {
+    if (!CHECK(rc == CNN_ERROR && strcmp(err, "no ink found in image") == 0))
       fprintf(stderr, "blank %s: rc %d, \"%s\"\n", kinds[k], rc, err);
-      failures++;
-    }
   }
   /* One dark pixel is a speck, not a digit. */
   memset(px, 230, (size_t)w * h);
@@ -601,9 +575,8 @@ static void test_nomem(void) {
     if (rc == CNN_NOMEM) {
       nomem++;
       CHECK_STR(err, "out of memory");
-    } else if (rc != CNN_OK) {
+    } else if (!CHECK(rc == CNN_OK)) {
       fprintf(stderr, "allocation %llu failing: rc %d \"%s\"\n", (unsigned long long)k, rc, err);
-      failures++;
     }
   }
   CHECK(count > 10 && (uint64_t)nomem >= count - 2);
@@ -775,6 +748,5 @@ int main(void) {
   test_nomem();
   test_thin_pen();
   test_fuzz_regressions();
-  if (failures) fprintf(stderr, "test_image: %d failure(s)\n", failures);
-  return failures != 0;
+  return check_done();
 }

@@ -3,8 +3,9 @@
  * size and pixels, grids have the right layout, labels and frames, the SVG
  * history chart is well-formed XML (checked here by a small tag matcher and,
  * when /usr/bin/python3 exists, by xml.etree) with one marker per epoch per
- * series, and every size cap answers with its exact message.
- * Exit status = failures.
+ * series, and every size cap answers with its exact message. Checks are those
+ * of check.h: each failure prints its line, exit status 0 means every check
+ * passed.
  */
 #include <locale.h>
 #include <math.h>
@@ -14,24 +15,8 @@
 #include <unistd.h>
 
 #include "base.h"
+#include "check.h"
 #include "image.h"
-
-static int failures;
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                     \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
-#define CHECK_STR(got, want)                                                                       \
-  do {                                                                                             \
-    const char *g_ = (got), *w_ = (want);                                                          \
-    if (strcmp(g_, w_) != 0) {                                                                     \
-      fprintf(stderr, "%s:%d: got \"%s\"\n    want \"%s\"\n", __FILE__, __LINE__, g_, w_);         \
-      failures++;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 static const uint8_t png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
@@ -119,11 +104,9 @@ static void test_png_grid(void) {
         }
       static const int glyph_bits[10] = {16, 10, 14, 14, 14, 17, 15, 11, 17, 15};
       int want = labels[k] < 0 ? 0 : 4 * glyph_bits[labels[k]];
-      if (black != want) {
+      if (!CHECK_EQ_INT(black, want))
         fprintf(stderr, "grid cell %d (label %d): %d black label pixels, want %d\n", k, labels[k],
                 black, want);
-        failures++;
-      }
       CHECK(other == 0);
     }
   }
@@ -283,10 +266,7 @@ static void test_svg(void) {
   CHECK(cnn_svg_history(&svg, acc, val, 10, "Model \"a<b\" & co", err) == CNN_OK);
   if (svg) {
     const char *why = xml_check(svg);
-    if (why) {
-      fprintf(stderr, "svg: %s\n%s\n", why, svg);
-      failures++;
-    }
+    if (!CHECK(why == NULL)) fprintf(stderr, "svg: %s\n%s\n", why, svg);
     CHECK(series_points(svg, "accuracy") == 10);
     CHECK(series_points(svg, "val_accuracy") == 10);
     CHECK(count(svg, "<circle class=\"point\"") == 20);
@@ -386,6 +366,5 @@ int main(void) {
   test_png_grid();
   test_svg();
   test_nomem();
-  if (failures) fprintf(stderr, "test_picture: %d failure(s)\n", failures);
-  return failures != 0;
+  return check_done();
 }

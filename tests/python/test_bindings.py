@@ -12,42 +12,24 @@ tests/node/run.sh, which installs better-sqlite3 on first use.
 import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 import tempfile
 import threading
 import time
 
-SO = os.environ["CNN_SO"]
-DATA = os.environ["CNN_DATA"]
-ROOT = os.environ["CNN_ROOT"]
+from cnntest import DATA, ROOT, ROWS, SMALL, SO, connect, one
+
 NODE = os.path.join(ROOT, "tests", "node", "run.sh")
 
 # The same model everywhere: spec, seed and training options. A seed and one
 # thread make a run reproducible bit for bit (the seed alone does, whatever the
 # thread count; one thread keeps it obvious).
-SPEC = json.dumps({"input": [28, 28, 1], "layers": [
-    {"type": "conv2d", "filters": 8, "kernel": 3, "activation": "relu"},
-    {"type": "maxpool", "size": 2},
-    {"type": "flatten"},
-    {"type": "dense", "units": 10}]})
+SPEC = SMALL
 SEED = 7
-SOURCE = "SELECT image, label FROM mnist_train WHERE id < 2000"
+SOURCE = ROWS
 OPTIONS = {"epochs": 1, "seed": 1, "threads": 1, "max_seconds": 600}
 TEST_ROWS = 200
 TEST_SOURCE = f"SELECT image, label FROM mnist_test WHERE id < {TEST_ROWS} ORDER BY id"
-
-
-def connect(path):
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.enable_load_extension(True)
-    conn.load_extension(SO)
-    conn.enable_load_extension(False)
-    return conn
-
-
-def one(conn, sql, *args):
-    return conn.execute(sql, args).fetchone()[0]
 
 
 def without_seconds(result):

@@ -13,19 +13,14 @@ import tempfile
 import time
 import zlib
 
-SO = os.environ["CNN_SO"]
-DATA = os.environ["CNN_DATA"]
+from cnntest import DATA, SO, connect
 
 TRAIN_HIST = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_HIST = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
-
-def connect(path=":memory:", so=SO):
-    db = sqlite3.connect(path)
-    db.enable_load_extension(True)
-    db.load_extension(so)
-    db.enable_load_extension(False)
-    return db
+# sqlite3's own defaults: implicit transactions (test_errors commits its own
+# table), one thread, a 5 s busy timeout.
+PLAIN = {"isolation_level": "", "check_same_thread": True, "timeout": 5.0}
 
 
 def table_exists(db, name):
@@ -47,7 +42,7 @@ def test_load_forms():
     # entry point sqlite3_cnn_init from the file name.
     assert SO.endswith(".so"), SO
     for so in (SO, SO[: -len(".so")]):
-        db = connect(so=so)
+        db = connect(so=so, **PLAIN)
         version = db.execute("SELECT cnn_version()").fetchone()[0]
         assert isinstance(version, str) and version, version
         db.close()
@@ -55,7 +50,7 @@ def test_load_forms():
 
 def test_import(tmp):
     path = os.path.join(tmp, "mnist.db")
-    db = connect(path)
+    db = connect(path, **PLAIN)
     start = time.perf_counter()
     n = db.execute("SELECT cnn_import_mnist(?)", (DATA,)).fetchone()[0]
     seconds = time.perf_counter() - start
@@ -100,7 +95,7 @@ def test_import(tmp):
 
 
 def test_errors(tmp):
-    db = connect(os.path.join(tmp, "errors.db"))
+    db = connect(os.path.join(tmp, "errors.db"), **PLAIN)
     db.execute("CREATE TABLE mnist_train(note TEXT)")
     db.execute("INSERT INTO mnist_train VALUES ('kept')")
     db.commit()

@@ -15,32 +15,10 @@ import tempfile
 import threading
 import time
 
-SO = os.environ["CNN_SO"]
-DATA = os.environ["CNN_DATA"]
-SMALL = json.dumps({"input": [28, 28, 1], "layers": [
-    {"type": "conv2d", "filters": 8, "kernel": 3, "activation": "relu"},
-    {"type": "maxpool", "size": 2},
-    {"type": "flatten"},
-    {"type": "dense", "units": 10}]})
-ROWS = "SELECT image, label FROM mnist_train WHERE id < 2000"
+from cnntest import DATA, ROWS, SMALL, connect, one, train
+
 TEST = "SELECT image, label FROM mnist_test WHERE id < 300 ORDER BY id"
 SLOW = 1  # time limits are multiplied by this (set in main)
-
-
-def connect(path):
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.enable_load_extension(True)
-    conn.load_extension(SO)
-    conn.enable_load_extension(False)
-    return conn
-
-
-def one(conn, sql, *args):
-    return conn.execute(sql, args).fetchone()[0]
-
-
-def train(conn, name, source, **options):
-    return json.loads(one(conn, "SELECT cnn_train(?, ?, ?)", name, source, json.dumps(options)))
 
 
 def scalar_predictions(conn, name):

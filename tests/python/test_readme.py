@@ -15,9 +15,7 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ["CNN_ROOT"]
-SO = os.environ["CNN_SO"]
-DATA = os.environ["CNN_DATA"]
+from cnntest import DATA, ROOT, SO
 
 SHADOW = """
 SELECT cnn_import_mnist('data') > 0;

@@ -13,8 +13,8 @@ import sqlite3
 import sys
 import xml.etree.ElementTree as ET
 
-SO = os.environ["CNN_SO"]
-DATA = os.environ["CNN_DATA"]
+from cnntest import DATA, connect
+
 NS = "{http://www.w3.org/2000/svg}"
 SMALL = json.dumps({"input": [28, 28, 1], "layers": [
     {"type": "conv2d", "filters": 4, "kernel": 3, "activation": "relu"},
@@ -25,9 +25,7 @@ EPOCHS = 3
 
 
 def main():
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    conn.enable_load_extension(True)
-    conn.load_extension(SO)
+    conn = connect(":memory:", keep_loading=True, check_same_thread=True, timeout=5.0)
     names = {r[0] for r in conn.execute("SELECT name FROM pragma_function_list")}
     if "cnn_history_svg" not in names:
         print("test_svg: skipped, cnn_history_svg is not registered")

@@ -82,7 +82,8 @@ int cnn_store_get_default(sqlite3 *db, char **name, char *err);
  * that statement's transaction. */
 enum { CNN_TX_NONE, CNN_TX_BEGIN, CNN_TX_SAVEPOINT };
 typedef struct cnn_tx {
-  int opened; /* CNN_TX_... */
+  int opened;          /* CNN_TX_... */
+  sqlite3_stmt *abort; /* owned: with CNN_TX_BEGIN, a write that ends it (see store.c) */
 } cnn_tx;
 int cnn_tx_begin(sqlite3 *db, cnn_tx *tx, char *err);
 int cnn_tx_commit(sqlite3 *db, cnn_tx *tx, char *err);

@@ -457,7 +457,7 @@ void cnn_fn_import_mnist(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char *paths[NSETS][2] = {{NULL}};
   cnn_idx *files[NSETS][2] = {{NULL}}; /* [set][0 images, 1 labels] */
   uint8_t *image = NULL;
-  sqlite3_stmt *insert = NULL;
+  sqlite3_stmt *insert = NULL, *abort = NULL;
   int in_savepoint = 0, owns_transaction = 0;
   const char *step = ""; /* what failed, for SQLite's messages */
   sqlite3_int64 total = 0;
@@ -555,6 +555,10 @@ void cnn_fn_import_mnist(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                     "label INTEGER NOT NULL);",
                     NULL, NULL, NULL);
   if (rc != SQLITE_OK) goto sql_error;
+  /* The way out if an interrupt stops the commit (see below); prepared after
+   * the schema changes so that it never needs preparing again. */
+  rc = sqlite3_prepare_v2(db, "DELETE FROM main.mnist_test WHERE 0", -1, &abort, NULL);
+  if (rc != SQLITE_OK) goto sql_error;
   step = "";
   for (int s = 0; s < NSETS; s++) {
     char *sql = sqlite3_mprintf("INSERT INTO main.%s(id, image, label) VALUES (?1, ?2, ?3)",
@@ -589,7 +593,11 @@ done:
     if (sqlite3_exec(db, "RELEASE cnn_import_mnist", NULL, NULL, NULL) != SQLITE_OK &&
         owns_transaction && !sqlite3_get_autocommit(db))
       sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    /* Interrupted, no statement can even be prepared; a writing one
+     * prepared before fails at once and SQLite rolls back the transaction. */
+    if (owns_transaction && !sqlite3_get_autocommit(db) && abort) sqlite3_step(abort);
   }
+  sqlite3_finalize(abort);
   sqlite3_free(image);
   for (int s = 0; s < NSETS; s++) {
     for (int k = 0; k < 2; k++) {

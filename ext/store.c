@@ -83,6 +83,7 @@ int cnn_store_init(sqlite3 *db, char *err) {
 
 int cnn_tx_begin(sqlite3 *db, cnn_tx *tx, char *err) {
   tx->opened = CNN_TX_NONE;
+  tx->abort = NULL;
   /* A running writer (INSERT ... SELECT cnn_train(...)) cannot be committed
    * under: join its transaction instead. */
   for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s))
@@ -92,11 +93,16 @@ int cnn_tx_begin(sqlite3 *db, cnn_tx *tx, char *err) {
    * "database is locked" at once rather than risk a deadlock), while BEGIN
    * IMMEDIATE waits for it through the busy timeout. */
   int immediate = sqlite3_get_autocommit(db);
+  /* The way out if an interrupt stops the commit: see cnn_tx_rollback. */
+  if (immediate &&
+      sqlite3_prepare_v2(db, "DELETE FROM cnn_settings WHERE 0", -1, &tx->abort, NULL) != SQLITE_OK)
+    return sql_status(db, sqlite3_errcode(db), err);
   int rc = run(db, err, immediate ? "BEGIN IMMEDIATE" : "SAVEPOINT cnn_write", NULL);
   if (rc == CNN_OK)
     tx->opened = immediate ? CNN_TX_BEGIN : CNN_TX_SAVEPOINT;
   else if (immediate && !sqlite3_get_autocommit(db))
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL); /* it failed after opening (out of memory) */
+  if (rc != CNN_OK) sqlite3_finalize(tx->abort), tx->abort = NULL;
   return rc;
 }
 
@@ -108,6 +114,8 @@ int cnn_tx_commit(sqlite3 *db, cnn_tx *tx, char *err) {
     return rc;
   }
   tx->opened = CNN_TX_NONE;
+  sqlite3_finalize(tx->abort);
+  tx->abort = NULL;
   return CNN_OK;
 }
 
@@ -117,10 +125,18 @@ void cnn_tx_rollback(sqlite3 *db, cnn_tx *tx) {
    * SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR); then
    * ROLLBACK only reports that no transaction is active. */
   if (tx->opened == CNN_TX_BEGIN) {
-    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    /* Interrupted, the flag stays set while the calling statement runs and
+     * no statement can even be prepared, ROLLBACK included. A writing
+     * statement prepared beforehand fails at once, and SQLite then rolls
+     * back the transaction itself. */
+    if (!sqlite3_get_autocommit(db) &&
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK && !sqlite3_get_autocommit(db))
+      sqlite3_step(tx->abort);
   } else {
     sqlite3_exec(db, "ROLLBACK TO cnn_write; RELEASE cnn_write", NULL, NULL, NULL);
   }
+  sqlite3_finalize(tx->abort);
+  tx->abort = NULL;
   tx->opened = CNN_TX_NONE;
 }
 

@@ -34,6 +34,7 @@ typedef struct {
   int total_epochs;       /* for "Epoch 3/12" */
   size_t batches;
   int last_epoch;
+  int saved;              /* epochs this call committed */
   cnn_epoch_stats last;
 } train_ctx;
 
@@ -107,7 +108,7 @@ static int on_epoch(void *p, const cnn_epoch_stats *s, char *err) {
   train_ctx *t = p;
   cnn_progress_epoch(&t->progress, s, t->batches);
   int rc = commit_epoch(t, s, 1, err);
-  if (rc == CNN_OK) t->last_epoch = s->epoch, t->last = *s;
+  if (rc == CNN_OK) t->last_epoch = s->epoch, t->last = *s, t->saved++;
   else if (rc != CNN_NOMEM && rc != CNN_INTERRUPTED) {
     char tmp[CNN_ERRMAX];
     snprintf(tmp, sizeof tmp, "cannot save epoch %d: %.200s", s->epoch, err);
@@ -215,8 +216,8 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   rc = cnn_train(t.net, t.opt, &train, o.validation ? &val : NULL, &cfg, &res, err);
   if (t.progress.epoch_open) fprintf(stderr, "\n");
   if (rc == CNN_INTERRUPTED) {
-    cnn_error(err, CNN_INTERRUPTED, "interrupted; %d completed epoch%s saved", res.epochs_run,
-              res.epochs_run == 1 ? "" : "s");
+    cnn_error(err, CNN_INTERRUPTED, "interrupted; %d completed epoch%s saved", t.saved,
+              t.saved == 1 ? "" : "s");
     goto done;
   }
   if (rc) goto done;

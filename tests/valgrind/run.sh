@@ -1,0 +1,117 @@
+#!/bin/sh
+# Memory check of the extension under valgrind memcheck: the sqlite3 shell
+# loads the optimised cnn.so and runs a short life of a model (reading MNIST,
+# creating, training with validation, predicting a photo, evaluating,
+# exporting and importing, history, pictures) plus a few calls that fail, so
+# their error paths are checked too. Any invalid access, use of an
+# uninitialised value or definitely lost block fails it, as does output that
+# differs from the expected lines below (so a run that did nothing cannot pass).
+#
+# Usage: tests/valgrind/run.sh [path/to/cnn.so]   (else $CNN_SO)
+# Data from $CNN_DATA (else data/ beside tests/), the photo from $CNN_ROOT.
+# Only for builds without sanitizers: ASan and valgrind do not mix.
+set -u
+so=${1:-${CNN_SO:?give the path to cnn.so as \$1 or CNN_SO}}
+root=${CNN_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+data=${CNN_DATA:-$root/data}
+if ! command -v valgrind >/dev/null; then
+  echo "valgrind is not installed (sh tools/deps.sh valgrind): skipped"
+  exit 77  # ctest's SKIP_RETURN_CODE
+fi
+# Absolute paths: the run happens in a temporary directory.
+so=$(cd "$(dirname "$so")" && pwd)/$(basename "$so") || exit 1
+data=$(cd "$data" && pwd) || exit 1
+root=$(cd "$root" && pwd) || exit 1
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+cd "$dir" || exit 1
+
+# A small model that still has every kind of layer; two threads so the
+# worker pool runs under the checker too.
+spec='{"input":[28,28,1],"layers":[{"type":"conv2d","filters":4,"kernel":3,"activation":"relu"},{"type":"maxpool","size":2},{"type":"conv2d","filters":4,"kernel":3,"padding":"same","activation":{"expr":"x*sigmoid(x)"}},{"type":"flatten"},{"type":"dense","units":16,"activation":"relu"},{"type":"dropout","rate":0.5},{"type":"dense","units":10}]}'
+cat > test.sql <<SQL
+.load $so
+CREATE TABLE train AS SELECT image, label FROM cnn_mnist('$data/train-images-idx3-ubyte.gz', '$data/train-labels-idx1-ubyte.gz') LIMIT 300;
+CREATE TABLE test AS SELECT image, label FROM cnn_mnist('$data/t10k-images-idx3-ubyte.gz', '$data/t10k-labels-idx1-ubyte.gz') LIMIT 100;
+SELECT count(*), sum(length(image)) FROM train;
+SELECT cnn_create('m', '$spec', 1);
+SELECT * FROM cnn_summary('m');
+SELECT json_extract(r, '\$.epochs'), json_extract(r, '\$.samples') FROM (SELECT cnn_train('m', 'train', '{"epochs":1,"batch_size":32,"seed":1,"threads":2,"validation":"test"}') AS r);
+SELECT cnn_predict('m', readfile('$root/data/digits/8.jpg')) BETWEEN 0 AND 9;
+SELECT json_array_length(cnn_predict_proba('m', readfile('$root/data/digits/8.jpg')));
+SELECT length(cnn_preprocess(readfile('$root/data/digits/8.jpg')));
+SELECT json_extract(cnn_evaluate('m', 'test'), '\$.count');
+SELECT count(*), min(predicted) >= 0 AND max(predicted) <= 9 FROM cnn_predictions('m', 'SELECT image, label FROM test');
+SELECT sum(count) FROM cnn_confusion('m', 'test');
+SELECT cnn_import('m2', cnn_export('m'));
+SELECT cnn_export('m') = cnn_export('m2');
+SELECT epoch, samples, val_accuracy IS NOT NULL FROM cnn_history('m');
+SELECT substr(cnn_image_png(image), 2, 3) FROM test LIMIT 1;
+SELECT substr(cnn_grid_png('SELECT image, label FROM test LIMIT 20', 5), 2, 3);
+SELECT substr(cnn_history_svg('m'), 1, 4);
+SELECT cnn_drop('m2');
+SELECT cnn_train('m', 'SELECT x''01'', 2', '{"epochs":1}');
+SELECT cnn_train('m', 'train', '{"epochs":1,"batch_size":0}');
+SELECT cnn_train('m', 'train', '{"epochs":1,"validation":"SELECT image, 12 FROM test"}');
+SELECT cnn_predict('m', x'0102');
+SELECT cnn_import('m3', substr(cnn_export('m'), 1, 1000));
+SELECT * FROM cnn_mnist('missing.gz');
+SELECT cnn_create('bad', '{"layers":[{"type":"dense","units":-1}]}');
+SELECT epochs, step FROM cnn_models WHERE name = 'm';
+SQL
+
+cat > expected.txt <<'OUT'
+300|235200
+11190
+conv2d|Conv2D|(None, 26, 26, 4)|40
+max_pooling2d|MaxPooling2D|(None, 13, 13, 4)|0
+conv2d_1|Conv2D|(None, 13, 13, 4)|148
+flatten|Flatten|(None, 676)|0
+dense|Dense|(None, 16)|10832
+dropout|Dropout|(None, 16)|0
+dense_1|Dense|(None, 10)|170
+1|300
+1
+10
+784
+100
+100|1
+100
+11190
+1
+1|300|1
+PNG
+PNG
+<?xm
+1
+1|10
+OUT
+cat > expected_errors.txt <<'OUT'
+Runtime error near line 21: cnn_train: source row 1: image must be 784 raw bytes or an encoded image; got a 1-byte blob
+Runtime error near line 22: cnn_train: option batch_size must be an integer 1..65536
+Runtime error near line 23: cnn_train: validation source row 1: label must be an integer 0..9; got 12
+Runtime error near line 24: cnn_predict: image must be 784 raw bytes or an encoded image; got a 2-byte blob
+Runtime error near line 25: cnn_import: model blob is corrupt or truncated (checksum mismatch)
+Runtime error near line 26: cnn_mnist: missing.gz: cannot open: No such file or directory
+Runtime error near line 27: cnn_create: layer 1 (dense): units must be an integer 1..65536, got -1
+OUT
+
+start=$(date +%s)
+valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+  --track-origins=yes --keep-debuginfo=yes --log-file=valgrind.log \
+  sqlite3 -batch test.db < test.sql > actual.txt 2> actual_errors.txt
+rc=$?
+end=$(date +%s)
+grep "ERROR SUMMARY" valgrind.log | sed 's/^==[0-9]*== //'
+echo "valgrind run: $((end - start)) s"
+# The shell exits 1 because of the script's failing calls; valgrind exits 99
+# when it found an error; anything else is a crash or a lost run.
+if [ "$rc" -ne 1 ]; then
+  cat valgrind.log
+  if [ "$rc" -eq 99 ]; then echo "valgrind found errors"; else echo "sqlite3 exited with status $rc"; fi
+  exit 1
+fi
+if ! diff -u expected.txt actual.txt || ! diff -u expected_errors.txt actual_errors.txt; then
+  echo "the run under valgrind printed something else than expected"
+  exit 1
+fi

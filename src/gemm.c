@@ -56,7 +56,6 @@
  */
 #include "gemm.h"
 
-#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -278,43 +277,53 @@ static void gemm_row_stream_avx2(int kc, int nc, const float *restrict a, size_t
                                  const float *restrict b, size_t ldb, float *c, const float *s,
                                  float alpha, float beta, int overwrite) {
   float *restrict acc = gemm_acc;
-  int full = nc / 8 * 8, k = 0;
-  memset(acc, 0, sizeof(float) * (size_t)((nc + 7) / 8 * 8));
+  int full = nc / 8 * 8, tail = nc - full;
+  /* The last nc % 8 columns go through masked loads (lanes past nc read as
+   * zero, never from memory) with the same arithmetic. */
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  int k = 0, end = tail ? full + 8 : full;
+  memset(acc, 0, sizeof(float) * (size_t)end);
   /* Four rows per pass: one load and store of acc per four FMAs. */
   for (; k + 4 <= kc; k += 4, a += 4 * csa, b += 4 * ldb) {
     __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + csa);
     __m256 a2 = _mm256_broadcast_ss(a + 2 * csa), a3 = _mm256_broadcast_ss(a + 3 * csa);
     for (int j = 0; j < full; j += 8) {
-      __m256 s = _mm256_load_ps(acc + j);
-      s = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + j), s);
-      s = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + ldb + j), s);
-      s = _mm256_fmadd_ps(a2, _mm256_loadu_ps(b + 2 * ldb + j), s);
-      s = _mm256_fmadd_ps(a3, _mm256_loadu_ps(b + 3 * ldb + j), s);
-      _mm256_store_ps(acc + j, s);
+      __m256 v = _mm256_load_ps(acc + j);
+      v = _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + j), v);
+      v = _mm256_fmadd_ps(a1, _mm256_loadu_ps(b + ldb + j), v);
+      v = _mm256_fmadd_ps(a2, _mm256_loadu_ps(b + 2 * ldb + j), v);
+      v = _mm256_fmadd_ps(a3, _mm256_loadu_ps(b + 3 * ldb + j), v);
+      _mm256_store_ps(acc + j, v);
     }
-    for (int j = full; j < nc; j++) {
-      float s = acc[j];
-      s = fmaf(a[0], b[j], s);
-      s = fmaf(a[csa], b[ldb + j], s);
-      s = fmaf(a[2 * csa], b[2 * ldb + j], s);
-      acc[j] = fmaf(a[3 * csa], b[3 * ldb + j], s);
+    if (tail) {
+      __m256 v = _mm256_load_ps(acc + full);
+      v = _mm256_fmadd_ps(a0, _mm256_maskload_ps(b + full, mask), v);
+      v = _mm256_fmadd_ps(a1, _mm256_maskload_ps(b + ldb + full, mask), v);
+      v = _mm256_fmadd_ps(a2, _mm256_maskload_ps(b + 2 * ldb + full, mask), v);
+      v = _mm256_fmadd_ps(a3, _mm256_maskload_ps(b + 3 * ldb + full, mask), v);
+      _mm256_store_ps(acc + full, v);
     }
   }
   for (; k < kc; k++, a += csa, b += ldb) {
     __m256 a0 = _mm256_broadcast_ss(a);
     for (int j = 0; j < full; j += 8)
       _mm256_store_ps(acc + j, _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + j), _mm256_load_ps(acc + j)));
-    for (int j = full; j < nc; j++) acc[j] = fmaf(a[0], b[j], acc[j]);
+    if (tail)
+      _mm256_store_ps(acc + full, _mm256_fmadd_ps(a0, _mm256_maskload_ps(b + full, mask),
+                                                  _mm256_load_ps(acc + full)));
   }
   __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-  for (int j = 0; j < full; j += 8) {
+  for (int j = 0; j < end; j += 8) {
     __m256 r = _mm256_load_ps(acc + j);
-    r = overwrite ? _mm256_mul_ps(va, r)
-                  : _mm256_fmadd_ps(va, r, _mm256_mul_ps(vb, _mm256_loadu_ps(s + j)));
-    _mm256_storeu_ps(c + j, r);
+    int last = j == full; /* the masked tail */
+    __m256 sj = overwrite ? r : last ? _mm256_maskload_ps(s + j, mask) : _mm256_loadu_ps(s + j);
+    r = overwrite ? _mm256_mul_ps(va, r) : _mm256_fmadd_ps(va, r, _mm256_mul_ps(vb, sj));
+    if (last)
+      _mm256_maskstore_ps(c + j, mask, r);
+    else
+      _mm256_storeu_ps(c + j, r);
   }
-  for (int j = full; j < nc; j++)
-    c[j] = overwrite ? alpha * acc[j] : fmaf(alpha, acc[j], beta * s[j]);
 }
 
 #define GEMM_TILE_SWITCH(RSA, CSA)                                               \

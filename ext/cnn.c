@@ -25,6 +25,17 @@ static void conn_release(void *p) {
   cnn_free(c);
 }
 
+int cnn_probe_open(sqlite3 *db, sqlite3_stmt **probe, char *err) {
+  int rc = sqlite3_prepare_v2(db, "SELECT 1", -1, probe, NULL);
+  if (rc == SQLITE_OK) return CNN_OK;
+  return cnn_error(err, rc == SQLITE_NOMEM ? CNN_NOMEM : CNN_ERROR, "%s", sqlite3_errmsg(db));
+}
+
+int cnn_probe_stop(void *probe) {
+  sqlite3_reset(probe);
+  return sqlite3_step(probe) == SQLITE_INTERRUPT;
+}
+
 void cnn_result_status(sqlite3_context *ctx, const char *fn, int status, const char *err) {
   if (status == CNN_NOMEM) {
     sqlite3_result_error_nomem(ctx);

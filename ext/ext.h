@@ -111,6 +111,13 @@ int cnn_source_read(sqlite3 *db, const char *source, cnn_shape in, int classes, 
                     cnn_rows *out, char *err);
 void cnn_rows_clear(cnn_rows *r);
 
+/* Interrupts, for engine work that runs long: a prepared "SELECT 1" fails
+ * with SQLITE_INTERRUPT once the connection is interrupted (the flag stays
+ * set while the calling statement runs; this works on SQLite versions
+ * before sqlite3_is_interrupted). cnn_probe_stop is a cnn_stop_fn on it. */
+int cnn_probe_open(sqlite3 *db, sqlite3_stmt **probe, char *err);
+int cnn_probe_stop(void *probe);
+
 /* Reports an engine status as the SQL result: CNN_NOMEM becomes
  * sqlite3_result_error_nomem, anything else the error "fn: err". */
 void cnn_result_status(sqlite3_context *ctx, const char *fn, int status, const char *err);

@@ -194,6 +194,7 @@ void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char err[CNN_ERRMAX] = "";
   cnn_model *m = NULL;
   cnn_rows rows = {0};
+  sqlite3_stmt *probe = NULL;
   double loss, accuracy;
   int rc = CNN_OK;
   const char *name = cnn_arg_name(ctx, "cnn_evaluate", argv[0]);
@@ -208,7 +209,9 @@ void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                             err)))
     goto done;
   cnn_dataset data = {rows.images, rows.labels, rows.count};
-  if ((rc = cnn_evaluate(m->net, &data, &loss, &accuracy, err))) goto done;
+  if ((rc = cnn_probe_open(db, &probe, err)) ||
+      (rc = cnn_evaluate(m->net, &data, cnn_probe_stop, probe, &loss, &accuracy, err)))
+    goto done;
   cnn_buf b = {0};
   cnn_buf_puts(&b, "{\"loss\":");
   cnn_buf_json_number(&b, loss);
@@ -224,6 +227,7 @@ void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   cnn_free(json);
 done:
   if (rc) cnn_result_status(ctx, "cnn_evaluate", rc, err);
+  sqlite3_finalize(probe);
   cnn_rows_clear(&rows);
   cnn_model_release(m);
 }

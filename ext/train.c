@@ -4,10 +4,9 @@
  * optimizer state, counters, history row) in its own savepoint, so an
  * interrupt or a killed process loses at most the epoch in progress.
  *
- * Interrupts: the host SQLite may predate sqlite3_is_interrupted (3.41), so
- * after every batch a prepared "SELECT 1" is stepped: SQLite checks the
- * connection's interrupt flag before running any statement, and the flag
- * stays set while the calling statement is active.
+ * Interrupts are polled (cnn_probe_stop) after the forward pass and after
+ * every batch, and between validation batches, so an interrupt is answered
+ * within about half a batch.
  *
  * A model that does not exist yet is created from the notebook's spec (or
  * the spec in cnn_create); it is stored with its first completed epoch, so a
@@ -38,16 +37,13 @@ typedef struct {
   cnn_epoch_stats last;
 } train_ctx;
 
-static int interrupted(train_ctx *t) {
-  sqlite3_reset(t->probe);
-  return sqlite3_step(t->probe) == SQLITE_INTERRUPT;
-}
+static int stop(void *p) { return cnn_probe_stop(((train_ctx *)p)->probe); }
 
 static int on_batch(void *p, const cnn_batch_progress *b) {
   train_ctx *t = p;
   t->batches = b->batches;
   cnn_progress_batch(&t->progress, b, t->total_epochs);
-  return interrupted(t);
+  return cnn_probe_stop(t->probe);
 }
 
 static int history_row(sqlite3 *db, const char *name, const cnn_epoch_stats *s, char *err) {
@@ -194,10 +190,7 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   if ((rc = cnn_pool_new(&pool, o.threads, err))) goto done;
   cnn_net_set_pool(t.net, pool);
-  if ((rc = sqlite3_prepare_v2(db, "SELECT 1", -1, &t.probe, NULL)) != SQLITE_OK) {
-    rc = cnn_error(err, rc == SQLITE_NOMEM ? CNN_NOMEM : CNN_ERROR, "%s", sqlite3_errmsg(db));
-    goto done;
-  }
+  if ((rc = cnn_probe_open(db, &t.probe, err))) goto done;
 
   t.db = db, t.name = name;
   t.progress.enabled = o.progress < 0 ? isatty(2) : o.progress;
@@ -211,7 +204,8 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                           .seed = seed, .first_epoch = epochs_done + 1,
                           .max_seconds = o.max_seconds, .patience = o.patience,
                           .min_delta = o.min_delta, .restore_best = o.restore_best,
-                          .on_batch = on_batch, .on_epoch = on_epoch, .ctx = &t};
+                          .on_batch = on_batch, .on_epoch = on_epoch, .stop = stop,
+                          .ctx = &t};
   cnn_train_result res;
   rc = cnn_train(t.net, t.opt, &train, o.validation ? &val : NULL, &cfg, &res, err);
   if (t.progress.epoch_open) fprintf(stderr, "\n");

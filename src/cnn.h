@@ -274,6 +274,9 @@ typedef struct cnn_batch_progress {
   double seconds;       /* since the epoch started */
 } cnn_batch_progress;
 
+/* Asked between pieces of long work: nonzero means stop (an interrupt). */
+typedef int (*cnn_stop_fn)(void *ctx);
+
 typedef struct cnn_train_config {
   int epochs;           /* to run now */
   int batch_size;
@@ -286,6 +289,10 @@ typedef struct cnn_train_config {
   int restore_best;
   /* Called after every batch; nonzero stops training (interrupt). */
   int (*on_batch)(void *ctx, const cnn_batch_progress *p);
+  /* Polled between the forward and backward pass of a batch and between
+   * validation batches, so that an interrupt is answered within part of a
+   * batch; nonzero stops training (interrupt). NULL: only on_batch. */
+  cnn_stop_fn stop;
   /* Called after every epoch (commit it); a status other than CNN_OK stops
    * training with that status and message. */
   int (*on_epoch)(void *ctx, const cnn_epoch_stats *s, char *err);
@@ -306,9 +313,10 @@ typedef struct cnn_train_result {
 int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_dataset *val,
               const cnn_train_config *cfg, cnn_train_result *res, char *err);
 
-/* Mean loss and accuracy over a dataset (inference mode). */
-int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double *loss, double *accuracy,
-                 char *err);
+/* Mean loss and accuracy over a dataset (inference mode). stop (may be
+ * NULL) is polled between batches: nonzero returns CNN_INTERRUPTED. */
+int cnn_evaluate(cnn_net *net, const cnn_dataset *data, cnn_stop_fn stop, void *ctx, double *loss,
+                 double *accuracy, char *err);
 
 /* ---- training options (the JSON of cnn_train) ----------------------------- */
 

@@ -427,8 +427,8 @@ int cnn_net_predict(cnn_net *net, float *out, const uint8_t *images, size_t n, c
   return CNN_OK;
 }
 
-int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double *loss, double *accuracy,
-                 char *err) {
+int cnn_evaluate(cnn_net *net, const cnn_dataset *data, cnn_stop_fn stop, void *ctx, double *loss,
+                 double *accuracy, char *err) {
   size_t in = shape_size(net->input);
   int batch = data->count < 128 ? (int)data->count : 128;
   *loss = NAN, *accuracy = NAN;
@@ -439,6 +439,7 @@ int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double *loss, double *ac
   double total = 0;
   size_t right = 0;
   for (size_t start = 0; start < data->count; start += batch) {
+    if (stop && stop(ctx)) return cnn_error(err, CNN_INTERRUPTED, "interrupted");
     int m = data->count - start < (size_t)batch ? (int)(data->count - start) : batch;
     float *x = net->act[0];
     const uint8_t *src = data->images + start * in;

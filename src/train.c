@@ -95,6 +95,10 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
         labels[i] = train->labels[order[start + i]];
       }
       cnn_net_forward(net, m, 1);
+      if (cfg->stop && cfg->stop(cfg->ctx)) {
+        rc = cnn_error(err, CNN_INTERRUPTED, "interrupted");
+        goto done;
+      }
       int correct;
       double loss = cnn_net_loss(net, labels, m, &correct);
       if (!isfinite(loss)) {
@@ -120,7 +124,8 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
     }
     cnn_epoch_stats s = {epoch, loss_sum / seen, (double)right / seen, NAN, NAN,
                          opt->cfg.learning_rate, 0, seen};
-    if (val && val->count && (rc = cnn_evaluate(net, val, &s.val_loss, &s.val_accuracy, err)))
+    if (val && val->count &&
+        (rc = cnn_evaluate(net, val, cfg->stop, cfg->ctx, &s.val_loss, &s.val_accuracy, err)))
       goto done;
     if (val && val->count && (rc = cnn_net_reserve(net, batch, 1, err))) goto done;
     s.seconds = now_seconds() - te;

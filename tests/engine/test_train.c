@@ -82,7 +82,7 @@ static double run(const char *opt_json, int epochs, int threads, uint64_t seed, 
   cnn_train_result res;
   int rc = cnn_train(net, &opt, &train, NULL, &cfg, &res, err);
   double loss, acc = -1;
-  if (rc == CNN_OK) cnn_evaluate(net, &test, &loss, &acc, err);
+  if (rc == CNN_OK) cnn_evaluate(net, &test, NULL, NULL, &loss, &acc, err);
   else fprintf(stderr, "train: %s\n", err);
   cnn_optim_clear(&opt);
   cnn_net_set_pool(net, NULL);

@@ -40,16 +40,11 @@ import tempfile
 import threading
 import time
 
-SO = os.environ["CNN_SO"]
-DATA = os.environ["CNN_DATA"]
+from cnntest import DATA, SMALL, SO, connect, one, train
+
 ROUNDS = int(os.environ.get("CNN_CRASH_ROUNDS", "20"))
 VERBOSE = os.environ.get("CNN_CRASH_VERBOSE") == "1"
 TIMING_SEED = int(os.environ.get("CNN_CRASH_SEED", str(random.randrange(1 << 30))))
-SMALL = json.dumps({"input": [28, 28, 1], "layers": [
-    {"type": "conv2d", "filters": 8, "kernel": 3, "activation": "relu"},
-    {"type": "maxpool", "size": 2},
-    {"type": "flatten"},
-    {"type": "dense", "units": 10}]})
 ROWS = 1500
 BATCHES = (ROWS + 31) // 32  # batch_size 32
 TRAIN_SEED = 11
@@ -65,21 +60,6 @@ c.load_extension(so)
 c.execute("PRAGMA synchronous=" + sync)
 c.execute("SELECT cnn_train('m', 'src', ?)", (options,)).fetchone()
 """
-
-
-def connect(path):
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.enable_load_extension(True)
-    conn.load_extension(SO)
-    return conn
-
-
-def one(conn, sql, *args):
-    return conn.execute(sql, args).fetchone()[0]
-
-
-def train(conn, name, source, **options):
-    return json.loads(one(conn, "SELECT cnn_train(?, ?, ?)", name, source, json.dumps(options)))
 
 
 def digest(conn, name):

@@ -127,7 +127,8 @@ static void conv_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
     cnn_pool_run(run->pool, im2col_task, &t, n);
     cols = run->work;
   }
-  cnn_gemm_bias(run->pool, 0, 0, M, N, K, 1.0f, cols, K, l->w, N, l->nbias ? l->b : NULL, y, N);
+  cnn_gemm_bias(run->pool, 0, 0, M, N, K, 1.0f, cols, K, l->w, N, l->nbias ? l->b : NULL,
+                run->relu, y, N);
 }
 
 static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
@@ -152,4 +153,4 @@ static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
 }
 
 const cnn_layer_ops cnn_conv2d_ops = {"Conv2D", "conv2d", conv_setup, conv_forward,
-                                      conv_backward};
+                                      conv_backward, 1};

@@ -23,8 +23,8 @@ static int dense_setup(cnn_layer *l, char *err) {
 static void dense_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
                           const float *restrict x, int n) {
   int in = l->in.h * l->in.w * l->in.c, out = l->out.c;
-  cnn_gemm_bias(run->pool, 0, 0, n, out, in, 1.0f, x, in, l->w, out, l->nbias ? l->b : NULL, y,
-                out);
+  cnn_gemm_bias(run->pool, 0, 0, n, out, in, 1.0f, x, in, l->w, out, l->nbias ? l->b : NULL,
+                run->relu, y, out);
 }
 
 static void dense_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
@@ -36,4 +36,4 @@ static void dense_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
 }
 
 const cnn_layer_ops cnn_dense_ops = {"Dense", "dense", dense_setup, dense_forward,
-                                     dense_backward};
+                                     dense_backward, 1};

@@ -81,6 +81,12 @@
 #define NC 1024
 #define L2B (64 * 1024)
 
+/* How a tile's writeback treats C (see gemm_row_avx2): overwrite it (the
+ * first k block with beta == 0) rather than add beta times its source; and
+ * clamp at 0 (the last k block of a product with a fused ReLU). */
+#define GEMM_OVERWRITE 1
+#define GEMM_RELU 2
+
 /* Below this many flops (2*M*N*K, about 25 us of one core) waking the pool
  * (about 10 us) costs more than it saves; measured on the model's shapes. */
 #define GEMM_MIN_PARALLEL_FLOPS 2e6
@@ -185,31 +191,32 @@ static void gemm_pack_b(float *restrict bp, const float *restrict B, int ldb, in
 #if GEMM_AVX2
 
 /* One row of a tile's writeback: C[i][0:nr] = alpha*acc + beta*S, or
- * alpha*acc when overwrite, where S is C itself or the bias row (si);
- * partial rows go through masks, with the same arithmetic as full ones. */
+ * alpha*acc with GEMM_OVERWRITE, where S is C itself or the bias row (si),
+ * then max(., 0) with GEMM_RELU; partial rows go through masks, with the
+ * same arithmetic as full ones. */
 static inline __attribute__((always_inline)) void gemm_row_avx2(float *ci, const float *si,
                                                                 __m256 c0, __m256 c1, __m256 va,
-                                                                __m256 vb, int overwrite, int full,
+                                                                __m256 vb, int flags, int full,
                                                                 __m256i m0, __m256i m1) {
   __m256 r0, r1;
+  if (flags & GEMM_OVERWRITE) {
+    r0 = _mm256_mul_ps(va, c0);
+    r1 = _mm256_mul_ps(va, c1);
+  } else if (full) {
+    r0 = _mm256_fmadd_ps(va, c0, _mm256_mul_ps(vb, _mm256_loadu_ps(si)));
+    r1 = _mm256_fmadd_ps(va, c1, _mm256_mul_ps(vb, _mm256_loadu_ps(si + 8)));
+  } else {
+    r0 = _mm256_fmadd_ps(va, c0, _mm256_mul_ps(vb, _mm256_maskload_ps(si, m0)));
+    r1 = _mm256_fmadd_ps(va, c1, _mm256_mul_ps(vb, _mm256_maskload_ps(si + 8, m1)));
+  }
+  if (flags & GEMM_RELU) { /* max_ps returns its second operand for NaN: 0 */
+    r0 = _mm256_max_ps(r0, _mm256_setzero_ps());
+    r1 = _mm256_max_ps(r1, _mm256_setzero_ps());
+  }
   if (full) {
-    if (overwrite) {
-      r0 = _mm256_mul_ps(va, c0);
-      r1 = _mm256_mul_ps(va, c1);
-    } else {
-      r0 = _mm256_fmadd_ps(va, c0, _mm256_mul_ps(vb, _mm256_loadu_ps(si)));
-      r1 = _mm256_fmadd_ps(va, c1, _mm256_mul_ps(vb, _mm256_loadu_ps(si + 8)));
-    }
     _mm256_storeu_ps(ci, r0);
     _mm256_storeu_ps(ci + 8, r1);
   } else {
-    if (overwrite) {
-      r0 = _mm256_mul_ps(va, c0);
-      r1 = _mm256_mul_ps(va, c1);
-    } else {
-      r0 = _mm256_fmadd_ps(va, c0, _mm256_mul_ps(vb, _mm256_maskload_ps(si, m0)));
-      r1 = _mm256_fmadd_ps(va, c1, _mm256_mul_ps(vb, _mm256_maskload_ps(si + 8, m1)));
-    }
     _mm256_maskstore_ps(ci, m0, r0);
     _mm256_maskstore_ps(ci + 8, m1, r1);
   }
@@ -222,7 +229,7 @@ static inline __attribute__((always_inline)) void gemm_row_avx2(float *ci, const
 static inline __attribute__((always_inline)) void gemm_tile_avx2(
     const int mr, int nr, int kc, const float *restrict a, size_t rsa, size_t csa,
     const float *restrict b, size_t rsb, float *c, int ldc, const float *s, size_t lds,
-    float alpha, float beta, int overwrite) {
+    float alpha, float beta, int flags) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int k = 0; k < kc; k++) {
@@ -253,12 +260,12 @@ static inline __attribute__((always_inline)) void gemm_tile_avx2(
   __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), lane);
   __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), lane);
   int full = nr == NR;
-  gemm_row_avx2(c, s, c00, c01, va, vb, overwrite, full, m0, m1);
-  if (mr > 1) gemm_row_avx2(c + (size_t)ldc, s + lds, c10, c11, va, vb, overwrite, full, m0, m1);
-  if (mr > 2) gemm_row_avx2(c + (size_t)2 * ldc, s + 2 * lds, c20, c21, va, vb, overwrite, full, m0, m1);
-  if (mr > 3) gemm_row_avx2(c + (size_t)3 * ldc, s + 3 * lds, c30, c31, va, vb, overwrite, full, m0, m1);
-  if (mr > 4) gemm_row_avx2(c + (size_t)4 * ldc, s + 4 * lds, c40, c41, va, vb, overwrite, full, m0, m1);
-  if (mr > 5) gemm_row_avx2(c + (size_t)5 * ldc, s + 5 * lds, c50, c51, va, vb, overwrite, full, m0, m1);
+  gemm_row_avx2(c, s, c00, c01, va, vb, flags, full, m0, m1);
+  if (mr > 1) gemm_row_avx2(c + (size_t)ldc, s + lds, c10, c11, va, vb, flags, full, m0, m1);
+  if (mr > 2) gemm_row_avx2(c + (size_t)2 * ldc, s + 2 * lds, c20, c21, va, vb, flags, full, m0, m1);
+  if (mr > 3) gemm_row_avx2(c + (size_t)3 * ldc, s + 3 * lds, c30, c31, va, vb, flags, full, m0, m1);
+  if (mr > 4) gemm_row_avx2(c + (size_t)4 * ldc, s + 4 * lds, c40, c41, va, vb, flags, full, m0, m1);
+  if (mr > 5) gemm_row_avx2(c + (size_t)5 * ldc, s + 5 * lds, c50, c51, va, vb, flags, full, m0, m1);
 }
 
 /* One row of C from B read in place along its rows: acc[j] += a_k * B[k][j]
@@ -273,10 +280,11 @@ static inline __attribute__((always_inline)) void gemm_tile_avx2(
 #define GEMM_STREAM 6144
 static _Thread_local _Alignas(64) float gemm_acc[GEMM_STREAM];
 
-static void gemm_row_stream_avx2(int kc, int nc, const float *restrict a, size_t csa,
-                                 const float *restrict b, size_t ldb, float *c, const float *s,
-                                 float alpha, float beta, int overwrite) {
-  float *restrict acc = gemm_acc;
+/* acc[0:nc] = sum over k < kc of a_k * B[k][0:nc], in k order: the chain of
+ * FMAs a tile would run for each element, from zero. acc is 32-byte aligned
+ * with room for nc rounded up to 8. */
+static void gemm_row_acc_avx2(int kc, int nc, const float *restrict a, size_t csa,
+                              const float *restrict b, size_t ldb, float *restrict acc) {
   int full = nc / 8 * 8, tail = nc - full;
   /* The last nc % 8 columns go through masked loads (lanes past nc read as
    * zero, never from memory) with the same arithmetic. */
@@ -313,12 +321,24 @@ static void gemm_row_stream_avx2(int kc, int nc, const float *restrict a, size_t
       _mm256_store_ps(acc + full, _mm256_fmadd_ps(a0, _mm256_maskload_ps(b + full, mask),
                                                   _mm256_load_ps(acc + full)));
   }
+}
+
+/* The tile's writeback (gemm_row_avx2) for one row of nc columns. */
+static void gemm_row_write_avx2(int nc, const float *acc, float *c, const float *s, float alpha,
+                                float beta, int flags) {
+  int full = nc / 8 * 8, tail = nc - full, end = tail ? full + 8 : full;
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
   for (int j = 0; j < end; j += 8) {
     __m256 r = _mm256_load_ps(acc + j);
     int last = j == full; /* the masked tail */
-    __m256 sj = overwrite ? r : last ? _mm256_maskload_ps(s + j, mask) : _mm256_loadu_ps(s + j);
-    r = overwrite ? _mm256_mul_ps(va, r) : _mm256_fmadd_ps(va, r, _mm256_mul_ps(vb, sj));
+    if (flags & GEMM_OVERWRITE)
+      r = _mm256_mul_ps(va, r);
+    else
+      r = _mm256_fmadd_ps(va, r, _mm256_mul_ps(vb, last ? _mm256_maskload_ps(s + j, mask)
+                                                        : _mm256_loadu_ps(s + j)));
+    if (flags & GEMM_RELU) r = _mm256_max_ps(r, _mm256_setzero_ps());
     if (last)
       _mm256_maskstore_ps(c + j, mask, r);
     else
@@ -326,25 +346,41 @@ static void gemm_row_stream_avx2(int kc, int nc, const float *restrict a, size_t
   }
 }
 
+/* One row of C from B read in place along its rows: acc[j] += a_k * B[k][j]
+ * for k in order, then the writeback of the 6x16 tile; every element gets
+ * the tile's arithmetic (one FMA chain in k order), so the result is the
+ * same bit for bit. Batch-1 inference streams each dense kernel once, and a
+ * tile would walk B down its columns: 64 bytes per 20 KB row, a TLB miss
+ * each. Here up to GEMM_STREAM columns are summed in a buffer that stays in
+ * L1 (24 KB), and B is read along its rows: for the notebook's dense layer
+ * whole rows, so the 11.5 MB kernel streams from start to end (measured:
+ * 2048-column chunks 25% slower, 512 50%). */
+static void gemm_row_stream_avx2(int kc, int nc, const float *restrict a, size_t csa,
+                                 const float *restrict b, size_t ldb, float *c, const float *s,
+                                 float alpha, float beta, int flags) {
+  gemm_row_acc_avx2(kc, nc, a, csa, b, ldb, gemm_acc);
+  gemm_row_write_avx2(nc, gemm_acc, c, s, alpha, beta, flags);
+}
+
 #define GEMM_TILE_SWITCH(RSA, CSA)                                               \
   switch (mr) {                                                                  \
     case 6:                                                                      \
-      gemm_tile_avx2(6, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
+      gemm_tile_avx2(6, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
       break;                                                                     \
     case 5:                                                                      \
-      gemm_tile_avx2(5, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
+      gemm_tile_avx2(5, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
       break;                                                                     \
     case 4:                                                                      \
-      gemm_tile_avx2(4, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
+      gemm_tile_avx2(4, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
       break;                                                                     \
     case 3:                                                                      \
-      gemm_tile_avx2(3, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
+      gemm_tile_avx2(3, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
       break;                                                                     \
     case 2:                                                                      \
-      gemm_tile_avx2(2, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
+      gemm_tile_avx2(2, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
       break;                                                                     \
     default:                                                                     \
-      gemm_tile_avx2(1, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
+      gemm_tile_avx2(1, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
       break;                                                                     \
   }
 
@@ -360,7 +396,7 @@ typedef float gemm_v4 __attribute__((vector_size(16)));
 static inline __attribute__((always_inline)) void gemm_tile_any(
     const int mr, int nr, int kc, const float *restrict a, size_t rsa, size_t csa,
     const float *restrict b, size_t rsb, float *c, int ldc, const float *s, size_t lds,
-    float alpha, float beta, int overwrite) {
+    float alpha, float beta, int flags) {
   gemm_v4 acc[MR][2];
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = (gemm_v4){0, 0, 0, 0};
   for (int k = 0; k < kc; k++) {
@@ -382,26 +418,29 @@ static inline __attribute__((always_inline)) void gemm_tile_any(
     const float *si = s + (size_t)i * lds;
     memcpy(r, &acc[i][0], sizeof acc[i][0]);
     memcpy(r + 4, &acc[i][1], sizeof acc[i][1]);
-    if (overwrite)
-      for (int j = 0; j < nr; j++) ci[j] = alpha * r[j];
+    if (flags & GEMM_OVERWRITE)
+      for (int j = 0; j < nr; j++) r[j] = alpha * r[j];
     else
-      for (int j = 0; j < nr; j++) ci[j] = alpha * r[j] + beta * si[j];
+      for (int j = 0; j < nr; j++) r[j] = alpha * r[j] + beta * si[j];
+    if (flags & GEMM_RELU)
+      for (int j = 0; j < nr; j++) r[j] = r[j] > 0 ? r[j] : 0;
+    memcpy(ci, r, (size_t)nr * sizeof *ci);
   }
 }
 
 #define GEMM_TILE_SWITCH(RSA, CSA)                                              \
   switch (mr) {                                                                 \
     case 4:                                                                     \
-      gemm_tile_any(4, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
+      gemm_tile_any(4, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
       break;                                                                    \
     case 3:                                                                     \
-      gemm_tile_any(3, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
+      gemm_tile_any(3, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
       break;                                                                    \
     case 2:                                                                     \
-      gemm_tile_any(2, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
+      gemm_tile_any(2, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
       break;                                                                    \
     default:                                                                    \
-      gemm_tile_any(1, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, overwrite); \
+      gemm_tile_any(1, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
       break;                                                                    \
   }
 
@@ -413,20 +452,20 @@ static inline __attribute__((always_inline)) void gemm_tile_any(
  * one-row-of-tiles case of gemm_band, which reads row-major B in place. */
 static void gemm_tile_packed(int mr, int nr, int kc, const float *a, const float *b, float *c,
                              int ldc, const float *s, size_t lds, float alpha, float beta,
-                             int overwrite) {
+                             int flags) {
   const size_t rsb = NR;
   GEMM_TILE_SWITCH(1, MR)
 }
 
 static void gemm_tile_rows(int mr, int nr, int kc, const float *a, int lda, const float *b,
                            size_t rsb, float *c, int ldc, const float *s, size_t lds, float alpha,
-                           float beta, int overwrite) {
+                           float beta, int flags) {
   GEMM_TILE_SWITCH((size_t)lda, 1)
 }
 
 static void gemm_tile_cols(int mr, int nr, int kc, const float *a, int lda, const float *b,
                            size_t rsb, float *c, int ldc, const float *s, size_t lds, float alpha,
-                           float beta, int overwrite) {
+                           float beta, int flags) {
   GEMM_TILE_SWITCH(1, (size_t)lda)
 }
 
@@ -443,10 +482,12 @@ typedef struct gemm_job {
   float *C;
   int ldc;
   const float *bias; /* NULL, or N values that stand for C in the first k block */
+  int relu;          /* the last k block's writeback clamps at 0 */
   int kc;      /* the k block, from K alone */
   int split_m; /* bands along M (1) or N (0) */
   int ntiles;  /* tiles along the split dimension */
   int ntasks;
+  float *parts; /* one-row products split by k block: each block's sums */
 } gemm_job;
 
 /* Addresses of op(A)[i][k] and op(B)[k][j] in the stored matrices. */
@@ -469,17 +510,23 @@ static const float *gemm_src(const gemm_job *g, const float *c, int j, int first
   return c;
 }
 
+/* The writeback flags of the k block at pc (kc deep). */
+static int gemm_flags(const gemm_job *g, int pc, int kc) {
+  return (pc == 0 && g->beta == 0.0f ? GEMM_OVERWRITE : 0) |
+         (g->relu && pc + kc >= g->K ? GEMM_RELU : 0);
+}
+
 /* A tile at (i, j) of C that reads op(A) in place from a = &op(A)[i][k]. */
 static void gemm_tile_direct(const gemm_job *g, int mr, int nr, int kc, const float *a,
                              const float *b, size_t rsb, int i, int j, int first, float beta,
-                             int overwrite) {
+                             int flags) {
   float *c = g->C + (size_t)i * g->ldc + j;
   size_t lds;
   const float *s = gemm_src(g, c, j, first, &lds);
   if (g->ta)
-    gemm_tile_cols(mr, nr, kc, a, g->lda, b, rsb, c, g->ldc, s, lds, g->alpha, beta, overwrite);
+    gemm_tile_cols(mr, nr, kc, a, g->lda, b, rsb, c, g->ldc, s, lds, g->alpha, beta, flags);
   else
-    gemm_tile_rows(mr, nr, kc, a, g->lda, b, rsb, c, g->ldc, s, lds, g->alpha, beta, overwrite);
+    gemm_tile_rows(mr, nr, kc, a, g->lda, b, rsb, c, g->ldc, s, lds, g->alpha, beta, flags);
 }
 
 /* The serial product on C[m0:m1, n0:n1] (m0, n0 on tile edges). In every
@@ -504,7 +551,7 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
         const float *s = gemm_src(g, c, jc, pc == 0, &lds);
         gemm_row_stream_avx2(kc, nc, gemm_a_at(g, m0, pc), csa, gemm_b_at(g, pc, jc),
                              (size_t)g->ldb, c, s, alpha, pc == 0 ? g->beta : 1.0f,
-                             pc == 0 && g->beta == 0.0f);
+                             gemm_flags(g, pc, kc));
       }
     }
     return;
@@ -517,7 +564,7 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
       int nc = n1 - jc < ncd ? n1 - jc : ncd;
       for (int pc = 0; pc < g->K; pc += g->kc) {
         int kc = g->K - pc < g->kc ? g->K - pc : g->kc;
-        int overwrite = pc == 0 && g->beta == 0.0f;
+        int flags = gemm_flags(g, pc, kc);
         float beta = pc == 0 ? g->beta : 1.0f;
         if (one_row) {
           /* Each B element meets one tile: packing would only copy it. Whole
@@ -528,11 +575,11 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
             const float *b = gemm_b_at(g, pc, jc + jr), *a = gemm_a_at(g, m0, pc);
             if (nr == NR) {
               gemm_tile_direct(g, m1 - m0, nr, kc, a, b, (size_t)g->ldb, m0, jc + jr, pc == 0,
-                               beta, overwrite);
+                               beta, flags);
             } else {
               gemm_pack_b(bp, b, g->ldb, 0, kc, nr);
               gemm_tile_direct(g, m1 - m0, nr, kc, a, bp, NR, m0, jc + jr, pc == 0, beta,
-                               overwrite);
+                               flags);
             }
           }
           continue;
@@ -546,7 +593,7 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
             for (int ir = m0; ir < m1; ir += MR) {
               int mr = m1 - ir < MR ? m1 - ir : MR;
               gemm_tile_direct(g, mr, nr, kc, gemm_a_at(g, ir, pc), bp + (size_t)jr * kc, NR, ir,
-                               jc + jr, pc == 0, beta, overwrite);
+                               jc + jr, pc == 0, beta, flags);
             }
           }
         } else {
@@ -557,7 +604,7 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
             for (int jr = 0; jr < nc; jr += NR) {
               int nr = nc - jr < NR ? nc - jr : NR;
               gemm_tile_direct(g, mr, nr, kc, a, bp + (size_t)jr * kc, NR, ir, jc + jr, pc == 0,
-                               beta, overwrite);
+                               beta, flags);
             }
           }
         }
@@ -570,7 +617,7 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
     int nc = n1 - jc < NC ? n1 - jc : NC;
     for (int pc = 0; pc < g->K; pc += g->kc) {
       int kc = g->K - pc < g->kc ? g->K - pc : g->kc;
-      int overwrite = pc == 0 && g->beta == 0.0f;
+      int flags = gemm_flags(g, pc, kc);
       float beta = pc == 0 ? g->beta : 1.0f;
       gemm_pack_b(bp, gemm_b_at(g, pc, jc), g->ldb, g->tb, kc, nc);
       for (int ic = m0; ic < m1; ic += MC) {
@@ -584,7 +631,7 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
             size_t lds;
             const float *s = gemm_src(g, c, jc + jr, pc == 0, &lds);
             gemm_tile_packed(mr, nr, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, c, ldc, s,
-                             lds, alpha, beta, overwrite);
+                             lds, alpha, beta, flags);
           }
         }
       }
@@ -603,6 +650,36 @@ static void gemm_task(void *ctx, int task, int thread) {
     gemm_band(g, 0, g->M, (int)(t0 * NR), (int)(t1 * NR < g->N ? t1 * NR : g->N));
 }
 
+#if GEMM_AVX2
+/* Rows of g->parts: N rounded up to whole vectors. */
+static size_t gemm_parts_ld(const gemm_job *g) { return ((size_t)g->N + 7) / 8 * 8; }
+
+/* A one-row product split by k block (see gemm_run): task t sums its share
+ * of the blocks, each into its own row of g->parts. */
+static void gemm_krow_task(void *ctx, int task, int thread) {
+  const gemm_job *g = ctx;
+  (void)thread;
+  int nk = (g->K + g->kc - 1) / g->kc;
+  size_t csa = g->ta ? (size_t)g->lda : 1;
+  for (int blk = nk * task / g->ntasks; blk < nk * (task + 1) / g->ntasks; blk++) {
+    int pc = blk * g->kc, kc = g->K - pc < g->kc ? g->K - pc : g->kc;
+    gemm_row_acc_avx2(kc, g->N, gemm_a_at(g, 0, pc), csa, gemm_b_at(g, pc, 0), (size_t)g->ldb,
+                      g->parts + (size_t)blk * gemm_parts_ld(g));
+  }
+}
+
+/* The writebacks of those blocks, in k order as in gemm_band. */
+static void gemm_krow_write(const gemm_job *g) {
+  int nk = (g->K + g->kc - 1) / g->kc;
+  for (int blk = 0; blk < nk; blk++) {
+    size_t lds;
+    const float *s = gemm_src(g, g->C, 0, blk == 0, &lds);
+    gemm_row_write_avx2(g->N, g->parts + (size_t)blk * gemm_parts_ld(g), g->C, s, g->alpha,
+                        blk == 0 ? g->beta : 1.0f, gemm_flags(g, blk * g->kc, g->kc));
+  }
+}
+#endif
+
 /* C = beta * C, with beta == 0 writing zeros over anything (NaN included). */
 static void gemm_scale(int M, int N, float beta, float *C, int ldc) {
   for (int i = 0; i < M; i++) {
@@ -614,19 +691,25 @@ static void gemm_scale(int M, int N, float beta, float *C, int ldc) {
   }
 }
 
-/* C = alpha*op(A)@op(B) + beta*S, S = C or (bias) the bias row. */
+/* C = alpha*op(A)@op(B) + beta*S, S = C or (bias) the bias row; then
+ * max(C, 0) with relu. */
 static void gemm_run(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta,
-                     const float *bias, float *C, int ldc) {
+                     const float *bias, int relu, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
-    if (bias)
-      for (int i = 0; i < M; i++) memcpy(C + (size_t)i * ldc, bias, (size_t)N * sizeof *C);
-    else
-      gemm_scale(M, N, beta, C, ldc);
+    for (int i = 0; i < M; i++) {
+      float *c = C + (size_t)i * ldc;
+      if (bias)
+        memcpy(c, bias, (size_t)N * sizeof *C);
+      else
+        gemm_scale(1, N, beta, c, ldc);
+      if (relu)
+        for (int j = 0; j < N; j++) c[j] = c[j] > 0 ? c[j] : 0;
+    }
     return;
   }
-  gemm_job g = {ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, bias, 0, 0, 0, 0};
+  gemm_job g = {ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, bias, relu, 0, 0, 0, 0, NULL};
   /* Equal k blocks of at most KC: 576 splits 288+288, not 384+192. */
   int nk = (K + KC - 1) / KC;
   g.kc = (K + nk - 1) / nk;
@@ -636,6 +719,22 @@ static void gemm_run(cnn_pool *pool, int ta, int tb, int M, int N, int K, float 
   int tm = (M + MR - 1) / MR, tn = (N + NR - 1) / NR;
   int nt = cnn_pool_size(pool);
   if (2.0 * M * N * K < GEMM_MIN_PARALLEL_FLOPS) nt = 1;
+#if GEMM_AVX2
+  /* One row (batch-1 inference) with at least a k block per thread: the
+   * threads take whole k blocks, whose sums start from zero in every nest,
+   * and the caller writes them back in k order: the same arithmetic as one
+   * thread. Each thread then streams its own contiguous rows of B; split by
+   * columns they would read parts of every row (measured on the 11.5 MB
+   * dense kernel: 179 -> 88 us on 2 threads). The sums go to the caller's
+   * own B packing buffer, which this product does not use otherwise. */
+  if (M == 1 && !tb && nt > 1 && nk >= nt && (size_t)nk * gemm_parts_ld(&g) <= KC * NC) {
+    g.parts = gemm_bpack;
+    g.ntasks = nt;
+    cnn_pool_run(pool, gemm_krow_task, &g, nt);
+    gemm_krow_write(&g);
+    return;
+  }
+#endif
   g.split_m = M >= N ? tm >= nt || tm >= tn : tn < nt && tm > tn;
   g.ntiles = g.split_m ? tm : tn;
   if (nt > g.ntiles) nt = g.ntiles;
@@ -648,16 +747,13 @@ static void gemm_run(cnn_pool *pool, int ta, int tb, int M, int N, int K, float 
 
 void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-  gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+  gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, 0, C, ldc);
 }
 
 void cnn_gemm_bias(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha,
-                   const float *A, int lda, const float *B, int ldb, const float *bias, float *C,
-                   int ldc) {
-  if (bias)
-    gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, 1.0f, bias, C, ldc);
-  else
-    gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, 0.0f, NULL, C, ldc);
+                   const float *A, int lda, const float *B, int ldb, const float *bias, int relu,
+                   float *C, int ldc) {
+  gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, bias ? 1.0f : 0.0f, bias, relu, C, ldc);
 }
 
 void cnn_gemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -29,6 +29,7 @@ typedef struct cnn_run {
   int training;
   int freeze;      /* dropout: reuse the last masks */
   cnn_rng *rng;    /* borrowed */
+  int relu;        /* forward ends with y = max(y, 0) (a fused activation) */
 } cnn_run;
 
 typedef struct cnn_layer_ops {
@@ -41,6 +42,7 @@ typedef struct cnn_layer_ops {
                   int n);
   void (*backward)(cnn_layer *l, const cnn_run *run, float *restrict dx,
                    const float *restrict dy, const float *restrict x, int n);
+  int fuses_relu; /* forward honours run->relu (in its output writes) */
 } cnn_layer_ops;
 
 struct cnn_layer {

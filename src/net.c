@@ -321,7 +321,7 @@ int cnn_net_reserve(cnn_net *net, int n, int training, char *err) {
 }
 
 const float *cnn_net_forward(cnn_net *net, int n, int training) {
-  cnn_run run = {net->pool, net->work, training, net->freeze, &net->rng};
+  cnn_run run = {net->pool, net->work, training, net->freeze, &net->rng, 0};
   for (int i = 0; i < net->nlayers; i++) {
     cnn_layer *l = &net->layers[i];
     float *x = net->act[i], *y = net->act[i + 1];
@@ -330,8 +330,11 @@ const float *cnn_net_forward(cnn_net *net, int n, int training) {
       l->ops->forward(l, &run, net->z[i], x, n);
       cnn_act_forward(&l->spec->act, y, net->z[i], rows, cols);
     } else {
+      /* Inference: a ReLU goes into the layer's own output writes. */
+      run.relu = has_act(l) && l->spec->act.kind == CNN_ACT_RELU && l->ops->fuses_relu;
       l->ops->forward(l, &run, y, x, n);
-      if (has_act(l)) cnn_act_forward(&l->spec->act, y, y, rows, cols);
+      if (has_act(l) && !run.relu) cnn_act_forward(&l->spec->act, y, y, rows, cols);
+      run.relu = 0;
     }
   }
   net->last_n = n;
@@ -386,7 +389,7 @@ double cnn_net_loss(cnn_net *net, const uint8_t *labels, int n, int *correct) {
 }
 
 void cnn_net_backward(cnn_net *net, int n) {
-  cnn_run run = {net->pool, net->work, 1, net->freeze, &net->rng};
+  cnn_run run = {net->pool, net->work, 1, net->freeze, &net->rng, 0};
   float *g = net->g0, *other = net->g1;
   net->have_input_grad = 0;
   for (int i = net->nlayers - 1; i >= 0; i--) {

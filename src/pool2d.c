@@ -151,6 +151,6 @@ static void pool_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
 }
 
 const cnn_layer_ops cnn_maxpool_ops = {"MaxPooling2D", "max_pooling2d", pool_setup, pool_forward,
-                                       pool_backward};
+                                       pool_backward, 0};
 const cnn_layer_ops cnn_avgpool_ops = {"AveragePooling2D", "average_pooling2d", pool_setup,
-                                       pool_forward, pool_backward};
+                                       pool_forward, pool_backward, 0};

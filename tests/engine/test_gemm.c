@@ -285,9 +285,11 @@ done:
  * read in place) must give every row exactly what the same row gets inside a
  * big product (packed B), so that cnn_predict and cnn_predictions agree bit
  * for bit. N = 6200 spans two stream chunks; N = 17 and 10 leave narrow tiles;
- * K = 5000 makes several k blocks. */
+ * K = 5000 makes several k blocks; with a pool, N = 5000 and 1001 (a masked
+ * tail) split one row by k blocks over the threads (2 and 4 blocks). */
 static void test_rows_match_batch(cnn_pool *pool) {
-  static const int shapes[][2] = {{5000, 576}, {10, 5000}, {17, 9}, {6200, 100}, {64, 288}};
+  static const int shapes[][2] = {{5000, 576}, {10, 5000}, {17, 9},
+                                  {6200, 100}, {64, 288},  {1001, 1200}};
   static const float betas[] = {0.0f, 1.0f, 0.25f};
   int mismatches = 0, cases = 0;
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -324,41 +326,49 @@ static void test_rows_match_batch(cnn_pool *pool) {
         free(A), free(B), free(C0), free(C), free(R);
       }
   CHECK_EQ_INT(mismatches, 0);
-  CHECK_EQ_INT(cases, 60);
+  CHECK_EQ_INT(cases, 72);
 }
 
-/* cnn_gemm_bias is exactly bias rows + cnn_gemm(beta = 1), in every nest:
- * one row (streamed), three rows, convolution and dense shapes, A^T, and
- * several k blocks; bias NULL is exactly beta = 0 up to the sign of zero. */
+/* cnn_gemm_bias is exactly bias rows + cnn_gemm(beta = 1), then the ReLU of
+ * cnn_act_forward when asked, in every nest: one row (streamed, and split by
+ * k block with a pool), three rows, convolution and dense shapes, A^T, and
+ * several k blocks; bias NULL is exactly beta = 0 up to the sign of zero. A
+ * NaN in the bias makes a NaN column, which the ReLU turns into zeros. */
 static void test_bias(cnn_pool *pool) {
   static const int shapes[][4] = {{1, 5000, 576, 0}, {3, 5000, 576, 0}, {3872, 64, 288, 0},
                                   {21632 / 8, 32, 9, 0}, {32, 10, 5000, 0}, {200, 600, 50, 1},
-                                  {7, 17, 5, 1}};
-  int mismatches = 0;
-  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = shapes[s][3];
-    int lda = ta ? M : K;
-    size_t nc = (size_t)M * N;
-    float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
-    float *bias = malloc((size_t)N * sizeof(float)), *C = malloc(nc * sizeof(float));
-    float *R = malloc(nc * sizeof(float));
-    if (!CHECK(A && B && bias && C && R)) {
+                                  {7, 17, 5, 1}, {1, 1001, 1200, 1}};
+  int mismatches = 0, relu_zeros = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (int relu = 0; relu < 2; relu++) {
+      int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = shapes[s][3];
+      int lda = ta ? M : K;
+      size_t nc = (size_t)M * N;
+      float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+      float *bias = malloc((size_t)N * sizeof(float)), *C = malloc(nc * sizeof(float));
+      float *R = malloc(nc * sizeof(float));
+      if (!CHECK(A && B && bias && C && R)) {
+        free(A), free(B), free(bias), free(C), free(R);
+        return;
+      }
+      fill(A, (size_t)M * K), fill(B, (size_t)K * N), fill(bias, (size_t)N);
+      bias[N / 2] = NAN;
+      for (int i = 0; i < M; i++) memcpy(R + (size_t)i * N, bias, (size_t)N * sizeof(float));
+      cnn_gemm(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, 1.0f, R, N);
+      for (size_t i = 0; relu && i < nc; i++) R[i] = R[i] > 0 ? R[i] : 0;
+      fill(C, nc); /* garbage: the bias form never reads C */
+      cnn_gemm_bias(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, bias, relu, C, N);
+      mismatches += memcmp(C, R, nc * sizeof(float)) != 0;
+      for (size_t i = 0; relu && i < nc; i++) relu_zeros += C[i] == 0;
+      cnn_gemm(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, 0.0f, R, N);
+      for (size_t i = 0; relu && i < nc; i++) R[i] = R[i] > 0 ? R[i] : 0;
+      for (size_t i = 0; i < nc; i++) C[i] = NAN;
+      cnn_gemm_bias(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, NULL, relu, C, N);
+      for (size_t i = 0; i < nc; i++) mismatches += C[i] != R[i];
       free(A), free(B), free(bias), free(C), free(R);
-      return;
     }
-    fill(A, (size_t)M * K), fill(B, (size_t)K * N), fill(bias, (size_t)N);
-    for (int i = 0; i < M; i++) memcpy(R + (size_t)i * N, bias, (size_t)N * sizeof(float));
-    cnn_gemm(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, 1.0f, R, N);
-    fill(C, nc); /* garbage: the bias form never reads C */
-    cnn_gemm_bias(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, bias, C, N);
-    mismatches += memcmp(C, R, nc * sizeof(float)) != 0;
-    cnn_gemm(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, 0.0f, R, N);
-    for (size_t i = 0; i < nc; i++) C[i] = NAN;
-    cnn_gemm_bias(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, NULL, C, N);
-    for (size_t i = 0; i < nc; i++) mismatches += C[i] != R[i];
-    free(A), free(B), free(bias), free(C), free(R);
-  }
   CHECK_EQ_INT(mismatches, 0);
+  CHECK(relu_zeros > 0); /* the ReLU had negative sums to clamp */
 }
 
 /* Callers on their own threads, each with its own thread-local buffers. */

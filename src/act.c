@@ -113,8 +113,8 @@ void cnn_act_backward(const cnn_act *a, float *dz, const float *dy, const float 
   case CNN_ACT_LINEAR:
     if (dz != dy) memcpy(dz, dy, n * sizeof *dz);
     break;
-  case CNN_ACT_RELU:
-    for (size_t i = 0; i < n; i++) dz[i] = z[i] > 0 ? dy[i] : 0;
+  case CNN_ACT_RELU: /* y > 0 exactly where z > 0 (NaN included): no z needed */
+    for (size_t i = 0; i < n; i++) dz[i] = y[i] > 0 ? dy[i] : 0;
     break;
   case CNN_ACT_SIGMOID:
     for (size_t i = 0; i < n; i++) {

@@ -36,7 +36,8 @@ typedef struct cnn_layer_ops {
   const char *keras_type; /* "Conv2D": summary's type column */
   const char *keras_name; /* "conv2d": base of the layer's name */
   /* From l->spec and l->in: checks sizes, sets out, nweights, nbias,
-   * work_per_sample (floats) and aux_per_sample (bytes). */
+   * work_per_sample (floats), aux_per_sample (bytes) and keep_per_sample
+   * (floats; fields it leaves alone are 0). */
   int (*setup)(cnn_layer *l, char *err);
   void (*forward)(cnn_layer *l, const cnn_run *run, float *restrict y, const float *restrict x,
                   int n);
@@ -54,8 +55,11 @@ struct cnn_layer {
   size_t nweights, nbias;
   size_t work_per_sample;     /* floats */
   size_t aux_per_sample;      /* bytes, 64-byte multiple */
+  size_t keep_per_sample;     /* floats a training forward keeps for backward */
   float *w, *b, *dw, *db;     /* borrowed: parameter and gradient arenas */
   unsigned char *aux;         /* borrowed: cap * aux_per_sample bytes */
+  float *keep;                /* borrowed: cap * keep_per_sample floats when
+                                 reserved for training, else NULL */
 };
 
 extern const cnn_layer_ops cnn_conv2d_ops, cnn_maxpool_ops, cnn_avgpool_ops, cnn_flatten_ops,
@@ -73,7 +77,7 @@ void cnn_bias_grad(float *restrict db, const float *restrict dy, size_t rows, si
  * may alias (inference applies the activation in place). */
 void cnn_act_forward(const cnn_act *a, float *y, const float *z, size_t rows, size_t cols);
 /* dz = dy * f'(z) (softmax: the Jacobian-vector product using y = f(z)).
- * dz may alias dy. */
+ * dz may alias dy. ReLU reads y only (z may be NULL). */
 void cnn_act_backward(const cnn_act *a, float *dz, const float *dy, const float *z,
                       const float *y, size_t rows, size_t cols);
 

@@ -61,6 +61,12 @@ static int has_act(const cnn_layer *l) {
          l->spec->act.kind != CNN_ACT_LINEAR;
 }
 
+/* A ReLU the layer applies in its own output writes (cnn_run.relu). Its
+ * derivative reads y alone, so training keeps no z for it either. */
+static int fused_relu(const cnn_layer *l) {
+  return has_act(l) && l->spec->act.kind == CNN_ACT_RELU && l->ops->fuses_relu;
+}
+
 static void set_tensor(cnn_net *net, const cnn_layer *l, const char *what, size_t offset,
                        size_t count, int rank, const int *dims) {
   int t = net->ntensors++;
@@ -268,6 +274,7 @@ int cnn_net_reserve(cnn_net *net, int n, int training, char *err) {
   /* Offsets in floats, then one allocation. */
   size_t total = 0, maxact = shape_size(net->input), work = 0, aux = 0;
   size_t act_off[CNN_SPEC_MAX_LAYERS + 1], z_off[CNN_SPEC_MAX_LAYERS];
+  size_t keep_off[CNN_SPEC_MAX_LAYERS];
   size_t N = (size_t)n;
   act_off[0] = total, total += round_up(N * shape_size(net->input));
   for (int i = 0; i < L; i++) {
@@ -275,7 +282,10 @@ int cnn_net_reserve(cnn_net *net, int n, int training, char *err) {
     size_t m = shape_size(l->out);
     act_off[i + 1] = total, total += round_up(N * m);
     z_off[i] = SIZE_MAX;
-    if (training && has_act(l)) z_off[i] = total, total += round_up(N * m);
+    if (training && has_act(l) && !fused_relu(l)) z_off[i] = total, total += round_up(N * m);
+    keep_off[i] = SIZE_MAX;
+    if (training && l->keep_per_sample)
+      keep_off[i] = total, total += round_up(N * l->keep_per_sample);
     if (m > maxact) maxact = m;
     if (l->work_per_sample > work) work = l->work_per_sample;
     aux += l->aux_per_sample;
@@ -313,6 +323,7 @@ int cnn_net_reserve(cnn_net *net, int n, int training, char *err) {
   unsigned char *a = (unsigned char *)(base + aux_off);
   for (int i = 0; i < L; i++) {
     net->layers[i].aux = net->layers[i].aux_per_sample ? a : NULL;
+    net->layers[i].keep = keep_off[i] == SIZE_MAX ? NULL : base + keep_off[i];
     a += N * net->layers[i].aux_per_sample;
   }
   net->cap = n, net->cap_training = training;
@@ -330,8 +341,7 @@ const float *cnn_net_forward(cnn_net *net, int n, int training) {
       l->ops->forward(l, &run, net->z[i], x, n);
       cnn_act_forward(&l->spec->act, y, net->z[i], rows, cols);
     } else {
-      /* Inference: a ReLU goes into the layer's own output writes. */
-      run.relu = has_act(l) && l->spec->act.kind == CNN_ACT_RELU && l->ops->fuses_relu;
+      run.relu = fused_relu(l);
       l->ops->forward(l, &run, y, x, n);
       if (has_act(l) && !run.relu) cnn_act_forward(&l->spec->act, y, y, rows, cols);
       run.relu = 0;

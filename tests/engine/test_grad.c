@@ -130,6 +130,43 @@ static void check_activation(const char *act) {
   grad_check(what, spec, 3, 150);
 }
 
+/* Max pooling keeps the first of equal maxima (its gradient goes there
+ * alone) and lets a NaN through, in the vector channels and after them. */
+static void test_maxpool_ties_nan(void) {
+  char err[CNN_ERRMAX];
+  cnn_spec spec;
+  cnn_net *net = NULL;
+  const int C = 10;
+  if (!CHECK(cnn_spec_parse(&spec,
+                            "{\"input\":[2,2,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":10,"
+                            "\"kernel\":1,\"use_bias\":false},{\"type\":\"maxpool\",\"size\":2},"
+                            "{\"type\":\"flatten\"}]}",
+                            err) == CNN_OK &&
+             cnn_net_new(&net, &spec, err) == CNN_OK))
+    return;
+  /* The 1x1 convolution copies the pixel to all 10 channels; the outputs
+   * are the pooled values. */
+  CHECK_EQ_INT(cnn_net_tensors(net), 1);
+  float *conv = cnn_net_params(net) + cnn_net_tensor(net, 0).offset;
+  for (int c = 0; c < C; c++) conv[c] = 1;
+  cnn_net_set_input_grad(net, 1);
+  CHECK(cnn_net_reserve(net, 1, 1, err) == CNN_OK);
+  float *x = cnn_net_input_buffer(net);
+  for (int cell = 0; cell < 4; cell++) x[cell] = 0.5f; /* all four tied */
+  uint8_t label = 0;
+  cnn_net_forward(net, 1, 1);
+  cnn_net_loss(net, &label, 1, NULL);
+  cnn_net_backward(net, 1);
+  const float *dx = cnn_net_input_grad(net);
+  CHECK(dx[0] != 0 && dx[1] == 0 && dx[2] == 0 && dx[3] == 0);
+  x[3] = NAN; /* the last cell of the window, in every channel */
+  const float *out = cnn_net_forward(net, 1, 0);
+  int nans = 0;
+  for (int c = 0; c < C; c++) nans += isnan(out[c]) != 0;
+  CHECK_EQ_INT(nans, C);
+  cnn_net_free(net);
+}
+
 int main(void) {
   /* Every built-in activation and custom formulas, in conv2d and dense. */
   const char *acts[] = {"\"linear\"", "\"relu\"", "\"sigmoid\"", "\"tanh\"", "\"softmax\"",
@@ -174,6 +211,12 @@ int main(void) {
              "{\"input\":[6,6,2],\"layers\":[{\"type\":\"maxpool\",\"size\":3,\"strides\":1},"
              "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
              2, 200);
+  grad_check("maxpool 10 channels same 3 stride 2", /* 8 channels as a vector, 2 after */
+             "{\"input\":[7,7,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":10,\"kernel\":1},"
+             "{\"type\":\"maxpool\",\"size\":3,\"strides\":2,\"padding\":\"same\"},"
+             "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
+             2, 300);
+  test_maxpool_ties_nan();
   grad_check("avgpool same",
              "{\"input\":[5,5,2],\"layers\":[{\"type\":\"avgpool\",\"size\":2,\"padding\":\"same\"},"
              "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",

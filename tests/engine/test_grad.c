@@ -131,24 +131,26 @@ static void check_activation(const char *act) {
 }
 
 /* Max pooling keeps the first of equal maxima (its gradient goes there
- * alone) and lets a NaN through, in the vector channels and after them. */
-static void test_maxpool_ties_nan(void) {
-  char err[CNN_ERRMAX];
+ * alone) and lets a NaN through: with C = 10 in the vector channels and
+ * after them, with C = 16 in the 2x2 path (src/pool2d.c). */
+static void test_maxpool_ties_nan(int C) {
+  char err[CNN_ERRMAX], json[512];
   cnn_spec spec;
   cnn_net *net = NULL;
-  const int C = 10;
-  if (!CHECK(cnn_spec_parse(&spec,
-                            "{\"input\":[2,2,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":10,"
-                            "\"kernel\":1,\"use_bias\":false},{\"type\":\"maxpool\",\"size\":2},"
-                            "{\"type\":\"flatten\"}]}",
-                            err) == CNN_OK &&
+  snprintf(json, sizeof json,
+           "{\"input\":[2,2,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":%d,"
+           "\"kernel\":1,\"use_bias\":false},{\"type\":\"maxpool\",\"size\":2},"
+           "{\"type\":\"flatten\"}]}",
+           C);
+  if (!CHECK(cnn_spec_parse(&spec, json, err) == CNN_OK &&
              cnn_net_new(&net, &spec, err) == CNN_OK))
     return;
-  /* The 1x1 convolution copies the pixel to all 10 channels; the outputs
-   * are the pooled values. */
+  /* The 1x1 convolution scales the pixel by 1 + c into channel c (ties stay
+   * ties; the gradients of the channels do not cancel); the outputs are the
+   * pooled values. */
   CHECK_EQ_INT(cnn_net_tensors(net), 1);
   float *conv = cnn_net_params(net) + cnn_net_tensor(net, 0).offset;
-  for (int c = 0; c < C; c++) conv[c] = 1;
+  for (int c = 0; c < C; c++) conv[c] = 1.0f + c;
   cnn_net_set_input_grad(net, 1);
   CHECK(cnn_net_reserve(net, 1, 1, err) == CNN_OK);
   float *x = cnn_net_input_buffer(net);
@@ -216,7 +218,13 @@ int main(void) {
              "{\"type\":\"maxpool\",\"size\":3,\"strides\":2,\"padding\":\"same\"},"
              "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
              2, 300);
-  test_maxpool_ties_nan();
+  grad_check("maxpool 2x2 16 channels", /* the 2x2 path */
+             "{\"input\":[6,7,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":16,\"kernel\":1},"
+             "{\"type\":\"maxpool\",\"size\":2},{\"type\":\"flatten\"},"
+             "{\"type\":\"dense\",\"units\":3}]}",
+             2, 300);
+  test_maxpool_ties_nan(10);
+  test_maxpool_ties_nan(16);
   grad_check("avgpool same",
              "{\"input\":[5,5,2],\"layers\":[{\"type\":\"avgpool\",\"size\":2,\"padding\":\"same\"},"
              "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",

@@ -291,9 +291,13 @@ static int read_blob_rows(sqlite3 *db, const char *name, const cnn_net *net, flo
   const char *what = slot < 0 ? "weights" : "optimizer state";
   while ((src = sqlite3_step(st)) == SQLITE_ROW) {
     sqlite3_int64 idx = sqlite3_column_int64(st, 0);
-    if (idx != seen || idx >= cnn_net_tensors(net)) {
-      rc = cnn_error(err, CNN_ERROR, "model '%s': %s row idx %lld is out of place (expected %d)",
-                     name, what, (long long)idx, seen);
+    if (idx >= cnn_net_tensors(net)) {
+      rc = cnn_error(err, CNN_ERROR, "model '%s': %s row idx %lld is extra: the model has %d tensors",
+                     name, what, (long long)idx, cnn_net_tensors(net));
+      break;
+    }
+    if (idx != seen) {
+      rc = cnn_error(err, CNN_ERROR, "model '%s': %s row idx %d is missing", name, what, seen);
       break;
     }
     cnn_tensor_info t = cnn_net_tensor(net, (int)idx);

@@ -176,13 +176,16 @@ static int jpeg_tables_ok(const uint8_t *d, size_t n) {
 /* stb_image 2.27 reads the numbers of a PNM header into an int with no
  * overflow check (signed overflow, which UBSan stops at; found by
  * tests/fuzz/fuzz_image; stb 2.28 checks). Width, height and maximum value are
- * read here the way stb reads them (blanks and # comments before each), and a
- * header with one of more than 8 digits is refused: no real file has one (the
- * size caps, and stb's 65535 for the maximum, are far below). Returns 0 if
- * refused. */
-static int pnm_header_ok(const uint8_t *d, size_t n) {
-  if (n < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6')) return 1;
+ * read here the way stb reads them (blanks and # comments before each; the
+ * byte that ends the last one is the last of the header), and a header with
+ * one of more than 8 digits is refused: no real file has one (the size caps,
+ * and stb's 65535 for the maximum, are far below). A file shorter than its
+ * header declares is refused too: stb would fill the missing pixels with
+ * zeros (a 19-byte header can declare 39 Mpixels). Not a PNM: CNN_OK. */
+static int pnm_check(const uint8_t *d, size_t n, char *err) {
+  if (n < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6')) return CNN_OK;
   size_t i = 2;
+  uint64_t v[3] = {0, 0, 0};
   for (int k = 0; k < 3; k++) {
     for (;;) {
       while (i < n && (d[i] == ' ' || (d[i] >= '\t' && d[i] <= '\r'))) i++;
@@ -190,10 +193,19 @@ static int pnm_header_ok(const uint8_t *d, size_t n) {
       while (i < n && d[i] != '\n' && d[i] != '\r') i++;
     }
     size_t digits = 0;
-    while (i < n && d[i] >= '0' && d[i] <= '9') i++, digits++;
-    if (digits > 8) return 0;
+    while (i < n && d[i] >= '0' && d[i] <= '9') v[k] = v[k] * 10 + (d[i++] - '0'), digits++;
+    if (digits > 8)
+      return cnn_error(err, CNN_ERROR, "corrupt or truncated PNM: number too long in the header");
   }
-  return 1;
+  if (v[0] == 0 || v[1] == 0 || v[2] == 0 || v[2] > 65535) return CNN_OK; /* stb's refusal */
+  uint64_t need = v[0] * v[1] * (d[1] == '6' ? 3 : 1) * (v[2] > 255 ? 2 : 1);
+  uint64_t have = i < n ? n - i - 1 : 0;
+  if (have < need)
+    return cnn_error(err, CNN_ERROR,
+                     "corrupt or truncated PNM: %llux%llu pixels declared, %llu of %llu bytes present",
+                     (unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)have,
+                     (unsigned long long)need);
+  return CNN_OK;
 }
 
 int cnn_image_info(const uint8_t *data, size_t len, int *w, int *h, char *err) {
@@ -202,8 +214,7 @@ int cnn_image_info(const uint8_t *data, size_t len, int *w, int *h, char *err) {
     return cnn_error(err, CNN_ERROR, "not a recognised image format");
   if (!jpeg_tables_ok(data, len))
     return cnn_error(err, CNN_ERROR, "corrupt or truncated JPEG: bad Huffman table");
-  if (!pnm_header_ok(data, len))
-    return cnn_error(err, CNN_ERROR, "corrupt or truncated PNM: number too long in the header");
+  if (pnm_check(data, len, err)) return CNN_ERROR;
   stb_oom = 0;
   if (stbi_info_from_memory(data, (int)len, &x, &y, &comp) && x > 0 && y > 0) {
     *w = x, *h = y;
@@ -342,8 +353,7 @@ int cnn_image_load(uint8_t **px, int *w, int *h, const uint8_t *data, size_t len
     return cnn_error(err, CNN_ERROR, "not a recognised image format");
   if (!jpeg_tables_ok(data, len))
     return cnn_error(err, CNN_ERROR, "corrupt or truncated JPEG: bad Huffman table");
-  if (!pnm_header_ok(data, len))
-    return cnn_error(err, CNN_ERROR, "corrupt or truncated PNM: number too long in the header");
+  if (pnm_check(data, len, err)) return CNN_ERROR;
   size_t padded_len = 0;
   int pad = bmp_pad_palette(&padded, &padded_len, data, len);
   if (pad == -1) return cnn_nomem(err);

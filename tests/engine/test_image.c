@@ -683,6 +683,17 @@ static void test_fuzz_regressions(void) {
   CHECK(cnn_image_decode(&g, (const uint8_t *)ppm8, sizeof ppm8 - 1, err) == CNN_OK);
   CHECK(g.w == 1 && g.h == 1 && g.px && g.px[0] == 76);
   cnn_gray_clear(&g);
+  /* Shorter than its header declares: refused, not zero-filled (a byte
+   * short; a 19-byte file declaring 39 Mpixels, found by the fuzzer). */
+  CHECK(cnn_image_decode(&g, (const uint8_t *)ppm8, sizeof ppm8 - 2, err) == CNN_ERROR);
+  CHECK_STR(err, "corrupt or truncated PNM: 1x1 pixels declared, 2 of 3 bytes present");
+  static const char pgm16_short[] = "P5\n2 1\n65535\n\xff\xff\x00";
+  CHECK(cnn_image_decode(&g, (const uint8_t *)pgm16_short, sizeof pgm16_short - 1, err) ==
+        CNN_ERROR);
+  CHECK_STR(err, "corrupt or truncated PNM: 2x1 pixels declared, 3 of 4 bytes present");
+  static const char huge[] = "P5 8859 4404 255\n\x01";
+  CHECK(cnn_image_decode(&g, (const uint8_t *)huge, sizeof huge - 1, err) == CNN_ERROR);
+  CHECK_STR(err, "corrupt or truncated PNM: 8859x4404 pixels declared, 1 of 39015036 bytes present");
   /* A palette PNG, 2x1, with a one-entry PLTE (white) and a pixel of index
    * 200: like the BMP above, that pixel is black, every time. */
   uint8_t pal[128], ihdr[13] = {0, 0, 0, 2, 0, 0, 0, 1, 8, 3, 0, 0, 0};

@@ -150,3 +150,19 @@ CREATE VIEW v_summary AS SELECT count(*) FROM cnn_summary('small');
 SELECT * FROM v_summary;
 CREATE VIEW v_history AS SELECT count(*) FROM cnn_history;
 SELECT * FROM v_history;
+
+-- Hand-edited weights are checked when the model is read: an extra tensor
+-- row, a missing one, a wrong size, a NaN; putting the row back restores it.
+INSERT INTO cnn_weights VALUES ('small', 2, 'extra', '[1]', x'00000000');
+SELECT cnn_predict('small', zeroblob(784));
+DELETE FROM cnn_weights WHERE model = 'small' AND idx = 2;
+CREATE TABLE saved AS SELECT * FROM cnn_weights WHERE model = 'small' AND idx = 0;
+DELETE FROM cnn_weights WHERE model = 'small' AND idx = 0;
+SELECT cnn_predict('small', zeroblob(784));
+INSERT INTO cnn_weights SELECT model, idx, name, shape, substr(data, 5) FROM saved;
+SELECT cnn_predict('small', zeroblob(784));
+UPDATE cnn_weights SET data = x'0000c07f' || data WHERE model = 'small' AND idx = 0;
+SELECT cnn_predict('small', zeroblob(784));
+DELETE FROM cnn_weights WHERE model = 'small' AND idx = 0;
+INSERT INTO cnn_weights SELECT * FROM saved;
+SELECT cnn_predict('small', zeroblob(784)) BETWEEN 0 AND 9;

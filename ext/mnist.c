@@ -530,19 +530,22 @@ void cnn_fn_import_mnist(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     goto done;
   }
 
-  /* 2. One savepoint around every change. */
+  /* 2. One savepoint around every change. SQLite refuses one while a
+   * statement of this connection is writing, e.g. INSERT INTO t SELECT
+   * cnn_import_mnist(...): say what to do instead. Its first statement
+   * writes, so even a deferred transaction takes the write lock before it
+   * reads and waits for another writer through the busy timeout
+   * (tests/python/test_import.py). */
+  for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s)) {
+    if (sqlite3_stmt_busy(s) && !sqlite3_stmt_readonly(s)) {
+      rc = SQLITE_ERROR;
+      msg = sqlite3_mprintf("cnn_import_mnist: cannot run inside a statement that writes (call it "
+                            "from a SELECT of its own)");
+      goto done;
+    }
+  }
   owns_transaction = sqlite3_get_autocommit(db);
   rc = sqlite3_exec(db, "SAVEPOINT cnn_import_mnist", NULL, NULL, NULL);
-  if (rc == SQLITE_BUSY) {
-    /* SQLite refuses a savepoint while a statement of this connection is
-     * writing, e.g. INSERT INTO t SELECT cnn_import_mnist(...). Not busy in
-     * the retry-later sense: say what to do instead. */
-    rc = SQLITE_ERROR;
-    msg = sqlite3_mprintf("cnn_import_mnist: %s (call it from a SELECT of its own, not from a "
-                          "statement that writes)",
-                          sqlite3_errmsg(db));
-    goto done;
-  }
   if (rc != SQLITE_OK) goto sql_error;
   in_savepoint = 1;
   step = "cannot replace mnist_train and mnist_test: ";

@@ -156,11 +156,44 @@ def test_errors(tmp):
     db.close()
 
 
+def test_waits_for_writer(tmp, so=SO):
+    """Another connection holds the write lock for a moment (WAL): the import
+    waits for it through the busy timeout instead of failing with "database
+    is locked", and then replaces the tables whole."""
+    import threading
+    path = os.path.join(tmp, "busy.db")
+    db = connect(path, so, timeout=20.0, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("SELECT cnn_import_mnist(?)", (DATA,)).fetchone()
+    other = sqlite3.connect(path, isolation_level=None, timeout=20.0, check_same_thread=False)
+    locked, done = threading.Event(), threading.Event()
+
+    def hold():
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("DELETE FROM mnist_test WHERE id < 5")
+        locked.set()
+        time.sleep(0.5)
+        other.execute("COMMIT")
+        done.set()
+
+    t = threading.Thread(target=hold)
+    t.start()
+    assert locked.wait(20)
+    db.execute("SELECT count(*) FROM mnist_train").fetchone()  # a read first
+    assert db.execute("SELECT cnn_import_mnist(?)", (DATA,)).fetchone()[0] == 70000
+    t.join()
+    assert done.is_set()
+    assert db.execute("SELECT count(*) FROM mnist_test").fetchone()[0] == 10000
+    other.close()
+    db.close()
+
+
 def main():
     test_load_forms()
     with tempfile.TemporaryDirectory() as tmp:
         test_import(tmp)
         test_errors(tmp)
+        test_waits_for_writer(tmp)
     print("test_import: ok")
 
 

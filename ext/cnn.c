@@ -69,11 +69,17 @@ void cnn_vtab_errorf(sqlite3_vtab *vtab, const char *fmt, ...) {
 
 const char *cnn_value_describe(sqlite3_value *v, char *buf, size_t size) {
   switch (sqlite3_value_type(v)) {
-  case SQLITE_NULL: return "NULL";
-  case SQLITE_INTEGER: return "an integer";
-  case SQLITE_FLOAT: return "a real";
-  case SQLITE_TEXT: return "a text";
-  default: snprintf(buf, size, "a %d-byte blob", sqlite3_value_bytes(v)); return buf;
+  case SQLITE_NULL:
+    return "NULL";
+  case SQLITE_INTEGER:
+    return "an integer";
+  case SQLITE_FLOAT:
+    return "a real";
+  case SQLITE_TEXT:
+    return "a text";
+  default:
+    snprintf(buf, size, "a %d-byte blob", sqlite3_value_bytes(v));
+    return buf;
   }
 }
 
@@ -83,8 +89,8 @@ int cnn_value_is_int(sqlite3_value *v, sqlite3_int64 *out) {
     return 1;
   }
   double d = sqlite3_value_double(v);
-  if (sqlite3_value_type(v) != SQLITE_FLOAT || !(d >= -9007199254740992.0 && d <= 9007199254740992.0) ||
-      d != (double)(sqlite3_int64)d)
+  if (sqlite3_value_type(v) != SQLITE_FLOAT ||
+      !(d >= -9007199254740992.0 && d <= 9007199254740992.0) || d != (double)(sqlite3_int64)d)
     return 0;
   *out = (sqlite3_int64)d;
   return 1;
@@ -112,29 +118,30 @@ void cnn_fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
 void cnn_fn_debug(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc, (void)argv;
-  char *s = sqlite3_mprintf("version=%s\nsqlite=%s\ncompiler=%s\n"
-                            "avx2=%d\navx512f=%d\ngemm=%s\ncpus=%ld\nsanitize=%d\n",
-                            CNN_VERSION, sqlite3_libversion(), __VERSION__,
+  char *s = sqlite3_mprintf(
+      "version=%s\nsqlite=%s\ncompiler=%s\n"
+      "avx2=%d\navx512f=%d\ngemm=%s\ncpus=%ld\nsanitize=%d\n",
+      CNN_VERSION, sqlite3_libversion(), __VERSION__,
 #ifdef __AVX2__
-                            1,
+      1,
 #else
-                            0,
+      0,
 #endif
 #ifdef __AVX512F__
-                            1,
+      1,
 #else
-                            0,
+      0,
 #endif
 #if defined(__AVX2__) && defined(__FMA__)
-                            "avx2-fma 6x16",
+      "avx2-fma 6x16",
 #else
-                            "portable 4x8",
+      "portable 4x8",
 #endif
-                            sysconf(_SC_NPROCESSORS_ONLN),
+      sysconf(_SC_NPROCESSORS_ONLN),
 #if defined(__SANITIZE_ADDRESS__)
-                            1
+      1
 #else
-                            0
+      0
 #endif
   );
   if (!s) {
@@ -198,7 +205,7 @@ __declspec(dllexport)
 #else
 __attribute__((visibility("default")))
 #endif
-int sqlite3_cnn_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
+    int sqlite3_cnn_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
   SQLITE_EXTENSION_INIT2(pApi);
   (void)pzErrMsg;
   cnn_conn *conn = cnn_calloc(1, sizeof *conn);

@@ -22,12 +22,12 @@ SQLITE_EXTENSION_INIT3
  * Refcounted: the connection's cache holds one reference, callers others. */
 typedef struct cnn_model {
   int refs;
-  char *name;       /* owned */
+  char *name; /* owned */
   int64_t version;
-  cnn_net *net;     /* owned */
-  int has_optim;    /* opt was loaded (training); else opt is empty */
-  cnn_optim opt;    /* owned state */
-  int epochs;       /* completed epochs */
+  cnn_net *net;  /* owned */
+  int has_optim; /* opt was loaded (training); else opt is empty */
+  cnn_optim opt; /* owned state */
+  int epochs;    /* completed epochs */
 } cnn_model;
 
 #define CNN_CACHE_MODELS 4
@@ -167,8 +167,8 @@ void cnn_fn_history_svg(sqlite3_context *ctx, int argc, sqlite3_value **argv);
 /* Keras-style progress on stderr (ext/progress.c): the one place that prints. */
 typedef struct cnn_progress {
   int enabled;
-  double last;       /* when the line was last drawn */
-  int epoch_open;    /* a bar line is being drawn */
+  double last;    /* when the line was last drawn */
+  int epoch_open; /* a bar line is being drawn */
 } cnn_progress;
 void cnn_progress_batch(cnn_progress *p, const cnn_batch_progress *b, int total_epochs);
 void cnn_progress_epoch(cnn_progress *p, const cnn_epoch_stats *s, size_t batches);

@@ -59,10 +59,11 @@ typedef struct hist_vtab {
 static int hist_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
                         sqlite3_vtab **out, char **pzErr) {
   (void)aux, (void)argc, (void)argv, (void)pzErr;
-  int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(model TEXT, epoch INTEGER, loss REAL, "
-                                    "accuracy REAL, val_loss REAL, val_accuracy REAL, "
-                                    "learning_rate REAL, seconds REAL, samples INTEGER, "
-                                    "name HIDDEN)");
+  int rc = sqlite3_declare_vtab(db,
+                                "CREATE TABLE x(model TEXT, epoch INTEGER, loss REAL, "
+                                "accuracy REAL, val_loss REAL, val_accuracy REAL, "
+                                "learning_rate REAL, seconds REAL, samples INTEGER, "
+                                "name HIDDEN)");
   if (rc != SQLITE_OK) return rc;
   hist_vtab *v = sqlite3_malloc(sizeof *v);
   if (!v) return SQLITE_NOMEM;
@@ -88,8 +89,10 @@ static int hist_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
   for (int i = 0; i < info->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &info->aConstraint[i];
     if (!c->usable || c->op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
-    if (c->iColumn == HIST_MODEL) by[0] = i;
-    else if (c->iColumn == HIST_NAME) by[1] = i;
+    if (c->iColumn == HIST_MODEL)
+      by[0] = i;
+    else if (c->iColumn == HIST_NAME)
+      by[1] = i;
   }
   int argc = 0;
   info->idxNum = 0;

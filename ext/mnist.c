@@ -60,8 +60,9 @@ typedef struct mnist_cursor {
 static int mnist_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
                          sqlite3_vtab **out, char **pzErr) {
   (void)aux, (void)argc, (void)argv, (void)pzErr;
-  int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(idx INTEGER, image BLOB, label INTEGER, "
-                                    "images_path HIDDEN, labels_path HIDDEN)");
+  int rc = sqlite3_declare_vtab(db,
+                                "CREATE TABLE x(idx INTEGER, image BLOB, label INTEGER, "
+                                "images_path HIDDEN, labels_path HIDDEN)");
   /* Reading files named in SQL is only for the top-level statements the
    * application runs, never for views or triggers stored in a database. */
   if (rc == SQLITE_OK) rc = sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
@@ -95,12 +96,19 @@ static int mnist_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
       /* Not omitted: SQLite checks these again, so the bounds only have to
        * be conservative. */
       switch (c->op) {
-      case SQLITE_INDEX_CONSTRAINT_EQ: eq = i; break;
+      case SQLITE_INDEX_CONSTRAINT_EQ:
+        eq = i;
+        break;
       case SQLITE_INDEX_CONSTRAINT_GE:
-      case SQLITE_INDEX_CONSTRAINT_GT: lo = i; break;
+      case SQLITE_INDEX_CONSTRAINT_GT:
+        lo = i;
+        break;
       case SQLITE_INDEX_CONSTRAINT_LE:
-      case SQLITE_INDEX_CONSTRAINT_LT: hi = i; break;
-      default: break;
+      case SQLITE_INDEX_CONSTRAINT_LT:
+        hi = i;
+        break;
+      default:
+        break;
       }
       continue;
     }
@@ -174,12 +182,23 @@ static void mnist_bound(sqlite3_value *v, int op, sqlite3_int64 *first, sqlite3_
   double d = sqlite3_value_double(v);
   double lo = 0.0, hi = (double)*end; /* the new candidate range, before clamping */
   switch (op) {
-  case MNIST_IDX_EQ: lo = ceil(d), hi = floor(d) + 1.0; break;
-  case MNIST_IDX_LO: lo = ceil(d); break;
-  case MNIST_IDX_LO | MNIST_LO_GT: lo = floor(d) + 1.0; break;
-  case MNIST_IDX_HI: hi = floor(d) + 1.0; break;
-  case MNIST_IDX_HI | MNIST_HI_LT: hi = ceil(d); break;
-  default: return;
+  case MNIST_IDX_EQ:
+    lo = ceil(d), hi = floor(d) + 1.0;
+    break;
+  case MNIST_IDX_LO:
+    lo = ceil(d);
+    break;
+  case MNIST_IDX_LO | MNIST_LO_GT:
+    lo = floor(d) + 1.0;
+    break;
+  case MNIST_IDX_HI:
+    hi = floor(d) + 1.0;
+    break;
+  case MNIST_IDX_HI | MNIST_HI_LT:
+    hi = ceil(d);
+    break;
+  default:
+    return;
   }
   /* Compare as doubles before converting: d may be far outside int64. */
   if (lo > (double)*first) *first = lo >= (double)*end ? *end : (sqlite3_int64)lo;
@@ -259,8 +278,9 @@ static int mnist_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxSt
   int expect = 1 + !!(idxNum & MNIST_HAVE_LABELS) + !!(idxNum & MNIST_IDX_EQ) +
                !!(idxNum & MNIST_IDX_LO) + !!(idxNum & MNIST_IDX_HI);
   if (!(idxNum & MNIST_HAVE_IMAGES)) {
-    cnn_vtab_errorf(base->pVtab, "cnn_mnist: images_path argument is required: "
-                                 "cnn_mnist(images_path [, labels_path])");
+    cnn_vtab_errorf(base->pVtab,
+                    "cnn_mnist: images_path argument is required: "
+                    "cnn_mnist(images_path [, labels_path])");
     return SQLITE_ERROR;
   }
   if (argc != expect) return SQLITE_ERROR; /* not a plan of mnist_best_index */
@@ -327,7 +347,9 @@ static int mnist_eof(sqlite3_vtab_cursor *base) {
 static int mnist_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
   const mnist_cursor *cur = (const mnist_cursor *)base;
   switch (col) {
-  case MNIST_IDX: sqlite3_result_int64(ctx, cur->row); break;
+  case MNIST_IDX:
+    sqlite3_result_int64(ctx, cur->row);
+    break;
   case MNIST_IMAGE:
     sqlite3_result_blob64(ctx, cur->image, cur->record_size, SQLITE_TRANSIENT);
     break;
@@ -337,14 +359,17 @@ static int mnist_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col
     else
       sqlite3_result_null(ctx);
     break;
-  case MNIST_IMAGES_PATH: sqlite3_result_text(ctx, cur->images_path, -1, SQLITE_TRANSIENT); break;
+  case MNIST_IMAGES_PATH:
+    sqlite3_result_text(ctx, cur->images_path, -1, SQLITE_TRANSIENT);
+    break;
   case MNIST_LABELS_PATH:
     if (cur->labels_path)
       sqlite3_result_text(ctx, cur->labels_path, -1, SQLITE_TRANSIENT);
     else
       sqlite3_result_null(ctx);
     break;
-  default: break;
+  default:
+    break;
   }
   return SQLITE_OK;
 }
@@ -539,8 +564,9 @@ void cnn_fn_import_mnist(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s)) {
     if (sqlite3_stmt_busy(s) && !sqlite3_stmt_readonly(s)) {
       rc = SQLITE_ERROR;
-      msg = sqlite3_mprintf("cnn_import_mnist: cannot run inside a statement that writes (call it "
-                            "from a SELECT of its own)");
+      msg = sqlite3_mprintf(
+          "cnn_import_mnist: cannot run inside a statement that writes (call it "
+          "from a SELECT of its own)");
       goto done;
     }
   }

@@ -59,9 +59,12 @@ void cnn_fn_create(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   cnn_net_init(net, seed);
   if ((rc = cnn_store_init(db, err)) || (rc = cnn_tx_begin(db, &tx, err))) goto done;
   int exists = cnn_store_exists(db, name, err);
-  if (exists < 0) rc = CNN_ERROR;
-  else if (exists) rc = cnn_error(err, CNN_ERROR, "a model named '%s' already exists (cnn_drop it first)", name);
-  else rc = cnn_store_create(db, name, net, err);
+  if (exists < 0)
+    rc = CNN_ERROR;
+  else if (exists)
+    rc = cnn_error(err, CNN_ERROR, "a model named '%s' already exists (cnn_drop it first)", name);
+  else
+    rc = cnn_store_create(db, name, net, err);
   if (rc == CNN_OK) sqlite3_result_int64(ctx, (sqlite3_int64)cnn_net_nparams(net));
 done:
   finish(ctx, db, &tx, "cnn_create", rc, err);
@@ -83,8 +86,9 @@ void cnn_fn_drop(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   }
   static const char *const sql[] = {
-      "DELETE FROM cnn_optimizer_state WHERE model = ?1", "DELETE FROM cnn_weights WHERE model = ?1",
-      "DELETE FROM cnn_epochs WHERE model = ?1", "DELETE FROM cnn_models WHERE name = ?1",
+      "DELETE FROM cnn_optimizer_state WHERE model = ?1",
+      "DELETE FROM cnn_weights WHERE model = ?1", "DELETE FROM cnn_epochs WHERE model = ?1",
+      "DELETE FROM cnn_models WHERE name = ?1",
       "DELETE FROM cnn_settings WHERE key = 'default_model' AND value = ?1"};
   if ((rc = cnn_tx_begin(db, &tx, err))) goto done;
   for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == CNN_OK; i++) {
@@ -111,9 +115,12 @@ void cnn_fn_default(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (argc == 0) {
     char *name = NULL;
     int rc = cnn_store_get_default(db, &name, err);
-    if (rc == CNN_NOMEM) sqlite3_result_error_nomem(ctx);
-    else if (rc == CNN_OK) sqlite3_result_text(ctx, name, -1, sqlite3_free);
-    else sqlite3_result_null(ctx);
+    if (rc == CNN_NOMEM)
+      sqlite3_result_error_nomem(ctx);
+    else if (rc == CNN_OK)
+      sqlite3_result_text(ctx, name, -1, sqlite3_free);
+    else
+      sqlite3_result_null(ctx);
     return;
   }
   const char *name = cnn_arg_name(ctx, "cnn_default", argv[0]);
@@ -124,7 +131,8 @@ void cnn_fn_default(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     cnn_result_status(ctx, "cnn_default", CNN_ERROR, err);
     return;
   }
-  if ((rc = cnn_tx_begin(db, &tx, err)) == CNN_OK && (rc = cnn_store_set_default(db, name, err)) == CNN_OK)
+  if ((rc = cnn_tx_begin(db, &tx, err)) == CNN_OK &&
+      (rc = cnn_store_set_default(db, name, err)) == CNN_OK)
     sqlite3_result_text(ctx, name, -1, SQLITE_TRANSIENT);
   finish(ctx, db, &tx, "cnn_default", rc, err);
 }
@@ -175,8 +183,10 @@ void cnn_fn_import(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   if ((rc = cnn_store_init(db, err)) || (rc = cnn_tx_begin(db, &tx, err))) goto done;
   int exists = cnn_store_exists(db, name, err);
-  if (exists < 0) rc = CNN_ERROR;
-  else if (exists) rc = cnn_error(err, CNN_ERROR, "a model named '%s' already exists (cnn_drop it first)", name);
+  if (exists < 0)
+    rc = CNN_ERROR;
+  else if (exists)
+    rc = cnn_error(err, CNN_ERROR, "a model named '%s' already exists (cnn_drop it first)", name);
   else if ((rc = cnn_store_create(db, name, net, err)) == CNN_OK && opt.n)
     rc = cnn_store_save(db, name, net, &opt, epochs, err);
   if (rc == CNN_OK) sqlite3_result_int64(ctx, (sqlite3_int64)cnn_net_nparams(net));

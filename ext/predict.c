@@ -342,8 +342,10 @@ static int best_index_name_source(sqlite3_vtab *vtab, sqlite3_index_info *info, 
     const struct sqlite3_index_constraint *c = &info->aConstraint[i];
     int k = c->iColumn - col_name;
     if (k < 0 || k > 1 || c->op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
-    if (c->usable) arg[k] = i;
-    else unusable[k] = 1;
+    if (c->usable)
+      arg[k] = i;
+    else
+      unusable[k] = 1;
   }
   if ((arg[0] < 0 && !unusable[0]) || (arg[1] < 0 && !unusable[1])) {
     cnn_vtab_errorf(vtab, "%s", usage);
@@ -498,16 +500,27 @@ static int pred_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
   const batch *b = &cur->b;
   const float *p = b->probs + (size_t)cur->pos * b->classes;
   switch (col) {
-  case PRED_IDX: sqlite3_result_int64(ctx, b->first + cur->pos); break;
-  case PRED_LABEL:
-    if (b->labels[cur->pos] >= 0) sqlite3_result_int(ctx, b->labels[cur->pos]);
-    else sqlite3_result_null(ctx);
+  case PRED_IDX:
+    sqlite3_result_int64(ctx, b->first + cur->pos);
     break;
-  case PRED_PREDICTED: sqlite3_result_int(ctx, argmax(p, b->classes)); break;
-  case PRED_PROBABILITY: sqlite3_result_double(ctx, p[argmax(p, b->classes)]); break;
+  case PRED_LABEL:
+    if (b->labels[cur->pos] >= 0)
+      sqlite3_result_int(ctx, b->labels[cur->pos]);
+    else
+      sqlite3_result_null(ctx);
+    break;
+  case PRED_PREDICTED:
+    sqlite3_result_int(ctx, argmax(p, b->classes));
+    break;
+  case PRED_PROBABILITY:
+    sqlite3_result_double(ctx, p[argmax(p, b->classes)]);
+    break;
   case PRED_NAME:
-  case PRED_SOURCE: sqlite3_result_value(ctx, cur->args[col - PRED_NAME]); break;
-  default: break;
+  case PRED_SOURCE:
+    sqlite3_result_value(ctx, cur->args[col - PRED_NAME]);
+    break;
+  default:
+    break;
   }
   return SQLITE_OK;
 }
@@ -667,12 +680,21 @@ static int conf_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col)
   const conf_cursor *cur = (const conf_cursor *)base;
   uint64_t pair = cur->pairs[cur->pos];
   switch (col) {
-  case CONF_LABEL: sqlite3_result_int64(ctx, (sqlite3_int64)(pair >> 32)); break;
-  case CONF_PREDICTED: sqlite3_result_int64(ctx, (sqlite3_int64)(pair & 0xffffffffu)); break;
-  case CONF_COUNT: sqlite3_result_int64(ctx, (sqlite3_int64)cur->run); break;
+  case CONF_LABEL:
+    sqlite3_result_int64(ctx, (sqlite3_int64)(pair >> 32));
+    break;
+  case CONF_PREDICTED:
+    sqlite3_result_int64(ctx, (sqlite3_int64)(pair & 0xffffffffu));
+    break;
+  case CONF_COUNT:
+    sqlite3_result_int64(ctx, (sqlite3_int64)cur->run);
+    break;
   case CONF_NAME:
-  case CONF_SOURCE: sqlite3_result_value(ctx, cur->args[col - CONF_NAME]); break;
-  default: break;
+  case CONF_SOURCE:
+    sqlite3_result_value(ctx, cur->args[col - CONF_NAME]);
+    break;
+  default:
+    break;
   }
   return SQLITE_OK;
 }
@@ -727,8 +749,10 @@ static int sum_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
   for (int i = 0; i < info->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &info->aConstraint[i];
     if (c->iColumn != SUM_NAME || c->op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
-    if (c->usable) arg = i;
-    else unusable = 1;
+    if (c->usable)
+      arg = i;
+    else
+      unusable = 1;
   }
   if (arg < 0 && !unusable) {
     cnn_vtab_errorf(vtab, "cnn_summary: name argument is required: cnn_summary(name)");
@@ -807,8 +831,12 @@ static int sum_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) 
   const sum_cursor *cur = (const sum_cursor *)base;
   cnn_layer_info l = cnn_net_layer(cur->model->net, cur->layer);
   switch (col) {
-  case SUM_LAYER: sqlite3_result_text(ctx, l.name, -1, SQLITE_TRANSIENT); break;
-  case SUM_TYPE: sqlite3_result_text(ctx, l.type, -1, SQLITE_TRANSIENT); break;
+  case SUM_LAYER:
+    sqlite3_result_text(ctx, l.name, -1, SQLITE_TRANSIENT);
+    break;
+  case SUM_TYPE:
+    sqlite3_result_text(ctx, l.type, -1, SQLITE_TRANSIENT);
+    break;
   case SUM_SHAPE: {
     char *s = cur->vector ? sqlite3_mprintf("(None, %d)", l.out.h * l.out.w * l.out.c)
                           : sqlite3_mprintf("(None, %d, %d, %d)", l.out.h, l.out.w, l.out.c);
@@ -816,9 +844,14 @@ static int sum_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) 
     sqlite3_result_text(ctx, s, -1, sqlite3_free);
     break;
   }
-  case SUM_PARAMS: sqlite3_result_int64(ctx, (sqlite3_int64)l.params); break;
-  case SUM_NAME: sqlite3_result_value(ctx, cur->name); break;
-  default: break;
+  case SUM_PARAMS:
+    sqlite3_result_int64(ctx, (sqlite3_int64)l.params);
+    break;
+  case SUM_NAME:
+    sqlite3_result_value(ctx, cur->name);
+    break;
+  default:
+    break;
   }
   return SQLITE_OK;
 }
@@ -871,7 +904,8 @@ void cnn_fn_grid_png(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if (!is_int || c < 1 || c > GRID_MAX_COLUMNS) {
       if (is_int) snprintf(what, sizeof what, "%lld", (long long)c);
       cnn_result_errorf(ctx, "cnn_grid_png: columns must be an integer 1..%d; got %s",
-                        GRID_MAX_COLUMNS, is_int ? what : cnn_value_describe(argv[1], what, sizeof what));
+                        GRID_MAX_COLUMNS,
+                        is_int ? what : cnn_value_describe(argv[1], what, sizeof what));
       return;
     }
     columns = (int)c;

@@ -3,7 +3,8 @@
  *
  *   Epoch 1/10
  *    640/1875 [=========>....................] - ETA: 21s - loss: 0.2519 - accuracy: 0.9231
- *   1875/1875 [==============================] - 31s 16ms/step - loss: 0.1379 - accuracy: 0.9581 - val_loss: 0.0412 - val_accuracy: 0.9866
+ *   1875/1875 [==============================] - 31s 16ms/step - loss: 0.1379 - accuracy: 0.9581 -
+ * val_loss: 0.0412 - val_accuracy: 0.9866
  *
  * This file is the extension's one exception to "never print": the bar is a
  * feature users ask for (option progress, default: when stderr is a terminal).

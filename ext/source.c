@@ -32,7 +32,8 @@ int cnn_source_prepare(sqlite3 *db, const char *source, sqlite3_stmt **stmt, cha
   char *sql = NULL;
   const char *tail = NULL;
   *stmt = NULL;
-  if (!source || !source[0]) return cnn_error(err, CNN_ERROR, "source must be a table name or a query");
+  if (!source || !source[0])
+    return cnn_error(err, CNN_ERROR, "source must be a table name or a query");
   int rc = SQLITE_ERROR;
   if (is_name(source)) {
     /* A table: its image and label columns if it has them (mnist_train has
@@ -88,13 +89,15 @@ int cnn_source_row(sqlite3_stmt *stmt, size_t row, cnn_shape in, int classes, in
     if (rc) return cnn_error(err, rc, "source row %zu: %s", row, sub);
   } else {
     if (sqlite3_value_type(v) != SQLITE_BLOB || (size_t)sqlite3_value_bytes(v) != bytes)
-      return cnn_error(err, CNN_ERROR, "source row %zu: image must be a %zu-byte blob (%dx%dx%d); got %s",
-                       row, bytes, in.h, in.w, in.c, cnn_value_describe(v, what, sizeof what));
+      return cnn_error(err, CNN_ERROR,
+                       "source row %zu: image must be a %zu-byte blob (%dx%dx%d); got %s", row,
+                       bytes, in.h, in.w, in.c, cnn_value_describe(v, what, sizeof what));
     memcpy(image, sqlite3_value_blob(v), bytes);
   }
   *label = -1;
   if (sqlite3_column_count(stmt) < 2) {
-    if (need_labels) return cnn_error(err, CNN_ERROR, "source must give (image, label) columns; it gives one");
+    if (need_labels)
+      return cnn_error(err, CNN_ERROR, "source must give (image, label) columns; it gives one");
     return CNN_OK;
   }
   sqlite3_value *l = sqlite3_column_value(stmt, 1);
@@ -104,8 +107,9 @@ int cnn_source_row(sqlite3_stmt *stmt, size_t row, cnn_shape in, int classes, in
   if ((type != SQLITE_INTEGER && !(type == SQLITE_FLOAT && sqlite3_value_double(l) == (double)x)) ||
       x < 0 || x >= classes) {
     if (type == SQLITE_INTEGER || type == SQLITE_FLOAT)
-      return cnn_error(err, CNN_ERROR, "source row %zu: label must be an integer 0..%d; got %s", row,
-                       classes - 1, sqlite3_value_text(l) ? (const char *)sqlite3_value_text(l) : "?");
+      return cnn_error(err, CNN_ERROR, "source row %zu: label must be an integer 0..%d; got %s",
+                       row, classes - 1,
+                       sqlite3_value_text(l) ? (const char *)sqlite3_value_text(l) : "?");
     return cnn_error(err, CNN_ERROR, "source row %zu: label must be an integer 0..%d; got %s", row,
                      classes - 1, cnn_value_describe(l, what, sizeof what));
   }

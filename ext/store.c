@@ -25,14 +25,23 @@ static int run(sqlite3 *db, char *err, const char *sql, const char *fmt, ...) {
   sqlite3_stmt *st = NULL;
   va_list ap;
   int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-  if (rc != SQLITE_OK) return cnn_error(err, rc == SQLITE_NOMEM ? CNN_NOMEM : CNN_ERROR, "%s", sqlite3_errmsg(db));
+  if (rc != SQLITE_OK)
+    return cnn_error(err, rc == SQLITE_NOMEM ? CNN_NOMEM : CNN_ERROR, "%s", sqlite3_errmsg(db));
   va_start(ap, fmt);
   for (int i = 1; fmt && *fmt && rc == SQLITE_OK; fmt++, i++) {
     switch (*fmt) {
-    case 't': rc = sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_STATIC); break;
-    case 'i': rc = sqlite3_bind_int64(st, i, va_arg(ap, sqlite3_int64)); break;
-    case 'd': rc = sqlite3_bind_double(st, i, va_arg(ap, double)); break;
-    case 'n': rc = sqlite3_bind_null(st, i); break;
+    case 't':
+      rc = sqlite3_bind_text(st, i, va_arg(ap, const char *), -1, SQLITE_STATIC);
+      break;
+    case 'i':
+      rc = sqlite3_bind_int64(st, i, va_arg(ap, sqlite3_int64));
+      break;
+    case 'd':
+      rc = sqlite3_bind_double(st, i, va_arg(ap, double));
+      break;
+    case 'n':
+      rc = sqlite3_bind_null(st, i);
+      break;
     case 'b': {
       const void *p = va_arg(ap, const void *);
       size_t n = va_arg(ap, size_t);
@@ -46,7 +55,10 @@ static int run(sqlite3 *db, char *err, const char *sql, const char *fmt, ...) {
   if (rc == SQLITE_DONE || rc == SQLITE_ROW) rc = SQLITE_OK;
   int status = CNN_OK;
   if (rc != SQLITE_OK)
-    status = cnn_error(err, rc == SQLITE_NOMEM ? CNN_NOMEM : rc == SQLITE_INTERRUPT ? CNN_INTERRUPTED : CNN_ERROR,
+    status = cnn_error(err,
+                       rc == SQLITE_NOMEM       ? CNN_NOMEM
+                       : rc == SQLITE_INTERRUPT ? CNN_INTERRUPTED
+                                                : CNN_ERROR,
                        "%s", sqlite3_errmsg(db));
   sqlite3_finalize(st);
   return status;
@@ -61,10 +73,11 @@ static int sql_status(sqlite3 *db, int rc, char *err) {
 int cnn_store_init(sqlite3 *db, char *err) {
   /* Cheap when the tables exist: one lookup in sqlite_schema. */
   sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(db,
-                              "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name = "
-                              "'cnn_weights_delete'",
-                              -1, &st, NULL);
+  int rc =
+      sqlite3_prepare_v2(db,
+                         "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name = "
+                         "'cnn_weights_delete'",
+                         -1, &st, NULL);
   int have = 0;
   if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) have = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);
@@ -146,7 +159,8 @@ int cnn_store_exists(sqlite3 *db, const char *name, char *err) {
   if (rc != SQLITE_OK) {
     sqlite3_finalize(st);
     /* No tables yet: no models. */
-    if (sqlite3_errcode(db) == SQLITE_ERROR && strstr(sqlite3_errmsg(db), "no such table")) return 0;
+    if (sqlite3_errcode(db) == SQLITE_ERROR && strstr(sqlite3_errmsg(db), "no such table"))
+      return 0;
     sql_status(db, rc, err);
     return -1;
   }
@@ -232,8 +246,8 @@ static int write_tensors(sqlite3 *db, const char *name, const cnn_net *net, cons
       rc = run(db, err,
                "INSERT INTO cnn_optimizer_state(model, slot, name, idx, data) "
                "VALUES (?1, ?2, ?3, ?4, ?5)",
-               "titib", name, (sqlite3_int64)s, cnn_optim_slot_name(&opt->cfg, s),
-               (sqlite3_int64)i, blob, t.count * 4);
+               "titib", name, (sqlite3_int64)s, cnn_optim_slot_name(&opt->cfg, s), (sqlite3_int64)i,
+               blob, t.count * 4);
       cnn_free(tmp);
     }
   }
@@ -277,13 +291,14 @@ void cnn_model_release(cnn_model *m) {
 }
 
 /* Reads the rows of one kind of tensor blob into the arena. */
-static int read_blob_rows(sqlite3 *db, const char *name, const cnn_net *net, float *arena,
-                          int slot, char *err) {
+static int read_blob_rows(sqlite3 *db, const char *name, const cnn_net *net, float *arena, int slot,
+                          char *err) {
   sqlite3_stmt *st = NULL;
   int rc = CNN_OK, seen = 0;
-  const char *sql = slot < 0 ? "SELECT idx, name, shape, data FROM cnn_weights WHERE model = ?1 ORDER BY idx"
-                             : "SELECT idx, name, '', data FROM cnn_optimizer_state "
-                               "WHERE model = ?1 AND slot = ?2 ORDER BY idx";
+  const char *sql =
+      slot < 0 ? "SELECT idx, name, shape, data FROM cnn_weights WHERE model = ?1 ORDER BY idx"
+               : "SELECT idx, name, '', data FROM cnn_optimizer_state "
+                 "WHERE model = ?1 AND slot = ?2 ORDER BY idx";
   int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
   if (src != SQLITE_OK) return sql_status(db, src, err);
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -292,8 +307,9 @@ static int read_blob_rows(sqlite3 *db, const char *name, const cnn_net *net, flo
   while ((src = sqlite3_step(st)) == SQLITE_ROW) {
     sqlite3_int64 idx = sqlite3_column_int64(st, 0);
     if (idx >= cnn_net_tensors(net)) {
-      rc = cnn_error(err, CNN_ERROR, "model '%s': %s row idx %lld is extra: the model has %d tensors",
-                     name, what, (long long)idx, cnn_net_tensors(net));
+      rc = cnn_error(err, CNN_ERROR,
+                     "model '%s': %s row idx %lld is extra: the model has %d tensors", name, what,
+                     (long long)idx, cnn_net_tensors(net));
       break;
     }
     if (idx != seen) {
@@ -342,7 +358,8 @@ int cnn_store_load(sqlite3 *db, const char *name, int with_optim, cnn_model **ou
   int rc = CNN_OK;
   *out = NULL;
   int src = sqlite3_prepare_v2(
-      db, "SELECT spec, optimizer, step, epochs, version FROM cnn_models WHERE name = ?1", -1, &st, NULL);
+      db, "SELECT spec, optimizer, step, epochs, version FROM cnn_models WHERE name = ?1", -1, &st,
+      NULL);
   if (src != SQLITE_OK) {
     sqlite3_finalize(st);
     if (strstr(sqlite3_errmsg(db), "no such table"))
@@ -373,8 +390,10 @@ int cnn_store_load(sqlite3 *db, const char *name, int with_optim, cnn_model **ou
   const char *spec_text = (const char *)sqlite3_column_text(st, 0);
   if ((rc = cnn_spec_parse(&spec, spec_text ? spec_text : "", sub)) ||
       (rc = cnn_net_new(&m->net, &spec, sub))) {
-    if (rc != CNN_NOMEM) cnn_error(err, rc, "model '%s': stored spec: %s", name, sub);
-    else cnn_nomem(err);
+    if (rc != CNN_NOMEM)
+      cnn_error(err, rc, "model '%s': stored spec: %s", name, sub);
+    else
+      cnn_nomem(err);
     goto done;
   }
   if ((rc = read_blob_rows(db, name, m->net, cnn_net_params(m->net), -1, err))) goto done;
@@ -383,8 +402,10 @@ int cnn_store_load(sqlite3 *db, const char *name, int with_optim, cnn_model **ou
     cnn_optim_config cfg;
     if ((rc = cnn_json_parse(&oj, opt_text, strlen(opt_text), sub)) ||
         (rc = cnn_optim_parse(&cfg, oj, sub))) {
-      if (rc != CNN_NOMEM) cnn_error(err, rc, "model '%s': stored optimizer: %s", name, sub);
-      else cnn_nomem(err);
+      if (rc != CNN_NOMEM)
+        cnn_error(err, rc, "model '%s': stored optimizer: %s", name, sub);
+      else
+        cnn_nomem(err);
       goto done;
     }
     if ((rc = cnn_optim_init(&m->opt, &cfg, cnn_net_nparams(m->net), err))) goto done;
@@ -426,7 +447,8 @@ int cnn_store_get_default(sqlite3 *db, char **out, char *err) {
   if (rc != SQLITE_OK) {
     sqlite3_finalize(st);
     if (strstr(sqlite3_errmsg(db), "no such table"))
-      return cnn_error(err, CNN_ERROR, "no model in this database (create one with cnn_create or cnn_train)");
+      return cnn_error(err, CNN_ERROR,
+                       "no model in this database (create one with cnn_create or cnn_train)");
     return sql_status(db, rc, err);
   }
   rc = sqlite3_step(st);
@@ -434,7 +456,8 @@ int cnn_store_get_default(sqlite3 *db, char **out, char *err) {
     name = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
     if (!name) status = cnn_nomem(err);
   } else if (rc == SQLITE_DONE) {
-    status = cnn_error(err, CNN_ERROR, "no model in this database (create one with cnn_create or cnn_train)");
+    status = cnn_error(err, CNN_ERROR,
+                       "no model in this database (create one with cnn_create or cnn_train)");
   } else {
     status = sql_status(db, rc, err);
   }
@@ -455,9 +478,12 @@ int cnn_store_version(sqlite3 *db, const char *name, sqlite3_int64 *version, cha
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   rc = sqlite3_step(st);
   int status = CNN_OK;
-  if (rc == SQLITE_ROW) *version = sqlite3_column_int64(st, 0);
-  else if (rc == SQLITE_DONE) status = cnn_error(err, CNN_ERROR, "no model named '%s'", name);
-  else status = sql_status(db, rc, err);
+  if (rc == SQLITE_ROW)
+    *version = sqlite3_column_int64(st, 0);
+  else if (rc == SQLITE_DONE)
+    status = cnn_error(err, CNN_ERROR, "no model named '%s'", name);
+  else
+    status = sql_status(db, rc, err);
   sqlite3_finalize(st);
   return status;
 }

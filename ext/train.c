@@ -26,14 +26,14 @@ typedef struct {
   const char *name;
   cnn_net *net;
   cnn_optim *opt;
-  int stored;             /* the model row exists */
-  sqlite3_int64 version;  /* its version as this run last saw it */
-  sqlite3_stmt *probe;    /* "SELECT 1": steps fail once interrupted */
+  int stored;            /* the model row exists */
+  sqlite3_int64 version; /* its version as this run last saw it */
+  sqlite3_stmt *probe;   /* "SELECT 1": steps fail once interrupted */
   cnn_progress progress;
-  int total_epochs;       /* for "Epoch 3/12" */
+  int total_epochs; /* for "Epoch 3/12" */
   size_t batches;
   int last_epoch;
-  int saved;              /* epochs this call committed */
+  int saved; /* epochs this call committed */
   cnn_epoch_stats last;
 } train_ctx;
 
@@ -67,7 +67,10 @@ static int history_row(sqlite3 *db, const char *name, const cnn_epoch_stats *s, 
   }
   sqlite3_finalize(st);
   if (rc == SQLITE_DONE) return CNN_OK;
-  return cnn_error(err, rc == SQLITE_NOMEM ? CNN_NOMEM : rc == SQLITE_INTERRUPT ? CNN_INTERRUPTED : CNN_ERROR,
+  return cnn_error(err,
+                   rc == SQLITE_NOMEM       ? CNN_NOMEM
+                   : rc == SQLITE_INTERRUPT ? CNN_INTERRUPTED
+                                            : CNN_ERROR,
                    "%s", sqlite3_errmsg(db));
 }
 
@@ -104,7 +107,8 @@ static int on_epoch(void *p, const cnn_epoch_stats *s, char *err) {
   train_ctx *t = p;
   cnn_progress_epoch(&t->progress, s, t->batches);
   int rc = commit_epoch(t, s, 1, err);
-  if (rc == CNN_OK) t->last_epoch = s->epoch, t->last = *s, t->saved++;
+  if (rc == CNN_OK)
+    t->last_epoch = s->epoch, t->last = *s, t->saved++;
   else if (rc != CNN_NOMEM && rc != CNN_INTERRUPTED) {
     char tmp[CNN_ERRMAX];
     snprintf(tmp, sizeof tmp, "cannot save epoch %d: %.200s", s->epoch, err);
@@ -162,10 +166,13 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     t.net = m->net, t.opt = &m->opt, t.stored = 1, t.version = m->version;
   } else {
     cnn_spec spec;
-    if ((rc = cnn_spec_parse(&spec, NULL, err)) || (rc = cnn_net_new(&fresh, &spec, err))) goto done;
+    if ((rc = cnn_spec_parse(&spec, NULL, err)) || (rc = cnn_net_new(&fresh, &spec, err)))
+      goto done;
     uint64_t seed;
-    if (o.has_seed) seed = o.seed;
-    else sqlite3_randomness(sizeof seed, &seed);
+    if (o.has_seed)
+      seed = o.seed;
+    else
+      sqlite3_randomness(sizeof seed, &seed);
     cnn_net_init(fresh, seed);
     t.net = fresh, t.opt = &fresh_opt;
   }
@@ -181,8 +188,7 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   cnn_shape in = cnn_net_input(t.net);
   int classes = cnn_net_classes(t.net);
   if ((rc = cnn_source_read(db, source, in, classes, 1, &rows, err))) goto done;
-  if (o.validation &&
-      (rc = cnn_source_read(db, o.validation, in, classes, 1, &vrows, err))) {
+  if (o.validation && (rc = cnn_source_read(db, o.validation, in, classes, 1, &vrows, err))) {
     char tmp[CNN_ERRMAX];
     snprintf(tmp, sizeof tmp, "validation %.200s", err);
     memcpy(err, tmp, sizeof tmp);
@@ -196,15 +202,24 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   t.progress.enabled = o.progress < 0 ? isatty(2) : o.progress;
   t.total_epochs = epochs_done + o.epochs;
   uint64_t seed;
-  if (o.has_seed) seed = o.seed;
-  else sqlite3_randomness(sizeof seed, &seed);
+  if (o.has_seed)
+    seed = o.seed;
+  else
+    sqlite3_randomness(sizeof seed, &seed);
   cnn_dataset train = {rows.images, rows.labels, rows.count};
   cnn_dataset val = {vrows.images, vrows.labels, vrows.count};
-  cnn_train_config cfg = {.epochs = o.epochs, .batch_size = o.batch_size, .shuffle = o.shuffle,
-                          .seed = seed, .first_epoch = epochs_done + 1,
-                          .max_seconds = o.max_seconds, .patience = o.patience,
-                          .min_delta = o.min_delta, .restore_best = o.restore_best,
-                          .on_batch = on_batch, .on_epoch = on_epoch, .stop = stop,
+  cnn_train_config cfg = {.epochs = o.epochs,
+                          .batch_size = o.batch_size,
+                          .shuffle = o.shuffle,
+                          .seed = seed,
+                          .first_epoch = epochs_done + 1,
+                          .max_seconds = o.max_seconds,
+                          .patience = o.patience,
+                          .min_delta = o.min_delta,
+                          .restore_best = o.restore_best,
+                          .on_batch = on_batch,
+                          .on_epoch = on_epoch,
+                          .stop = stop,
                           .ctx = &t};
   cnn_train_result res;
   rc = cnn_train(t.net, t.opt, &train, o.validation ? &val : NULL, &cfg, &res, err);
@@ -238,7 +253,9 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   json_stat(&b, "seconds", res.seconds);
   cnn_buf_printf(&b, ",\"stopped\":\"%s\"",
-                 res.stopped_early ? "early_stopping" : res.out_of_time ? "max_seconds" : "completed");
+                 res.stopped_early ? "early_stopping"
+                 : res.out_of_time ? "max_seconds"
+                                   : "completed");
   if (res.best_epoch) cnn_buf_printf(&b, ",\"restored_epoch\":%d", res.best_epoch);
   cnn_buf_puts(&b, ",\"optimizer\":");
   char *ojs = cnn_optim_to_json(&t.opt->cfg);

@@ -14,13 +14,20 @@
 #include "layer.h"
 
 static const char *const act_names[] = {
-    [CNN_ACT_LINEAR] = "linear",       [CNN_ACT_RELU] = "relu",
-    [CNN_ACT_SIGMOID] = "sigmoid",     [CNN_ACT_TANH] = "tanh",
-    [CNN_ACT_SOFTMAX] = "softmax",     [CNN_ACT_LEAKY_RELU] = "leaky_relu",
-    [CNN_ACT_ELU] = "elu",             [CNN_ACT_SELU] = "selu",
-    [CNN_ACT_GELU] = "gelu",           [CNN_ACT_SWISH] = "swish",
-    [CNN_ACT_SOFTPLUS] = "softplus",   [CNN_ACT_SOFTSIGN] = "softsign",
-    [CNN_ACT_HARD_SIGMOID] = "hard_sigmoid", [CNN_ACT_EXPONENTIAL] = "exponential",
+    [CNN_ACT_LINEAR] = "linear",
+    [CNN_ACT_RELU] = "relu",
+    [CNN_ACT_SIGMOID] = "sigmoid",
+    [CNN_ACT_TANH] = "tanh",
+    [CNN_ACT_SOFTMAX] = "softmax",
+    [CNN_ACT_LEAKY_RELU] = "leaky_relu",
+    [CNN_ACT_ELU] = "elu",
+    [CNN_ACT_SELU] = "selu",
+    [CNN_ACT_GELU] = "gelu",
+    [CNN_ACT_SWISH] = "swish",
+    [CNN_ACT_SOFTPLUS] = "softplus",
+    [CNN_ACT_SOFTSIGN] = "softsign",
+    [CNN_ACT_HARD_SIGMOID] = "hard_sigmoid",
+    [CNN_ACT_EXPONENTIAL] = "exponential",
     [CNN_ACT_EXPR] = "expr",
 };
 
@@ -105,8 +112,8 @@ void cnn_act_forward(const cnn_act *a, float *y, const float *z, size_t rows, si
   }
 }
 
-void cnn_act_backward(const cnn_act *a, float *dz, const float *dy, const float *z,
-                      const float *y, size_t rows, size_t cols) {
+void cnn_act_backward(const cnn_act *a, float *dz, const float *dy, const float *z, const float *y,
+                      size_t rows, size_t cols) {
   size_t n = rows * cols;
   float al = a->alpha;
   switch (a->kind) {

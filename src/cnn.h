@@ -77,10 +77,10 @@ typedef enum cnn_init_kind {
 
 typedef struct cnn_layer_spec {
   cnn_layer_type type;
-  int filters;        /* conv2d */
-  int units;          /* dense */
-  int kh, kw;         /* conv kernel or pool size */
-  int sh, sw;         /* strides */
+  int filters; /* conv2d */
+  int units;   /* dense */
+  int kh, kw;  /* conv kernel or pool size */
+  int sh, sw;  /* strides */
   cnn_padding padding;
   float rate;         /* dropout */
   int use_bias;       /* conv2d, dense (default 1) */
@@ -89,17 +89,17 @@ typedef struct cnn_layer_spec {
 } cnn_layer_spec;
 
 typedef struct cnn_spec {
-  int h, w, c;              /* input shape */
+  int h, w, c; /* input shape */
   int nlayers;
-  cnn_layer_spec *layers;   /* owned, nlayers */
+  cnn_layer_spec *layers; /* owned, nlayers */
 } cnn_spec;
 
 #define CNN_SPEC_MAX_LAYERS 64
 #define CNN_SPEC_MAX_SIDE 4096
-#define CNN_SPEC_MAX_CHANNELS 4   /* input channels: images are 1..4 x uint8 */
-#define CNN_SPEC_MAX_WIDTH 65536  /* filters or units of one layer */
+#define CNN_SPEC_MAX_CHANNELS 4  /* input channels: images are 1..4 x uint8 */
+#define CNN_SPEC_MAX_WIDTH 65536 /* filters or units of one layer */
 #define CNN_SPEC_MAX_KERNEL 64
-#define CNN_SPEC_MAX_PARAMS 200000000u   /* 800 MB of float32 */
+#define CNN_SPEC_MAX_PARAMS 200000000u     /* 800 MB of float32 */
 #define CNN_SPEC_MAX_ACTIVATIONS 50000000u /* floats per sample over all layers */
 
 /* The notebook's model as spec JSON. */
@@ -124,8 +124,8 @@ typedef struct cnn_shape {
 
 /* One row of Keras' model.summary(). */
 typedef struct cnn_layer_info {
-  const char *name;     /* "conv2d_1" */
-  const char *type;     /* "Conv2D" */
+  const char *name; /* "conv2d_1" */
+  const char *type; /* "Conv2D" */
   cnn_shape out;
   size_t params;
 } cnn_layer_info;
@@ -135,8 +135,8 @@ typedef struct cnn_tensor_info {
   const char *name; /* "conv2d/kernel", "dense_1/bias" */
   int rank;
   int dims[4];
-  size_t offset;    /* into the parameter arena */
-  size_t count;     /* elements */
+  size_t offset; /* into the parameter arena */
+  size_t count;  /* elements */
 } cnn_tensor_info;
 
 /* Builds the network of a spec (taking ownership of *spec's contents, which is
@@ -212,11 +212,11 @@ typedef enum cnn_optim_kind {
 typedef struct cnn_optim_config {
   cnn_optim_kind kind;
   double learning_rate;
-  double momentum;  /* sgd, rmsprop */
-  int nesterov;     /* sgd */
-  double beta_1, beta_2, epsilon; /* adam, adamax */
-  double rho;       /* rmsprop */
-  int centered;     /* rmsprop */
+  double momentum;                  /* sgd, rmsprop */
+  int nesterov;                     /* sgd */
+  double beta_1, beta_2, epsilon;   /* adam, adamax */
+  double rho;                       /* rmsprop */
+  int centered;                     /* rmsprop */
   double initial_accumulator_value; /* adagrad */
 } cnn_optim_config;
 
@@ -233,10 +233,10 @@ const char *cnn_optim_name(cnn_optim_kind kind);
 
 typedef struct cnn_optim {
   cnn_optim_config cfg;
-  int64_t step;   /* updates applied so far (Keras' iterations) */
-  int nslots;     /* state arrays in use */
-  size_t n;       /* parameters */
-  float *state;   /* owned, nslots * n; zero-initialised (adagrad: accumulator) */
+  int64_t step; /* updates applied so far (Keras' iterations) */
+  int nslots;   /* state arrays in use */
+  size_t n;     /* parameters */
+  float *state; /* owned, nslots * n; zero-initialised (adagrad: accumulator) */
 } cnn_optim;
 
 int cnn_optim_init(cnn_optim *opt, const cnn_optim_config *cfg, size_t nparams, char *err);
@@ -256,7 +256,7 @@ typedef struct cnn_dataset {
 } cnn_dataset;
 
 typedef struct cnn_epoch_stats {
-  int epoch;            /* 1-based over the model's life */
+  int epoch; /* 1-based over the model's life */
   double loss, accuracy;
   double val_loss, val_accuracy; /* NaN without validation */
   double learning_rate;
@@ -265,26 +265,26 @@ typedef struct cnn_epoch_stats {
 } cnn_epoch_stats;
 
 typedef struct cnn_batch_progress {
-  int epoch;            /* as above */
-  int epoch_index;      /* 1..epochs of this run */
+  int epoch;       /* as above */
+  int epoch_index; /* 1..epochs of this run */
   int epochs;
   size_t batch, batches; /* 1-based batch of this epoch */
-  size_t samples;       /* seen this epoch */
+  size_t samples;        /* seen this epoch */
   double loss, accuracy; /* running means this epoch */
-  double seconds;       /* since the epoch started */
+  double seconds;        /* since the epoch started */
 } cnn_batch_progress;
 
 /* Asked between pieces of long work: nonzero means stop (an interrupt). */
 typedef int (*cnn_stop_fn)(void *ctx);
 
 typedef struct cnn_train_config {
-  int epochs;           /* to run now */
+  int epochs; /* to run now */
   int batch_size;
   int shuffle;
   uint64_t seed;
-  int first_epoch;      /* number of the first epoch of this run (1 + done) */
-  double max_seconds;   /* <= 0: none; else stop after the epoch that passes it */
-  int patience;         /* early stopping: 0 = off */
+  int first_epoch;    /* number of the first epoch of this run (1 + done) */
+  double max_seconds; /* <= 0: none; else stop after the epoch that passes it */
+  int patience;       /* early stopping: 0 = off */
   double min_delta;
   int restore_best;
   /* Called after every batch; nonzero stops training (interrupt). */
@@ -301,9 +301,9 @@ typedef struct cnn_train_config {
 
 typedef struct cnn_train_result {
   int epochs_run;
-  int stopped_early;     /* patience ran out */
-  int out_of_time;       /* max_seconds */
-  int best_epoch;        /* epoch whose weights were restored, or 0 */
+  int stopped_early; /* patience ran out */
+  int out_of_time;   /* max_seconds */
+  int best_epoch;    /* epoch whose weights were restored, or 0 */
   double seconds;
 } cnn_train_result;
 
@@ -321,21 +321,21 @@ int cnn_evaluate(cnn_net *net, const cnn_dataset *data, cnn_stop_fn stop, void *
 /* ---- training options (the JSON of cnn_train) ----------------------------- */
 
 typedef struct cnn_train_options {
-  int epochs;            /* 10 */
-  int batch_size;        /* 32 */
-  int has_optimizer;     /* "optimizer" given */
+  int epochs;                 /* 10 */
+  int batch_size;             /* 32 */
+  int has_optimizer;          /* "optimizer" given */
   cnn_optim_config optimizer; /* adam */
-  double learning_rate;  /* > 0: overrides the optimizer's */
-  char *validation;      /* owned: a source (table name or query), or NULL */
-  int shuffle;           /* 1 */
+  double learning_rate;       /* > 0: overrides the optimizer's */
+  char *validation;           /* owned: a source (table name or query), or NULL */
+  int shuffle;                /* 1 */
   int has_seed;
   uint64_t seed;
-  int threads;           /* 0 = all cores */
-  int progress;          /* -1 = when stderr is a terminal, 0, 1 */
-  int patience;          /* early_stopping; 0 = off */
-  int restore_best;      /* early_stopping.restore_best (true) */
-  double min_delta;      /* early_stopping.min_delta (0) */
-  double max_seconds;    /* 0 = no budget */
+  int threads;        /* 0 = all cores */
+  int progress;       /* -1 = when stderr is a terminal, 0, 1 */
+  int patience;       /* early_stopping; 0 = off */
+  int restore_best;   /* early_stopping.restore_best (true) */
+  double min_delta;   /* early_stopping.min_delta (0) */
+  double max_seconds; /* 0 = no budget */
 } cnn_train_options;
 
 #define CNN_MAX_EPOCHS 100000
@@ -356,8 +356,8 @@ void cnn_train_options_clear(cnn_train_options *o);
  *       f32 values[prod dims]
  *   u32 nslots, then nslots arrays of f32 over the whole parameter arena
  *   u32 crc32 (zlib) of every byte before it */
-int cnn_model_save(uint8_t **out, size_t *len, const cnn_net *net, const cnn_optim *opt,
-                   int epochs, char *err);
+int cnn_model_save(uint8_t **out, size_t *len, const cnn_net *net, const cnn_optim *opt, int epochs,
+                   char *err);
 /* Builds a net and optimizer from a blob; trusts nothing (sizes, names,
  * shapes, NaN/Inf, truncation, checksum). opt is left empty (n == 0) when
  * the blob has no optimizer (opt NULL at save). */

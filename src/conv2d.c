@@ -22,8 +22,9 @@ static int conv_setup(cnn_layer *l, char *err) {
   int oh = cnn_window(l->in.h, s->kh, s->sh, s->padding, &l->pad_top);
   int ow = cnn_window(l->in.w, s->kw, s->sw, s->padding, &l->pad_left);
   if (oh < 1 || ow < 1)
-    return cnn_error(err, CNN_ERROR, "kernel %dx%d does not fit the %dx%d input with 'valid' padding",
-                     s->kh, s->kw, l->in.h, l->in.w);
+    return cnn_error(err, CNN_ERROR,
+                     "kernel %dx%d does not fit the %dx%d input with 'valid' padding", s->kh, s->kw,
+                     l->in.h, l->in.w);
   l->out = (cnn_shape){oh, ow, s->filters};
   l->nweights = (size_t)s->kh * s->kw * l->in.c * s->filters;
   l->nbias = s->use_bias ? (size_t)s->filters : 0;
@@ -164,8 +165,8 @@ static void conv_chunk_task(void *ctx, int task, int thread) {
   float *cols = t->cols + (size_t)i0 * l->work_per_sample;
   for (int i = 0; i < m; i++)
     im2col(l, cols + (size_t)i * l->work_per_sample, t->x + (size_t)(i0 + i) * in);
-  cnn_gemm_bias(NULL, 0, 0, (int)(m * rows), N, K, 1.0f, cols, K, l->w, N,
-                l->nbias ? l->b : NULL, t->run->relu, t->y + (size_t)i0 * rows * N, N);
+  cnn_gemm_bias(NULL, 0, 0, (int)(m * rows), N, K, 1.0f, cols, K, l->w, N, l->nbias ? l->b : NULL,
+                t->run->relu, t->y + (size_t)i0 * rows * N, N);
 }
 
 static void conv_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
@@ -187,8 +188,8 @@ static void conv_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
     cnn_pool_run(run->pool, im2col_task, &t, n);
     cols = t.cols;
   }
-  cnn_gemm_bias(run->pool, 0, 0, M, N, K, 1.0f, cols, K, l->w, N, l->nbias ? l->b : NULL,
-                run->relu, y, N);
+  cnn_gemm_bias(run->pool, 0, 0, M, N, K, 1.0f, cols, K, l->w, N, l->nbias ? l->b : NULL, run->relu,
+                y, N);
 }
 
 static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
@@ -208,5 +209,5 @@ static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
   cnn_pool_run(run->pool, col2im_task, &t, n);
 }
 
-const cnn_layer_ops cnn_conv2d_ops = {"Conv2D", "conv2d", conv_setup, conv_forward,
-                                      conv_backward, 1};
+const cnn_layer_ops cnn_conv2d_ops = {"Conv2D",     "conv2d",      conv_setup,
+                                      conv_forward, conv_backward, 1};

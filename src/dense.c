@@ -35,5 +35,5 @@ static void dense_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
   if (dx) cnn_gemm(run->pool, 0, 1, n, in, out, 1.0f, dy, out, l->w, out, 0.0f, dx, in);
 }
 
-const cnn_layer_ops cnn_dense_ops = {"Dense", "dense", dense_setup, dense_forward,
-                                     dense_backward, 1};
+const cnn_layer_ops cnn_dense_ops = {"Dense",       "dense",        dense_setup,
+                                     dense_forward, dense_backward, 1};

@@ -167,36 +167,36 @@ static inline dual d_min(dual a, dual b) { return (a.v <= b.v || isnan(a.v)) ? a
 /* One operation on one dual number: constant folding. */
 static dual d_apply(int op, dual a, dual b) {
   switch (op) {
-    case OP_NEG:
-      return d_neg(a);
-    case OP_EXP:
-      return d_exp(a);
-    case OP_LOG:
-      return d_log(a);
-    case OP_SQRT:
-      return d_sqrt(a);
-    case OP_ABS:
-      return d_abs(a);
-    case OP_TANH:
-      return d_tanh(a);
-    case OP_SIGMOID:
-      return d_sigmoid(a);
-    case OP_SQR:
-      return d_sqr(a);
-    case OP_ADD:
-      return d_add(a, b);
-    case OP_SUB:
-      return d_sub(a, b);
-    case OP_MUL:
-      return d_mul(a, b);
-    case OP_DIV:
-      return d_div(a, b);
-    case OP_POW:
-      return d_pow(a, b);
-    case OP_MIN:
-      return d_min(a, b);
-    case OP_MAX:
-      return d_max(a, b);
+  case OP_NEG:
+    return d_neg(a);
+  case OP_EXP:
+    return d_exp(a);
+  case OP_LOG:
+    return d_log(a);
+  case OP_SQRT:
+    return d_sqrt(a);
+  case OP_ABS:
+    return d_abs(a);
+  case OP_TANH:
+    return d_tanh(a);
+  case OP_SIGMOID:
+    return d_sigmoid(a);
+  case OP_SQR:
+    return d_sqr(a);
+  case OP_ADD:
+    return d_add(a, b);
+  case OP_SUB:
+    return d_sub(a, b);
+  case OP_MUL:
+    return d_mul(a, b);
+  case OP_DIV:
+    return d_div(a, b);
+  case OP_POW:
+    return d_pow(a, b);
+  case OP_MIN:
+    return d_min(a, b);
+  case OP_MAX:
+    return d_max(a, b);
   }
   return a;
 }
@@ -283,51 +283,51 @@ EXPR_ALWAYS_INLINE void exec(const instr *in, expr_block *v, expr_block *d, size
   float k = in->k;
   int mode = in->mode;
   switch (in->op) {
-    case OP_NEG:
-      loop_neg(ov, od, av, ad, m, want_d);
-      break;
-    case OP_EXP:
-      loop_exp(ov, od, av, ad, m, want_d);
-      break;
-    case OP_LOG:
-      loop_log(ov, od, av, ad, m, want_d);
-      break;
-    case OP_SQRT:
-      loop_sqrt(ov, od, av, ad, m, want_d);
-      break;
-    case OP_ABS:
-      loop_abs(ov, od, av, ad, m, want_d);
-      break;
-    case OP_TANH:
-      loop_tanh(ov, od, av, ad, m, want_d);
-      break;
-    case OP_SIGMOID:
-      loop_sigmoid(ov, od, av, ad, m, want_d);
-      break;
-    case OP_SQR:
-      loop_sqr(ov, od, av, ad, m, want_d);
-      break;
-    case OP_ADD:
-      loop_add(ov, od, av, ad, bv, bd, k, mode, m, want_d);
-      break;
-    case OP_SUB:
-      loop_sub(ov, od, av, ad, bv, bd, k, mode, m, want_d);
-      break;
-    case OP_MUL:
-      loop_mul(ov, od, av, ad, bv, bd, k, mode, m, want_d);
-      break;
-    case OP_DIV:
-      loop_div(ov, od, av, ad, bv, bd, k, mode, m, want_d);
-      break;
-    case OP_POW:
-      loop_pow(ov, od, av, ad, bv, bd, k, mode, m, want_d);
-      break;
-    case OP_MIN:
-      loop_min(ov, od, av, ad, bv, bd, k, mode, m, want_d);
-      break;
-    case OP_MAX:
-      loop_max(ov, od, av, ad, bv, bd, k, mode, m, want_d);
-      break;
+  case OP_NEG:
+    loop_neg(ov, od, av, ad, m, want_d);
+    break;
+  case OP_EXP:
+    loop_exp(ov, od, av, ad, m, want_d);
+    break;
+  case OP_LOG:
+    loop_log(ov, od, av, ad, m, want_d);
+    break;
+  case OP_SQRT:
+    loop_sqrt(ov, od, av, ad, m, want_d);
+    break;
+  case OP_ABS:
+    loop_abs(ov, od, av, ad, m, want_d);
+    break;
+  case OP_TANH:
+    loop_tanh(ov, od, av, ad, m, want_d);
+    break;
+  case OP_SIGMOID:
+    loop_sigmoid(ov, od, av, ad, m, want_d);
+    break;
+  case OP_SQR:
+    loop_sqr(ov, od, av, ad, m, want_d);
+    break;
+  case OP_ADD:
+    loop_add(ov, od, av, ad, bv, bd, k, mode, m, want_d);
+    break;
+  case OP_SUB:
+    loop_sub(ov, od, av, ad, bv, bd, k, mode, m, want_d);
+    break;
+  case OP_MUL:
+    loop_mul(ov, od, av, ad, bv, bd, k, mode, m, want_d);
+    break;
+  case OP_DIV:
+    loop_div(ov, od, av, ad, bv, bd, k, mode, m, want_d);
+    break;
+  case OP_POW:
+    loop_pow(ov, od, av, ad, bv, bd, k, mode, m, want_d);
+    break;
+  case OP_MIN:
+    loop_min(ov, od, av, ad, bv, bd, k, mode, m, want_d);
+    break;
+  case OP_MAX:
+    loop_max(ov, od, av, ad, bv, bd, k, mode, m, want_d);
+    break;
   }
 }
 

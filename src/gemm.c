@@ -223,13 +223,13 @@ static inline __attribute__((always_inline)) void gemm_row_avx2(float *ci, const
 }
 
 /* The 6x16 tile: c<i><h> = sum_k A(i, k) * B(k, 8h:8h+8), A(i, k) at
- * a[i*rsa + k*csa] and B(k, j) at b[k*rsb + j] (rsb = NR when packed). `mr` and the strides are literals or loop invariants at
- * each instantiation; accumulators are named variables (not an array) so that
- * they surely live in registers. */
+ * a[i*rsa + k*csa] and B(k, j) at b[k*rsb + j] (rsb = NR when packed). `mr` and the strides are
+ * literals or loop invariants at each instantiation; accumulators are named variables (not an
+ * array) so that they surely live in registers. */
 static inline __attribute__((always_inline)) void gemm_tile_avx2(
     const int mr, int nr, int kc, const float *restrict a, size_t rsa, size_t csa,
-    const float *restrict b, size_t rsb, float *c, int ldc, const float *s, size_t lds,
-    float alpha, float beta, int flags) {
+    const float *restrict b, size_t rsb, float *c, int ldc, const float *s, size_t lds, float alpha,
+    float beta, int flags) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int k = 0; k < kc; k++) {
@@ -262,10 +262,14 @@ static inline __attribute__((always_inline)) void gemm_tile_avx2(
   int full = nr == NR;
   gemm_row_avx2(c, s, c00, c01, va, vb, flags, full, m0, m1);
   if (mr > 1) gemm_row_avx2(c + (size_t)ldc, s + lds, c10, c11, va, vb, flags, full, m0, m1);
-  if (mr > 2) gemm_row_avx2(c + (size_t)2 * ldc, s + 2 * lds, c20, c21, va, vb, flags, full, m0, m1);
-  if (mr > 3) gemm_row_avx2(c + (size_t)3 * ldc, s + 3 * lds, c30, c31, va, vb, flags, full, m0, m1);
-  if (mr > 4) gemm_row_avx2(c + (size_t)4 * ldc, s + 4 * lds, c40, c41, va, vb, flags, full, m0, m1);
-  if (mr > 5) gemm_row_avx2(c + (size_t)5 * ldc, s + 5 * lds, c50, c51, va, vb, flags, full, m0, m1);
+  if (mr > 2)
+    gemm_row_avx2(c + (size_t)2 * ldc, s + 2 * lds, c20, c21, va, vb, flags, full, m0, m1);
+  if (mr > 3)
+    gemm_row_avx2(c + (size_t)3 * ldc, s + 3 * lds, c30, c31, va, vb, flags, full, m0, m1);
+  if (mr > 4)
+    gemm_row_avx2(c + (size_t)4 * ldc, s + 4 * lds, c40, c41, va, vb, flags, full, m0, m1);
+  if (mr > 5)
+    gemm_row_avx2(c + (size_t)5 * ldc, s + 5 * lds, c50, c51, va, vb, flags, full, m0, m1);
 }
 
 /* One row of C from B read in place along its rows: acc[j] += a_k * B[k][j]
@@ -288,8 +292,8 @@ static void gemm_row_acc_avx2(int kc, int nc, const float *restrict a, size_t cs
   int full = nc / 8 * 8, tail = nc - full;
   /* The last nc % 8 columns go through masked loads (lanes past nc read as
    * zero, never from memory) with the same arithmetic. */
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail),
-                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i mask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   int k = 0, end = tail ? full + 8 : full;
   memset(acc, 0, sizeof(float) * (size_t)end);
   /* Four rows per pass: one load and store of acc per four FMAs. */
@@ -316,7 +320,8 @@ static void gemm_row_acc_avx2(int kc, int nc, const float *restrict a, size_t cs
   for (; k < kc; k++, a += csa, b += ldb) {
     __m256 a0 = _mm256_broadcast_ss(a);
     for (int j = 0; j < full; j += 8)
-      _mm256_store_ps(acc + j, _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + j), _mm256_load_ps(acc + j)));
+      _mm256_store_ps(acc + j,
+                      _mm256_fmadd_ps(a0, _mm256_loadu_ps(b + j), _mm256_load_ps(acc + j)));
     if (tail)
       _mm256_store_ps(acc + full, _mm256_fmadd_ps(a0, _mm256_maskload_ps(b + full, mask),
                                                   _mm256_load_ps(acc + full)));
@@ -327,8 +332,8 @@ static void gemm_row_acc_avx2(int kc, int nc, const float *restrict a, size_t cs
 static void gemm_row_write_avx2(int nc, const float *acc, float *c, const float *s, float alpha,
                                 float beta, int flags) {
   int full = nc / 8 * 8, tail = nc - full, end = tail ? full + 8 : full;
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail),
-                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i mask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
   for (int j = 0; j < end; j += 8) {
     __m256 r = _mm256_load_ps(acc + j);
@@ -336,8 +341,9 @@ static void gemm_row_write_avx2(int nc, const float *acc, float *c, const float 
     if (flags & GEMM_OVERWRITE)
       r = _mm256_mul_ps(va, r);
     else
-      r = _mm256_fmadd_ps(va, r, _mm256_mul_ps(vb, last ? _mm256_maskload_ps(s + j, mask)
-                                                        : _mm256_loadu_ps(s + j)));
+      r = _mm256_fmadd_ps(
+          va, r,
+          _mm256_mul_ps(vb, last ? _mm256_maskload_ps(s + j, mask) : _mm256_loadu_ps(s + j)));
     if (flags & GEMM_RELU) r = _mm256_max_ps(r, _mm256_setzero_ps());
     if (last)
       _mm256_maskstore_ps(c + j, mask, r);
@@ -362,26 +368,26 @@ static void gemm_row_stream_avx2(int kc, int nc, const float *restrict a, size_t
   gemm_row_write_avx2(nc, gemm_acc, c, s, alpha, beta, flags);
 }
 
-#define GEMM_TILE_SWITCH(RSA, CSA)                                               \
-  switch (mr) {                                                                  \
-    case 6:                                                                      \
-      gemm_tile_avx2(6, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
-      break;                                                                     \
-    case 5:                                                                      \
-      gemm_tile_avx2(5, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
-      break;                                                                     \
-    case 4:                                                                      \
-      gemm_tile_avx2(4, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
-      break;                                                                     \
-    case 3:                                                                      \
-      gemm_tile_avx2(3, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
-      break;                                                                     \
-    case 2:                                                                      \
-      gemm_tile_avx2(2, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
-      break;                                                                     \
-    default:                                                                     \
-      gemm_tile_avx2(1, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
-      break;                                                                     \
+#define GEMM_TILE_SWITCH(RSA, CSA)                                                      \
+  switch (mr) {                                                                         \
+  case 6:                                                                               \
+    gemm_tile_avx2(6, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
+    break;                                                                              \
+  case 5:                                                                               \
+    gemm_tile_avx2(5, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
+    break;                                                                              \
+  case 4:                                                                               \
+    gemm_tile_avx2(4, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
+    break;                                                                              \
+  case 3:                                                                               \
+    gemm_tile_avx2(3, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
+    break;                                                                              \
+  case 2:                                                                               \
+    gemm_tile_avx2(2, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
+    break;                                                                              \
+  default:                                                                              \
+    gemm_tile_avx2(1, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
+    break;                                                                              \
   }
 
 #else
@@ -395,8 +401,8 @@ typedef float gemm_v4 __attribute__((vector_size(16)));
 
 static inline __attribute__((always_inline)) void gemm_tile_any(
     const int mr, int nr, int kc, const float *restrict a, size_t rsa, size_t csa,
-    const float *restrict b, size_t rsb, float *c, int ldc, const float *s, size_t lds,
-    float alpha, float beta, int flags) {
+    const float *restrict b, size_t rsb, float *c, int ldc, const float *s, size_t lds, float alpha,
+    float beta, int flags) {
   gemm_v4 acc[MR][2];
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = (gemm_v4){0, 0, 0, 0};
   for (int k = 0; k < kc; k++) {
@@ -428,20 +434,20 @@ static inline __attribute__((always_inline)) void gemm_tile_any(
   }
 }
 
-#define GEMM_TILE_SWITCH(RSA, CSA)                                              \
-  switch (mr) {                                                                 \
-    case 4:                                                                     \
-      gemm_tile_any(4, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
-      break;                                                                    \
-    case 3:                                                                     \
-      gemm_tile_any(3, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
-      break;                                                                    \
-    case 2:                                                                     \
-      gemm_tile_any(2, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
-      break;                                                                    \
-    default:                                                                    \
-      gemm_tile_any(1, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
-      break;                                                                    \
+#define GEMM_TILE_SWITCH(RSA, CSA)                                                     \
+  switch (mr) {                                                                        \
+  case 4:                                                                              \
+    gemm_tile_any(4, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
+    break;                                                                             \
+  case 3:                                                                              \
+    gemm_tile_any(3, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
+    break;                                                                             \
+  case 2:                                                                              \
+    gemm_tile_any(2, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
+    break;                                                                             \
+  default:                                                                             \
+    gemm_tile_any(1, nr, kc, a, RSA, CSA, b, rsb, c, ldc, s, lds, alpha, beta, flags); \
+    break;                                                                             \
   }
 
 #endif
@@ -483,9 +489,9 @@ typedef struct gemm_job {
   int ldc;
   const float *bias; /* NULL, or N values that stand for C in the first k block */
   int relu;          /* the last k block's writeback clamps at 0 */
-  int kc;      /* the k block, from K alone */
-  int split_m; /* bands along M (1) or N (0) */
-  int ntiles;  /* tiles along the split dimension */
+  int kc;            /* the k block, from K alone */
+  int split_m;       /* bands along M (1) or N (0) */
+  int ntiles;        /* tiles along the split dimension */
   int ntasks;
   float *parts; /* one-row products split by k block: each block's sums */
 } gemm_job;
@@ -574,12 +580,11 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
             int nr = nc - jr < NR ? nc - jr : NR;
             const float *b = gemm_b_at(g, pc, jc + jr), *a = gemm_a_at(g, m0, pc);
             if (nr == NR) {
-              gemm_tile_direct(g, m1 - m0, nr, kc, a, b, (size_t)g->ldb, m0, jc + jr, pc == 0,
-                               beta, flags);
+              gemm_tile_direct(g, m1 - m0, nr, kc, a, b, (size_t)g->ldb, m0, jc + jr, pc == 0, beta,
+                               flags);
             } else {
               gemm_pack_b(bp, b, g->ldb, 0, kc, nr);
-              gemm_tile_direct(g, m1 - m0, nr, kc, a, bp, NR, m0, jc + jr, pc == 0, beta,
-                               flags);
+              gemm_tile_direct(g, m1 - m0, nr, kc, a, bp, NR, m0, jc + jr, pc == 0, beta, flags);
             }
           }
           continue;
@@ -630,8 +635,8 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
             float *c = g->C + (size_t)(ic + ir) * ldc + jc + jr;
             size_t lds;
             const float *s = gemm_src(g, c, jc + jr, pc == 0, &lds);
-            gemm_tile_packed(mr, nr, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, c, ldc, s,
-                             lds, alpha, beta, flags);
+            gemm_tile_packed(mr, nr, kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, c, ldc, s, lds,
+                             alpha, beta, flags);
           }
         }
       }
@@ -750,9 +755,9 @@ void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, 
   gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, 0, C, ldc);
 }
 
-void cnn_gemm_bias(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha,
-                   const float *A, int lda, const float *B, int ldb, const float *bias, int relu,
-                   float *C, int ldc) {
+void cnn_gemm_bias(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, const float *bias, int relu, float *C,
+                   int ldc) {
   gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, bias ? 1.0f : 0.0f, bias, relu, C, ldc);
 }
 

@@ -19,17 +19,17 @@
 
 #include "pool.h"
 
-void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha,
-              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+              int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* C = alpha * op(A) @ op(B) + bias, the bias row (N values) added to every
  * row; bias NULL means none; then, with relu, max(C, 0) (NaN gives 0, as in
  * cnn_act_forward). Bit for bit what filling each row of C with the bias,
  * calling cnn_gemm with beta = 1 and applying the ReLU gives, without
  * writing and reading C two or three times. */
-void cnn_gemm_bias(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha,
-                   const float *A, int lda, const float *B, int ldb, const float *bias, int relu,
-                   float *C, int ldc);
+void cnn_gemm_bias(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, const float *bias, int relu, float *C,
+                   int ldc);
 
 /* The naive reference twin (triple loop, double accumulation) the tests and
  * benchmarks compare against. */

@@ -97,19 +97,19 @@ const cnn_json *cnn_json_get(const cnn_json *v, const char *key) {
 
 const char *cnn_json_type_name(cnn_json_type t) {
   switch (t) {
-    case CNN_JSON_NULL:
-      return "null";
-    case CNN_JSON_FALSE:
-    case CNN_JSON_TRUE:
-      return "boolean";
-    case CNN_JSON_NUMBER:
-      return "number";
-    case CNN_JSON_STRING:
-      return "string";
-    case CNN_JSON_ARRAY:
-      return "array";
-    case CNN_JSON_OBJECT:
-      return "object";
+  case CNN_JSON_NULL:
+    return "null";
+  case CNN_JSON_FALSE:
+  case CNN_JSON_TRUE:
+    return "boolean";
+  case CNN_JSON_NUMBER:
+    return "number";
+  case CNN_JSON_STRING:
+    return "string";
+  case CNN_JSON_ARRAY:
+    return "array";
+  case CNN_JSON_OBJECT:
+    return "object";
   }
   return "unknown";
 }
@@ -234,79 +234,79 @@ static int parse_string(parser *p, char **out) {
       if (i + 1 >= end) break; /* the input ends inside the escape */
       e = s[i + 1];
       switch (e) {
-        case '"':
-          buf[o++] = '"';
-          break;
-        case '\\':
-          buf[o++] = '\\';
-          break;
-        case '/':
-          buf[o++] = '/';
-          break;
-        case 'b':
-          buf[o++] = '\b';
-          break;
-        case 'f':
-          buf[o++] = '\f';
-          break;
-        case 'n':
-          buf[o++] = '\n';
-          break;
-        case 'r':
-          buf[o++] = '\r';
-          break;
-        case 't':
-          buf[o++] = '\t';
-          break;
-        case 'u': {
-          long u = hex4(p, i + 2);
-          unsigned long cp;
-          char what[64];
-          if (u < 0) {
-            rc = fail_at(p, i, "expected 4 hex digits after \\u");
-            goto done;
-          }
-          if (u == 0) {
-            rc = fail_at(p, i, "\\u0000 is not allowed in a string");
-            goto done;
-          }
-          snprintf(what, sizeof what, "unpaired surrogate \\u%04lX", (unsigned long)u);
-          if (u >= 0xDC00 && u <= 0xDFFF) {
-            rc = fail_at(p, i, what);
-            goto done;
-          }
-          cp = (unsigned long)u;
-          if (u >= 0xD800 && u <= 0xDBFF) {
-            long lo;
-            if (i + 7 >= end || s[i + 6] != '\\' || s[i + 7] != 'u') {
-              rc = fail_at(p, i, what);
-              goto done;
-            }
-            lo = hex4(p, i + 8);
-            if (lo < 0) {
-              rc = fail_at(p, i + 6, "expected 4 hex digits after \\u");
-              goto done;
-            }
-            if (lo < 0xDC00 || lo > 0xDFFF) {
-              rc = fail_at(p, i, what);
-              goto done;
-            }
-            cp = 0x10000 + (((unsigned long)u - 0xD800) << 10) + ((unsigned long)lo - 0xDC00);
-            i += 6;
-          }
-          o += utf8_encode(buf + o, cp);
-          i += 4;
-          break;
+      case '"':
+        buf[o++] = '"';
+        break;
+      case '\\':
+        buf[o++] = '\\';
+        break;
+      case '/':
+        buf[o++] = '/';
+        break;
+      case 'b':
+        buf[o++] = '\b';
+        break;
+      case 'f':
+        buf[o++] = '\f';
+        break;
+      case 'n':
+        buf[o++] = '\n';
+        break;
+      case 'r':
+        buf[o++] = '\r';
+        break;
+      case 't':
+        buf[o++] = '\t';
+        break;
+      case 'u': {
+        long u = hex4(p, i + 2);
+        unsigned long cp;
+        char what[64];
+        if (u < 0) {
+          rc = fail_at(p, i, "expected 4 hex digits after \\u");
+          goto done;
         }
-        default: {
-          char what[64];
-          if (e >= 0x20 && e < 0x7F)
-            snprintf(what, sizeof what, "invalid escape '\\%c' in a string", e);
-          else
-            snprintf(what, sizeof what, "invalid escape in a string");
+        if (u == 0) {
+          rc = fail_at(p, i, "\\u0000 is not allowed in a string");
+          goto done;
+        }
+        snprintf(what, sizeof what, "unpaired surrogate \\u%04lX", (unsigned long)u);
+        if (u >= 0xDC00 && u <= 0xDFFF) {
           rc = fail_at(p, i, what);
           goto done;
         }
+        cp = (unsigned long)u;
+        if (u >= 0xD800 && u <= 0xDBFF) {
+          long lo;
+          if (i + 7 >= end || s[i + 6] != '\\' || s[i + 7] != 'u') {
+            rc = fail_at(p, i, what);
+            goto done;
+          }
+          lo = hex4(p, i + 8);
+          if (lo < 0) {
+            rc = fail_at(p, i + 6, "expected 4 hex digits after \\u");
+            goto done;
+          }
+          if (lo < 0xDC00 || lo > 0xDFFF) {
+            rc = fail_at(p, i, what);
+            goto done;
+          }
+          cp = 0x10000 + (((unsigned long)u - 0xD800) << 10) + ((unsigned long)lo - 0xDC00);
+          i += 6;
+        }
+        o += utf8_encode(buf + o, cp);
+        i += 4;
+        break;
+      }
+      default: {
+        char what[64];
+        if (e >= 0x20 && e < 0x7F)
+          snprintf(what, sizeof what, "invalid escape '\\%c' in a string", e);
+        else
+          snprintf(what, sizeof what, "invalid escape in a string");
+        rc = fail_at(p, i, what);
+        goto done;
+      }
       }
       i += 2;
     } else if (c < 0x20) {
@@ -606,26 +606,26 @@ static int parse_value(parser *p, cnn_json *v, int depth, const char *expected) 
   }
   c = p->s[p->pos];
   switch (c) {
-    case '{':
-    case '[':
-      if (depth >= CNN_JSON_MAX_DEPTH) {
-        char what[64];
-        snprintf(what, sizeof what, "nested deeper than %d levels", CNN_JSON_MAX_DEPTH);
-        return fail_at(p, p->pos, what);
-      }
-      return c == '{' ? parse_object(p, v, depth) : parse_array(p, v, depth);
-    case '"':
-      v->type = CNN_JSON_STRING;
-      return parse_string(p, &v->string);
-    case 't':
-      return parse_literal(p, v, "true", CNN_JSON_TRUE);
-    case 'f':
-      return parse_literal(p, v, "false", CNN_JSON_FALSE);
-    case 'n':
-      return parse_literal(p, v, "null", CNN_JSON_NULL);
-    default:
-      if (c == '-' || is_digit(c)) return parse_number(p, v);
-      return fail_at(p, p->pos, expected);
+  case '{':
+  case '[':
+    if (depth >= CNN_JSON_MAX_DEPTH) {
+      char what[64];
+      snprintf(what, sizeof what, "nested deeper than %d levels", CNN_JSON_MAX_DEPTH);
+      return fail_at(p, p->pos, what);
+    }
+    return c == '{' ? parse_object(p, v, depth) : parse_array(p, v, depth);
+  case '"':
+    v->type = CNN_JSON_STRING;
+    return parse_string(p, &v->string);
+  case 't':
+    return parse_literal(p, v, "true", CNN_JSON_TRUE);
+  case 'f':
+    return parse_literal(p, v, "false", CNN_JSON_FALSE);
+  case 'n':
+    return parse_literal(p, v, "null", CNN_JSON_NULL);
+  default:
+    if (c == '-' || is_digit(c)) return parse_number(p, v);
+    return fail_at(p, p->pos, expected);
   }
 }
 

@@ -24,12 +24,12 @@ typedef struct cnn_layer cnn_layer;
 
 /* What one forward/backward call may use besides the layer itself. */
 typedef struct cnn_run {
-  cnn_pool *pool;  /* borrowed, may be NULL */
-  float *work;     /* borrowed scratch, n * work_per_sample floats */
+  cnn_pool *pool; /* borrowed, may be NULL */
+  float *work;    /* borrowed scratch, n * work_per_sample floats */
   int training;
-  int freeze;      /* dropout: reuse the last masks */
-  cnn_rng *rng;    /* borrowed */
-  int relu;        /* forward ends with y = max(y, 0) (a fused activation) */
+  int freeze;   /* dropout: reuse the last masks */
+  cnn_rng *rng; /* borrowed */
+  int relu;     /* forward ends with y = max(y, 0) (a fused activation) */
 } cnn_run;
 
 typedef struct cnn_layer_ops {
@@ -41,8 +41,8 @@ typedef struct cnn_layer_ops {
   int (*setup)(cnn_layer *l, char *err);
   void (*forward)(cnn_layer *l, const cnn_run *run, float *restrict y, const float *restrict x,
                   int n);
-  void (*backward)(cnn_layer *l, const cnn_run *run, float *restrict dx,
-                   const float *restrict dy, const float *restrict x, int n);
+  void (*backward)(cnn_layer *l, const cnn_run *run, float *restrict dx, const float *restrict dy,
+                   const float *restrict x, int n);
   int fuses_relu; /* forward honours run->relu (in its output writes) */
 } cnn_layer_ops;
 
@@ -51,15 +51,15 @@ struct cnn_layer {
   const cnn_layer_spec *spec; /* borrowed from the network's spec */
   char name[32];
   cnn_shape in, out;
-  int pad_top, pad_left;      /* conv/pool 'same' padding before the image */
+  int pad_top, pad_left; /* conv/pool 'same' padding before the image */
   size_t nweights, nbias;
-  size_t work_per_sample;     /* floats */
-  size_t aux_per_sample;      /* bytes, 64-byte multiple */
-  size_t keep_per_sample;     /* floats a training forward keeps for backward */
-  float *w, *b, *dw, *db;     /* borrowed: parameter and gradient arenas */
-  unsigned char *aux;         /* borrowed: cap * aux_per_sample bytes */
-  float *keep;                /* borrowed: cap * keep_per_sample floats when
-                                 reserved for training, else NULL */
+  size_t work_per_sample; /* floats */
+  size_t aux_per_sample;  /* bytes, 64-byte multiple */
+  size_t keep_per_sample; /* floats a training forward keeps for backward */
+  float *w, *b, *dw, *db; /* borrowed: parameter and gradient arenas */
+  unsigned char *aux;     /* borrowed: cap * aux_per_sample bytes */
+  float *keep;            /* borrowed: cap * keep_per_sample floats when
+                             reserved for training, else NULL */
 };
 
 extern const cnn_layer_ops cnn_conv2d_ops, cnn_maxpool_ops, cnn_avgpool_ops, cnn_flatten_ops,
@@ -78,7 +78,7 @@ void cnn_bias_grad(float *restrict db, const float *restrict dy, size_t rows, si
 void cnn_act_forward(const cnn_act *a, float *y, const float *z, size_t rows, size_t cols);
 /* dz = dy * f'(z) (softmax: the Jacobian-vector product using y = f(z)).
  * dz may alias dy. ReLU reads y only (z may be NULL). */
-void cnn_act_backward(const cnn_act *a, float *dz, const float *dy, const float *z,
-                      const float *y, size_t rows, size_t cols);
+void cnn_act_backward(const cnn_act *a, float *dz, const float *dy, const float *z, const float *y,
+                      size_t rows, size_t cols);
 
 #endif

@@ -46,8 +46,8 @@ static void w_floats(writer *w, const float *x, size_t n) {
   }
 }
 
-int cnn_model_save(uint8_t **out, size_t *len, const cnn_net *net, const cnn_optim *opt,
-                   int epochs, char *err) {
+int cnn_model_save(uint8_t **out, size_t *len, const cnn_net *net, const cnn_optim *opt, int epochs,
+                   char *err) {
   int rc = CNN_OK;
   char *spec = cnn_spec_to_json(cnn_net_spec(net));
   cnn_optim none = {0};
@@ -145,13 +145,21 @@ int cnn_model_load(cnn_net **netp, cnn_optim *opt, int *epochs, const uint8_t *b
   char sub[CNN_ERRMAX];
   memset(opt, 0, sizeof *opt);
   *netp = NULL;
-#define BAD(...) do { rc = cnn_error(err, CNN_ERROR, __VA_ARGS__); goto done; } while (0)
-#define NOMEM() do { rc = cnn_nomem(err); goto done; } while (0)
+#define BAD(...)                                 \
+  do {                                           \
+    rc = cnn_error(err, CNN_ERROR, __VA_ARGS__); \
+    goto done;                                   \
+  } while (0)
+#define NOMEM()          \
+  do {                   \
+    rc = cnn_nomem(err); \
+    goto done;           \
+  } while (0)
   if (len < 8 + 4 + 4 || memcmp(blob, MAGIC, 8))
     BAD("not a model blob (it must start with \"CNNMODEL\")");
   if (get_u32(blob + 8) != VERSION)
-    BAD("model blob version %u is not supported (this build reads version %u)",
-        get_u32(blob + 8), VERSION);
+    BAD("model blob version %u is not supported (this build reads version %u)", get_u32(blob + 8),
+        VERSION);
   if (crc32(0L, blob, (uInt)(len - 4)) != get_u32(blob + len - 4))
     BAD("model blob is corrupt or truncated (checksum mismatch)");
   reader r = {blob + 12, blob + len - 4};
@@ -165,7 +173,8 @@ int cnn_model_load(cnn_net **netp, cnn_optim *opt, int *epochs, const uint8_t *b
     BAD("model blob: bad optimizer length");
   }
   uint32_t lo, hi, ep, nt;
-  if (r_u32(&r, &lo) || r_u32(&r, &hi) || r_u32(&r, &ep) || r_u32(&r, &nt)) BAD("model blob is truncated");
+  if (r_u32(&r, &lo) || r_u32(&r, &hi) || r_u32(&r, &ep) || r_u32(&r, &nt))
+    BAD("model blob is truncated");
   if (hi >> 31 || ep > 1000000000u) BAD("model blob: bad step or epoch count");
   if ((rc = cnn_spec_parse(&spec, spec_text, sub))) {
     if (rc == CNN_NOMEM) NOMEM();
@@ -195,11 +204,14 @@ int cnn_model_load(cnn_net **netp, cnn_optim *opt, int *epochs, const uint8_t *b
       if (t == -2) NOMEM();
       BAD("model blob: tensor %d: bad name", i + 1);
     }
-    if (strcmp(name, ti.name)) BAD("model blob: tensor %d is \"%s\", expected \"%s\"", i + 1, name, ti.name);
+    if (strcmp(name, ti.name))
+      BAD("model blob: tensor %d is \"%s\", expected \"%s\"", i + 1, name, ti.name);
     cnn_free(name), name = NULL;
-    if (r_u32(&r, &rank) || rank != (uint32_t)ti.rank) BAD("model blob: tensor %s: wrong rank", ti.name);
+    if (r_u32(&r, &rank) || rank != (uint32_t)ti.rank)
+      BAD("model blob: tensor %s: wrong rank", ti.name);
     for (int k = 0; k < ti.rank; k++)
-      if (r_u32(&r, &d) || d != (uint32_t)ti.dims[k]) BAD("model blob: tensor %s: wrong shape", ti.name);
+      if (r_u32(&r, &d) || d != (uint32_t)ti.dims[k])
+        BAD("model blob: tensor %s: wrong shape", ti.name);
     size_t bad;
     if ((t = r_floats(&r, params + ti.offset, ti.count, &bad))) {
       if (t == -1) BAD("model blob is truncated in tensor %s", ti.name);

@@ -19,36 +19,42 @@
 #include "layer.h"
 
 struct cnn_net {
-  cnn_spec spec;              /* owned */
+  cnn_spec spec; /* owned */
   int nlayers;
-  cnn_layer *layers;          /* owned, nlayers */
+  cnn_layer *layers; /* owned, nlayers */
   cnn_shape input;
   int classes;
   size_t nparams;
-  float *params, *grads;      /* owned, nparams each */
+  float *params, *grads; /* owned, nparams each */
   int ntensors;
-  cnn_tensor_info *tensors;   /* owned; names point into tensor_names */
-  char (*tensor_names)[48];   /* owned */
-  int cap, cap_training;      /* what the batch arena was laid out for */
-  void *arena;                /* owned: the batch arena, everything below */
-  float **act;                /* owned array of nlayers + 1 borrowed pointers */
-  float **z;                  /* owned array of nlayers borrowed pointers (or NULL) */
+  cnn_tensor_info *tensors; /* owned; names point into tensor_names */
+  char (*tensor_names)[48]; /* owned */
+  int cap, cap_training;    /* what the batch arena was laid out for */
+  void *arena;              /* owned: the batch arena, everything below */
+  float **act;              /* owned array of nlayers + 1 borrowed pointers */
+  float **z;                /* owned array of nlayers borrowed pointers (or NULL) */
   float *g0, *g1, *work, *input_grad;
   int want_input_grad, have_input_grad;
-  int last_n;                 /* samples of the last forward */
-  cnn_pool *pool;             /* borrowed */
-  cnn_rng rng;                /* dropout masks */
+  int last_n;     /* samples of the last forward */
+  cnn_pool *pool; /* borrowed */
+  cnn_rng rng;    /* dropout masks */
   int freeze;
 };
 
 static const cnn_layer_ops *ops_of(cnn_layer_type t) {
   switch (t) {
-  case CNN_LAYER_CONV2D: return &cnn_conv2d_ops;
-  case CNN_LAYER_MAXPOOL: return &cnn_maxpool_ops;
-  case CNN_LAYER_AVGPOOL: return &cnn_avgpool_ops;
-  case CNN_LAYER_FLATTEN: return &cnn_flatten_ops;
-  case CNN_LAYER_DENSE: return &cnn_dense_ops;
-  case CNN_LAYER_DROPOUT: return &cnn_dropout_ops;
+  case CNN_LAYER_CONV2D:
+    return &cnn_conv2d_ops;
+  case CNN_LAYER_MAXPOOL:
+    return &cnn_maxpool_ops;
+  case CNN_LAYER_AVGPOOL:
+    return &cnn_avgpool_ops;
+  case CNN_LAYER_FLATTEN:
+    return &cnn_flatten_ops;
+  case CNN_LAYER_DENSE:
+    return &cnn_dense_ops;
+  case CNN_LAYER_DROPOUT:
+    return &cnn_dropout_ops;
   }
   return NULL;
 }
@@ -215,7 +221,6 @@ cnn_layer_info cnn_net_layer(const cnn_net *net, int i) {
   return (cnn_layer_info){l->name, l->ops->keras_type, l->out, l->nweights + l->nbias};
 }
 
-
 /* Keras' fans: a conv kernel's receptive field counts on both sides. */
 static void fans(const cnn_layer *l, double *fan_in, double *fan_out) {
   if (l->spec->type == CNN_LAYER_CONV2D) {
@@ -236,13 +241,26 @@ void cnn_net_init(cnn_net *net, uint64_t seed) {
     fans(l, &fi, &fo);
     double limit = 0, stddev = 0;
     switch (l->spec->init) {
-    case CNN_INIT_GLOROT_UNIFORM: limit = sqrt(6.0 / (fi + fo)); break;
-    case CNN_INIT_HE_UNIFORM: limit = sqrt(6.0 / fi); break;
-    case CNN_INIT_LECUN_UNIFORM: limit = sqrt(3.0 / fi); break;
-    case CNN_INIT_GLOROT_NORMAL: stddev = sqrt(2.0 / (fi + fo)); break;
-    case CNN_INIT_HE_NORMAL: stddev = sqrt(2.0 / fi); break;
-    case CNN_INIT_LECUN_NORMAL: stddev = sqrt(1.0 / fi); break;
-    case CNN_INIT_ZEROS: break;
+    case CNN_INIT_GLOROT_UNIFORM:
+      limit = sqrt(6.0 / (fi + fo));
+      break;
+    case CNN_INIT_HE_UNIFORM:
+      limit = sqrt(6.0 / fi);
+      break;
+    case CNN_INIT_LECUN_UNIFORM:
+      limit = sqrt(3.0 / fi);
+      break;
+    case CNN_INIT_GLOROT_NORMAL:
+      stddev = sqrt(2.0 / (fi + fo));
+      break;
+    case CNN_INIT_HE_NORMAL:
+      stddev = sqrt(2.0 / fi);
+      break;
+    case CNN_INIT_LECUN_NORMAL:
+      stddev = sqrt(1.0 / fi);
+      break;
+    case CNN_INIT_ZEROS:
+      break;
     }
     /* Keras draws normal kernels from a normal truncated at two standard
      * deviations, rescaled so the variance is the intended one. */
@@ -459,7 +477,8 @@ int cnn_evaluate(cnn_net *net, const cnn_dataset *data, cnn_stop_fn stop, void *
     for (size_t j = 0; j < (size_t)m * in; j++) x[j] = src[j] / 255.0f;
     const float *o = cnn_net_forward(net, m, 0);
     int c;
-    total += m * loss_rows(o, output_is_probs(net), data->labels + start, m, net->classes, NULL, &c);
+    total +=
+        m * loss_rows(o, output_is_probs(net), data->labels + start, m, net->classes, NULL, &c);
     right += c;
   }
   *loss = total / data->count;

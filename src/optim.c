@@ -20,9 +20,8 @@
 #include "json.h"
 
 static const char *const names[] = {
-    [CNN_OPTIM_SGD] = "sgd",         [CNN_OPTIM_ADAM] = "adam",
-    [CNN_OPTIM_ADAMAX] = "adamax",   [CNN_OPTIM_ADAGRAD] = "adagrad",
-    [CNN_OPTIM_RMSPROP] = "rmsprop",
+    [CNN_OPTIM_SGD] = "sgd",         [CNN_OPTIM_ADAM] = "adam",       [CNN_OPTIM_ADAMAX] = "adamax",
+    [CNN_OPTIM_ADAGRAD] = "adagrad", [CNN_OPTIM_RMSPROP] = "rmsprop",
 };
 
 const char *cnn_optim_name(cnn_optim_kind kind) { return names[kind]; }
@@ -100,7 +99,9 @@ int cnn_optim_parse(cnn_optim_config *cfg, const cnn_json *v, char *err) {
       rc = number_in(x, k, 0, 1, 0, &cfg->momentum, err);
     else if (!strcmp(k, "beta_1") || !strcmp(k, "beta_2") || !strcmp(k, "rho"))
       rc = number_in(x, k, 0, 1, 0,
-                     !strcmp(k, "beta_1") ? &cfg->beta_1 : !strcmp(k, "beta_2") ? &cfg->beta_2 : &cfg->rho,
+                     !strcmp(k, "beta_1")   ? &cfg->beta_1
+                     : !strcmp(k, "beta_2") ? &cfg->beta_2
+                                            : &cfg->rho,
                      err);
     else if (!strcmp(k, "epsilon"))
       rc = number_in(x, k, 0, 1, 1, &cfg->epsilon, err);
@@ -160,21 +161,29 @@ char *cnn_optim_to_json(const cnn_optim_config *c) {
 
 int cnn_optim_slots(const cnn_optim_config *c) {
   switch (c->kind) {
-  case CNN_OPTIM_SGD: return c->momentum > 0 ? 1 : 0;
+  case CNN_OPTIM_SGD:
+    return c->momentum > 0 ? 1 : 0;
   case CNN_OPTIM_ADAM:
-  case CNN_OPTIM_ADAMAX: return 2;
-  case CNN_OPTIM_ADAGRAD: return 1;
-  case CNN_OPTIM_RMSPROP: return 1 + (c->momentum > 0) + (c->centered != 0);
+  case CNN_OPTIM_ADAMAX:
+    return 2;
+  case CNN_OPTIM_ADAGRAD:
+    return 1;
+  case CNN_OPTIM_RMSPROP:
+    return 1 + (c->momentum > 0) + (c->centered != 0);
   }
   return 0;
 }
 
 const char *cnn_optim_slot_name(const cnn_optim_config *c, int slot) {
   switch (c->kind) {
-  case CNN_OPTIM_SGD: return "momentum";
-  case CNN_OPTIM_ADAM: return slot ? "velocity" : "momentum";
-  case CNN_OPTIM_ADAMAX: return slot ? "norm" : "momentum";
-  case CNN_OPTIM_ADAGRAD: return "accumulator";
+  case CNN_OPTIM_SGD:
+    return "momentum";
+  case CNN_OPTIM_ADAM:
+    return slot ? "velocity" : "momentum";
+  case CNN_OPTIM_ADAMAX:
+    return slot ? "norm" : "momentum";
+  case CNN_OPTIM_ADAGRAD:
+    return "accumulator";
   case CNN_OPTIM_RMSPROP:
     if (slot == 0) return "velocity";
     if (slot == 1 && c->momentum > 0) return "momentum";

@@ -44,7 +44,8 @@ static int early_stopping(cnn_train_options *o, const cnn_json *v, char *err) {
       rc = CNN_OK;
     } else
       return cnn_error(err, CNN_ERROR,
-                       "unknown option early_stopping.%.40s (patience, restore_best, min_delta)", k);
+                       "unknown option early_stopping.%.40s (patience, restore_best, min_delta)",
+                       k);
     if (rc) return rc;
   }
   return CNN_OK;
@@ -90,8 +91,10 @@ int cnn_train_options_parse(cnn_train_options *o, const char *json, char *err) {
       }
       size_t n = strlen(x->string) + 1;
       cnn_free(o->validation);
-      if (!(o->validation = cnn_malloc(n))) rc = cnn_nomem(err);
-      else memcpy(o->validation, x->string, n);
+      if (!(o->validation = cnn_malloc(n)))
+        rc = cnn_nomem(err);
+      else
+        memcpy(o->validation, x->string, n);
     } else if (!strcmp(k, "shuffle")) {
       rc = bool_opt(x, k, &o->shuffle, err);
     } else if (!strcmp(k, "seed")) {

@@ -16,8 +16,9 @@ static int pool_setup(cnn_layer *l, char *err) {
   int oh = cnn_window(l->in.h, s->kh, s->sh, s->padding, &l->pad_top);
   int ow = cnn_window(l->in.w, s->kw, s->sw, s->padding, &l->pad_left);
   if (oh < 1 || ow < 1)
-    return cnn_error(err, CNN_ERROR, "pool size %dx%d does not fit the %dx%d input with 'valid' padding",
-                     s->kh, s->kw, l->in.h, l->in.w);
+    return cnn_error(err, CNN_ERROR,
+                     "pool size %dx%d does not fit the %dx%d input with 'valid' padding", s->kh,
+                     s->kw, l->in.h, l->in.w);
   l->out = (cnn_shape){oh, ow, l->in.c};
   l->nweights = l->nbias = 0;
   l->work_per_sample = 0;
@@ -53,11 +54,11 @@ typedef int32_t pool_i8 __attribute__((vector_size(32)));
 
 /* One cell's turn in a running maximum: '>' keeps the first maximum; a NaN
  * input wins so it is not hidden. */
-#define POOL_TAKE(v, idx)                                            \
-  do {                                                               \
-    pool_i8 take_ = ((v) > m) | ((v) != (v));                        \
-    m = (pool_f8)(((pool_i8)(v) & take_) | ((pool_i8)m & ~take_));   \
-    a = ((idx) & take_) | (a & ~take_);                              \
+#define POOL_TAKE(v, idx)                                        \
+  do {                                                           \
+    pool_i8 take_ = ((v) > m) | ((v) != (v));                    \
+    m = (pool_f8)(((pool_i8)(v)&take_) | ((pool_i8)m & ~take_)); \
+    a = ((idx)&take_) | (a & ~take_);                            \
   } while (0)
 
 /* The maximum over one window of the 8 channels from c0, kept in registers
@@ -136,8 +137,8 @@ static void max_forward_image(const cnn_layer *l, float *restrict y, int32_t *re
                               const float *restrict x, int training) {
   int C = l->in.c;
   const cnn_layer_spec *s = l->spec;
-  if (s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && l->pad_top == 0 &&
-      l->pad_left == 0 && 2 * l->out.h <= l->in.h && 2 * l->out.w <= l->in.w && C % 8 == 0) {
+  if (s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && l->pad_top == 0 && l->pad_left == 0 &&
+      2 * l->out.h <= l->in.h && 2 * l->out.w <= l->in.w && C % 8 == 0) {
     max2x2_image(l, y, training ? arg : NULL, x);
     return;
   }
@@ -231,7 +232,7 @@ static void pool_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
   cnn_pool_run(run->pool, backward_task, &t, n);
 }
 
-const cnn_layer_ops cnn_maxpool_ops = {"MaxPooling2D", "max_pooling2d", pool_setup, pool_forward,
-                                       pool_backward, 0};
+const cnn_layer_ops cnn_maxpool_ops = {"MaxPooling2D", "max_pooling2d", pool_setup,
+                                       pool_forward,   pool_backward,   0};
 const cnn_layer_ops cnn_avgpool_ops = {"AveragePooling2D", "average_pooling2d", pool_setup,
-                                       pool_forward, pool_backward, 0};
+                                       pool_forward,       pool_backward,       0};

@@ -76,7 +76,7 @@ static void dropout_backward(cnn_layer *l, const cnn_run *run, float *restrict d
   }
 }
 
-const cnn_layer_ops cnn_flatten_ops = {"Flatten", "flatten", flatten_setup, copy_forward,
-                                       copy_backward, 0};
-const cnn_layer_ops cnn_dropout_ops = {"Dropout", "dropout", dropout_setup, dropout_forward,
-                                       dropout_backward, 0};
+const cnn_layer_ops cnn_flatten_ops = {"Flatten",    "flatten",     flatten_setup,
+                                       copy_forward, copy_backward, 0};
+const cnn_layer_ops cnn_dropout_ops = {"Dropout",       "dropout",        dropout_setup,
+                                       dropout_forward, dropout_backward, 0};

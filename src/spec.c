@@ -30,20 +30,30 @@ static const struct {
   cnn_act_kind kind;
   float alpha;
 } act_table[] = {
-    {"linear", CNN_ACT_LINEAR, 0},       {"relu", CNN_ACT_RELU, 0},
-    {"sigmoid", CNN_ACT_SIGMOID, 0},     {"tanh", CNN_ACT_TANH, 0},
-    {"softmax", CNN_ACT_SOFTMAX, 0},     {"leaky_relu", CNN_ACT_LEAKY_RELU, 0.2f},
-    {"elu", CNN_ACT_ELU, 1.0f},          {"selu", CNN_ACT_SELU, 0},
-    {"gelu", CNN_ACT_GELU, 0},           {"swish", CNN_ACT_SWISH, 0},
-    {"silu", CNN_ACT_SWISH, 0},          {"softplus", CNN_ACT_SOFTPLUS, 0},
-    {"softsign", CNN_ACT_SOFTSIGN, 0},   {"hard_sigmoid", CNN_ACT_HARD_SIGMOID, 0},
+    {"linear", CNN_ACT_LINEAR, 0},
+    {"relu", CNN_ACT_RELU, 0},
+    {"sigmoid", CNN_ACT_SIGMOID, 0},
+    {"tanh", CNN_ACT_TANH, 0},
+    {"softmax", CNN_ACT_SOFTMAX, 0},
+    {"leaky_relu", CNN_ACT_LEAKY_RELU, 0.2f},
+    {"elu", CNN_ACT_ELU, 1.0f},
+    {"selu", CNN_ACT_SELU, 0},
+    {"gelu", CNN_ACT_GELU, 0},
+    {"swish", CNN_ACT_SWISH, 0},
+    {"silu", CNN_ACT_SWISH, 0},
+    {"softplus", CNN_ACT_SOFTPLUS, 0},
+    {"softsign", CNN_ACT_SOFTSIGN, 0},
+    {"hard_sigmoid", CNN_ACT_HARD_SIGMOID, 0},
     {"exponential", CNN_ACT_EXPONENTIAL, 0},
 };
 
 static const char *const init_names[] = {
-    [CNN_INIT_GLOROT_UNIFORM] = "glorot_uniform", [CNN_INIT_GLOROT_NORMAL] = "glorot_normal",
-    [CNN_INIT_HE_UNIFORM] = "he_uniform",         [CNN_INIT_HE_NORMAL] = "he_normal",
-    [CNN_INIT_LECUN_UNIFORM] = "lecun_uniform",   [CNN_INIT_LECUN_NORMAL] = "lecun_normal",
+    [CNN_INIT_GLOROT_UNIFORM] = "glorot_uniform",
+    [CNN_INIT_GLOROT_NORMAL] = "glorot_normal",
+    [CNN_INIT_HE_UNIFORM] = "he_uniform",
+    [CNN_INIT_HE_NORMAL] = "he_normal",
+    [CNN_INIT_LECUN_UNIFORM] = "lecun_uniform",
+    [CNN_INIT_LECUN_NORMAL] = "lecun_normal",
     [CNN_INIT_ZEROS] = "zeros",
 };
 
@@ -51,22 +61,28 @@ static const struct {
   const char *name;
   cnn_layer_type type;
 } type_table[] = {
-    {"conv2d", CNN_LAYER_CONV2D},     {"maxpool", CNN_LAYER_MAXPOOL},
-    {"maxpool2d", CNN_LAYER_MAXPOOL}, {"max_pooling2d", CNN_LAYER_MAXPOOL},
-    {"avgpool", CNN_LAYER_AVGPOOL},   {"avgpool2d", CNN_LAYER_AVGPOOL},
-    {"average_pooling2d", CNN_LAYER_AVGPOOL}, {"flatten", CNN_LAYER_FLATTEN},
-    {"dense", CNN_LAYER_DENSE},       {"dropout", CNN_LAYER_DROPOUT},
+    {"conv2d", CNN_LAYER_CONV2D},
+    {"maxpool", CNN_LAYER_MAXPOOL},
+    {"maxpool2d", CNN_LAYER_MAXPOOL},
+    {"max_pooling2d", CNN_LAYER_MAXPOOL},
+    {"avgpool", CNN_LAYER_AVGPOOL},
+    {"avgpool2d", CNN_LAYER_AVGPOOL},
+    {"average_pooling2d", CNN_LAYER_AVGPOOL},
+    {"flatten", CNN_LAYER_FLATTEN},
+    {"dense", CNN_LAYER_DENSE},
+    {"dropout", CNN_LAYER_DROPOUT},
 };
 
 static const char *const type_names[] = {
-    [CNN_LAYER_CONV2D] = "conv2d", [CNN_LAYER_MAXPOOL] = "maxpool",
+    [CNN_LAYER_CONV2D] = "conv2d",   [CNN_LAYER_MAXPOOL] = "maxpool",
     [CNN_LAYER_AVGPOOL] = "avgpool", [CNN_LAYER_FLATTEN] = "flatten",
-    [CNN_LAYER_DENSE] = "dense",   [CNN_LAYER_DROPOUT] = "dropout",
+    [CNN_LAYER_DENSE] = "dense",     [CNN_LAYER_DROPOUT] = "dropout",
 };
 
 /* Keys each layer type accepts ("type" always). */
-static const char *const keys_conv[] = {"filters", "kernel", "strides", "padding", "activation",
-                                        "use_bias", "kernel_initializer", NULL};
+static const char *const keys_conv[] = {
+    "filters", "kernel", "strides", "padding", "activation", "use_bias", "kernel_initializer",
+    NULL};
 static const char *const keys_pool[] = {"size", "strides", "padding", NULL};
 static const char *const keys_dense[] = {"units", "activation", "use_bias", "kernel_initializer",
                                          NULL};
@@ -75,12 +91,17 @@ static const char *const keys_none[] = {NULL};
 
 static const char *const *keys_of(cnn_layer_type t) {
   switch (t) {
-  case CNN_LAYER_CONV2D: return keys_conv;
+  case CNN_LAYER_CONV2D:
+    return keys_conv;
   case CNN_LAYER_MAXPOOL:
-  case CNN_LAYER_AVGPOOL: return keys_pool;
-  case CNN_LAYER_DENSE: return keys_dense;
-  case CNN_LAYER_DROPOUT: return keys_dropout;
-  default: return keys_none;
+  case CNN_LAYER_AVGPOOL:
+    return keys_pool;
+  case CNN_LAYER_DENSE:
+    return keys_dense;
+  case CNN_LAYER_DROPOUT:
+    return keys_dropout;
+  default:
+    return keys_none;
   }
 }
 
@@ -115,8 +136,8 @@ static int get_pair(const cnn_json *v, const ctx_t *c, const char *key, int lo, 
   char msg[160];
   if (v->type == CNN_JSON_ARRAY) {
     if (v->count != 2) {
-      snprintf(msg, sizeof msg, "%s must be a number or [height, width], got an array of %zu",
-               key, v->count);
+      snprintf(msg, sizeof msg, "%s must be a number or [height, width], got an array of %zu", key,
+               v->count);
       return fail(err, c, msg);
     }
     int rc = get_int(&v->items[0], c, key, lo, hi, h, err);
@@ -138,7 +159,8 @@ static int parse_act(cnn_act *a, const cnn_json *v, const ctx_t *c, char *err) {
     for (size_t i = 0; i < v->count; i++) {
       const char *k = v->keys[i];
       if (strcmp(k, "expr") && strcmp(k, "name") && strcmp(k, "alpha")) {
-        snprintf(msg, sizeof msg, "unknown activation key \"%s\" (expected \"expr\", or \"name\" and \"alpha\")", k);
+        snprintf(msg, sizeof msg,
+                 "unknown activation key \"%s\" (expected \"expr\", or \"name\" and \"alpha\")", k);
         return fail(err, c, msg);
       }
     }
@@ -293,7 +315,8 @@ int cnn_spec_parse(cnn_spec *spec, const char *json, char *err) {
   }
   for (size_t i = 0; i < root->count; i++) {
     if (strcmp(root->keys[i], "input") && strcmp(root->keys[i], "layers")) {
-      rc = cnn_error(err, CNN_ERROR, "unknown spec key \"%.40s\" (expected \"input\" and \"layers\")",
+      rc = cnn_error(err, CNN_ERROR,
+                     "unknown spec key \"%.40s\" (expected \"input\" and \"layers\")",
                      root->keys[i]);
       goto done;
     }
@@ -308,8 +331,8 @@ int cnn_spec_parse(cnn_spec *spec, const char *json, char *err) {
     if ((rc = get_int(&in->items[0], &top, "input height", 1, CNN_SPEC_MAX_SIDE, &spec->h, err)) ||
         (rc = get_int(&in->items[1], &top, "input width", 1, CNN_SPEC_MAX_SIDE, &spec->w, err)))
       goto done;
-    if (in->count == 3 &&
-        (rc = get_int(&in->items[2], &top, "input channels", 1, CNN_SPEC_MAX_CHANNELS, &spec->c, err)))
+    if (in->count == 3 && (rc = get_int(&in->items[2], &top, "input channels", 1,
+                                        CNN_SPEC_MAX_CHANNELS, &spec->c, err)))
       goto done;
   }
   const cnn_json *layers = cnn_json_get(root, "layers");

@@ -114,16 +114,23 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
       right += correct;
       seen += m;
       if (cfg->on_batch) {
-        cnn_batch_progress p = {epoch, e + 1, cfg->epochs, b + 1, batches, seen,
-                                loss_sum / seen, (double)right / seen, now_seconds() - te};
+        cnn_batch_progress p = {epoch,
+                                e + 1,
+                                cfg->epochs,
+                                b + 1,
+                                batches,
+                                seen,
+                                loss_sum / seen,
+                                (double)right / seen,
+                                now_seconds() - te};
         if (cfg->on_batch(cfg->ctx, &p)) {
           rc = cnn_error(err, CNN_INTERRUPTED, "interrupted");
           goto done;
         }
       }
     }
-    cnn_epoch_stats s = {epoch, loss_sum / seen, (double)right / seen, NAN, NAN,
-                         opt->cfg.learning_rate, 0, seen};
+    cnn_epoch_stats s = {
+        epoch, loss_sum / seen, (double)right / seen, NAN, NAN, opt->cfg.learning_rate, 0, seen};
     if (val && val->count &&
         (rc = cnn_evaluate(net, val, cfg->stop, cfg->ctx, &s.val_loss, &s.val_accuracy, err)))
       goto done;

@@ -77,13 +77,15 @@ static size_t idx_gzread_full(gzFile gz, uint8_t *buf, size_t n, int *zerr, int 
 static int idx_short_read(const char *name, gzFile gz, int zerr, int read_errno, const char *where,
                           char *err) {
   switch (zerr) {
-  case Z_OK: return cnn_error(err, CNN_ERROR, "%s: truncated: ended in %s", name, where);
+  case Z_OK:
+    return cnn_error(err, CNN_ERROR, "%s: truncated: ended in %s", name, where);
   case Z_BUF_ERROR:
     return cnn_error(err, CNN_ERROR, "%s: truncated gzip data: ended in %s", name, where);
   case Z_ERRNO:
     return cnn_error(err, CNN_ERROR, "%s: read error in %s: %s", name, where,
                      read_errno ? strerror(read_errno) : "unknown error");
-  case Z_MEM_ERROR: return cnn_nomem(err);
+  case Z_MEM_ERROR:
+    return cnn_nomem(err);
   default: {
     int e;
     const char *msg = gzerror(gz, &e);

@@ -49,8 +49,7 @@ int cnn_image_decode(cnn_gray *out, const uint8_t *data, size_t len, char *err);
  *    cropped to the ink, resized with area averaging so the longer side is 20 px,
  *    centred by centre of mass in 28x28.
  * A blank image (no ink found) gives an error. */
-int cnn_image_to_mnist(uint8_t out[CNN_MNIST_BYTES], const uint8_t *data, size_t len,
-                       char *err);
+int cnn_image_to_mnist(uint8_t out[CNN_MNIST_BYTES], const uint8_t *data, size_t len, char *err);
 
 /* Preprocesses an already decoded image (the second half of the above). The
  * method is described at the top of image.c. */
@@ -64,14 +63,14 @@ int cnn_png_gray(uint8_t **out, size_t *outlen, const uint8_t *px, int w, int h,
 /* PNG grid of n 28x28 images, `columns` per row, each shown as dark ink on
  * white paper (like matplotlib's binary colormap) with its label (0..9, or -1
  * for none) written under it. */
-int cnn_png_grid(uint8_t **out, size_t *outlen, const uint8_t *images, const int *labels,
-                 size_t n, int columns, char *err);
+int cnn_png_grid(uint8_t **out, size_t *outlen, const uint8_t *images, const int *labels, size_t n,
+                 int columns, char *err);
 
 /* SVG line chart of accuracy and val_accuracy per epoch (NaN = missing point):
  * axes with ticks and labels ("Epoch", "Accuracy"), y from 0.5 to 1 (extended
  * down when a value is lower), legend in the lower right. Owned string. */
-int cnn_svg_history(char **out, const double *accuracy, const double *val_accuracy,
-                    size_t epochs, const char *title, char *err);
+int cnn_svg_history(char **out, const double *accuracy, const double *val_accuracy, size_t epochs,
+                    const char *title, char *err);
 
 /* Codec wrappers (src/io/stb.c). */
 

@@ -196,12 +196,23 @@ static void sb_escape(sbuf *b, const char *t) {
   for (; *t; t++) {
     unsigned char c = (unsigned char)*t;
     switch (c) {
-    case '&': sb_add(b, "&amp;"); break;
-    case '<': sb_add(b, "&lt;"); break;
-    case '>': sb_add(b, "&gt;"); break;
-    case '"': sb_add(b, "&quot;"); break;
-    case '\'': sb_add(b, "&apos;"); break;
-    default: sb_add(b, "%c", c < 0x20 && c != '\t' && c != '\n' ? '?' : (char)c);
+    case '&':
+      sb_add(b, "&amp;");
+      break;
+    case '<':
+      sb_add(b, "&lt;");
+      break;
+    case '>':
+      sb_add(b, "&gt;");
+      break;
+    case '"':
+      sb_add(b, "&quot;");
+      break;
+    case '\'':
+      sb_add(b, "&apos;");
+      break;
+    default:
+      sb_add(b, "%c", c < 0x20 && c != '\t' && c != '\n' ? '?' : (char)c);
     }
   }
 }
@@ -277,12 +288,14 @@ int cnn_svg_history(char **out, const double *accuracy, const double *val_accura
 #define PX(x) (AX_L + ((x)-x0) / (x1 - x0) * (AX_R - AX_L))
 #define PY(y) (AX_B - ((y)-ymin) / (ymax - ymin) * (AX_B - AX_T))
 
-  sb_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"480\" "
-             "viewBox=\"0 0 640 480\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n");
+  sb_add(&b,
+         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"640\" height=\"480\" "
+         "viewBox=\"0 0 640 480\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n");
   sb_add(&b, "<rect width=\"640\" height=\"480\" fill=\"white\"/>\n");
-  sb_add(&b, "<text class=\"title\" x=\"328\" y=\"48\" font-size=\"14\" "
-             "text-anchor=\"middle\">");
+  sb_add(&b,
+         "<text class=\"title\" x=\"328\" y=\"48\" font-size=\"14\" "
+         "text-anchor=\"middle\">");
   sb_escape(&b, title && title[0] ? title : "Model accuracy");
   sb_add(&b, "</text>\n");
 
@@ -311,15 +324,18 @@ int cnn_svg_history(char **out, const double *accuracy, const double *val_accura
            fmt_num(n1, sizeof n1, PY(ymin + i * ystep) + 3.5, 2),
            fmt_num(n2, sizeof n2, ymin + i * ystep, ydec));
   sb_add(&b, "</g>\n");
-  sb_add(&b, "<text class=\"xlabel\" x=\"328\" y=\"464\" font-size=\"12\" "
-             "text-anchor=\"middle\">Epoch</text>\n");
-  sb_add(&b, "<text class=\"ylabel\" x=\"0\" y=\"0\" font-size=\"12\" text-anchor=\"middle\" "
-             "transform=\"translate(30 242.4) rotate(-90)\">Accuracy</text>\n");
+  sb_add(&b,
+         "<text class=\"xlabel\" x=\"328\" y=\"464\" font-size=\"12\" "
+         "text-anchor=\"middle\">Epoch</text>\n");
+  sb_add(&b,
+         "<text class=\"ylabel\" x=\"0\" y=\"0\" font-size=\"12\" text-anchor=\"middle\" "
+         "transform=\"translate(30 242.4) rotate(-90)\">Accuracy</text>\n");
 
   /* Series: a line through consecutive points (broken at missing ones) and a
    * circle per point, clipped to the axes like matplotlib. */
-  sb_add(&b, "<clipPath id=\"plot\"><rect x=\"80\" y=\"57.6\" width=\"496\" "
-             "height=\"369.6\"/></clipPath>\n");
+  sb_add(&b,
+         "<clipPath id=\"plot\"><rect x=\"80\" y=\"57.6\" width=\"496\" "
+         "height=\"369.6\"/></clipPath>\n");
   for (int s = 0; s < 2; s++) {
     sb_add(&b,
            "<g class=\"series\" id=\"%s\" stroke=\"%s\" fill=\"%s\" clip-path=\"url(#plot)\">\n",
@@ -349,9 +365,10 @@ int cnn_svg_history(char **out, const double *accuracy, const double *val_accura
   }
 
   /* Legend, lower right (matplotlib's loc='lower right'). */
-  sb_add(&b, "<g class=\"legend\" font-size=\"10\">\n"
-             "<rect x=\"466\" y=\"379.2\" width=\"103\" height=\"41\" rx=\"2\" fill=\"white\" "
-             "fill-opacity=\"0.8\" stroke=\"#cccccc\"/>\n");
+  sb_add(&b,
+         "<g class=\"legend\" font-size=\"10\">\n"
+         "<rect x=\"466\" y=\"379.2\" width=\"103\" height=\"41\" rx=\"2\" fill=\"white\" "
+         "fill-opacity=\"0.8\" stroke=\"#cccccc\"/>\n");
   for (int s = 0; s < 2; s++) {
     double y = 392.7 + 16 * s;
     sb_add(&b,

@@ -201,10 +201,11 @@ static int pnm_check(const uint8_t *d, size_t n, char *err) {
   uint64_t need = v[0] * v[1] * (d[1] == '6' ? 3 : 1) * (v[2] > 255 ? 2 : 1);
   uint64_t have = i < n ? n - i - 1 : 0;
   if (have < need)
-    return cnn_error(err, CNN_ERROR,
-                     "corrupt or truncated PNM: %llux%llu pixels declared, %llu of %llu bytes present",
-                     (unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)have,
-                     (unsigned long long)need);
+    return cnn_error(
+        err, CNN_ERROR,
+        "corrupt or truncated PNM: %llux%llu pixels declared, %llu of %llu bytes present",
+        (unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)have,
+        (unsigned long long)need);
   return CNN_OK;
 }
 
@@ -358,8 +359,7 @@ int cnn_image_load(uint8_t **px, int *w, int *h, const uint8_t *data, size_t len
   int pad = bmp_pad_palette(&padded, &padded_len, data, len);
   if (pad == -1) return cnn_nomem(err);
   if (pad == -2) return cnn_error(err, CNN_ERROR, "corrupt or truncated BMP: bad palette");
-  if (!pad && (pad = png_repair(&padded, &padded_len, data, len)) < 0)
-    return cnn_nomem(err);
+  if (!pad && (pad = png_repair(&padded, &padded_len, data, len)) < 0) return cnn_nomem(err);
   const uint8_t *src = pad ? padded : data;
   size_t src_len = pad ? padded_len : len;
   /* Always ask for gray+alpha: stb then converts every layout (palette, tRNS,

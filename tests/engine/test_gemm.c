@@ -298,7 +298,8 @@ static void test_rows_match_batch(cnn_pool *pool) {
         const int M = 32, N = shapes[s][0], K = shapes[s][1], lda = ta ? M : K;
         const float alpha = 1.0f, beta = betas[bi];
         size_t nc = (size_t)M * N;
-        float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+        float *A = malloc((size_t)M * K * sizeof(float)),
+              *B = malloc((size_t)K * N * sizeof(float));
         float *C0 = malloc(nc * sizeof(float)), *C = malloc(nc * sizeof(float));
         float *R = malloc(nc * sizeof(float));
         if (!CHECK(A && B && C0 && C && R)) {
@@ -335,9 +336,9 @@ static void test_rows_match_batch(cnn_pool *pool) {
  * several k blocks; bias NULL is exactly beta = 0 up to the sign of zero. A
  * NaN in the bias makes a NaN column, which the ReLU turns into zeros. */
 static void test_bias(cnn_pool *pool) {
-  static const int shapes[][4] = {{1, 5000, 576, 0}, {3, 5000, 576, 0}, {3872, 64, 288, 0},
+  static const int shapes[][4] = {{1, 5000, 576, 0},     {3, 5000, 576, 0}, {3872, 64, 288, 0},
                                   {21632 / 8, 32, 9, 0}, {32, 10, 5000, 0}, {200, 600, 50, 1},
-                                  {7, 17, 5, 1}, {1, 1001, 1200, 1}};
+                                  {7, 17, 5, 1},         {1, 1001, 1200, 1}};
   int mismatches = 0, relu_zeros = 0;
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
     for (int relu = 0; relu < 2; relu++) {

@@ -67,7 +67,8 @@ static void grad_check(const char *what, const char *spec_json, int n, int sampl
   for (int t = 0; t < cnn_net_tensors(net); t++) {
     cnn_tensor_info ti = cnn_net_tensor(net, t);
     if (ti.rank == 1)
-      for (size_t j = 0; j < ti.count; j++) p[ti.offset + j] = (float)rand() / RAND_MAX * 0.2f - 0.1f;
+      for (size_t j = 0; j < ti.count; j++)
+        p[ti.offset + j] = (float)rand() / RAND_MAX * 0.2f - 0.1f;
   }
 
   /* First forward draws dropout masks; freeze them for every later pass.
@@ -114,7 +115,8 @@ static void grad_check(const char *what, const char *spec_json, int n, int sampl
   }
   if (!CHECK(bad == 0)) fprintf(stderr, "%s: %d of %d gradients disagree\n", what, bad, checked);
   CHECK(checked > 20);
-  if (!CHECK(kinks * 10 <= checked)) fprintf(stderr, "%s: %d kinks in %d points\n", what, kinks, checked);
+  if (!CHECK(kinks * 10 <= checked))
+    fprintf(stderr, "%s: %d kinks in %d points\n", what, kinks, checked);
   free(x), free(grads), free(dx);
   cnn_net_free(net);
 }
@@ -142,8 +144,7 @@ static void test_maxpool_ties_nan(int C) {
            "\"kernel\":1,\"use_bias\":false},{\"type\":\"maxpool\",\"size\":2},"
            "{\"type\":\"flatten\"}]}",
            C);
-  if (!CHECK(cnn_spec_parse(&spec, json, err) == CNN_OK &&
-             cnn_net_new(&net, &spec, err) == CNN_OK))
+  if (!CHECK(cnn_spec_parse(&spec, json, err) == CNN_OK && cnn_net_new(&net, &spec, err) == CNN_OK))
     return;
   /* The 1x1 convolution scales the pixel by 1 + c into channel c (ties stay
    * ties; the gradients of the channels do not cancel); the outputs are the
@@ -171,12 +172,25 @@ static void test_maxpool_ties_nan(int C) {
 
 int main(void) {
   /* Every built-in activation and custom formulas, in conv2d and dense. */
-  const char *acts[] = {"\"linear\"", "\"relu\"", "\"sigmoid\"", "\"tanh\"", "\"softmax\"",
-                        "\"leaky_relu\"", "\"elu\"", "\"selu\"", "\"gelu\"", "\"swish\"",
-                        "\"softplus\"", "\"softsign\"", "\"hard_sigmoid\"", "\"exponential\"",
+  const char *acts[] = {"\"linear\"",
+                        "\"relu\"",
+                        "\"sigmoid\"",
+                        "\"tanh\"",
+                        "\"softmax\"",
+                        "\"leaky_relu\"",
+                        "\"elu\"",
+                        "\"selu\"",
+                        "\"gelu\"",
+                        "\"swish\"",
+                        "\"softplus\"",
+                        "\"softsign\"",
+                        "\"hard_sigmoid\"",
+                        "\"exponential\"",
                         "{\"name\":\"leaky_relu\",\"alpha\":0.1}",
-                        "{\"expr\":\"x*sigmoid(x)\"}", "{\"expr\":\"max(x, 0.1*x)\"}",
-                        "{\"expr\":\"x/(1+abs(x))\"}", "{\"expr\":\"tanh(x)^2 + exp(-x^2)\"}"};
+                        "{\"expr\":\"x*sigmoid(x)\"}",
+                        "{\"expr\":\"max(x, 0.1*x)\"}",
+                        "{\"expr\":\"x/(1+abs(x))\"}",
+                        "{\"expr\":\"tanh(x)^2 + exp(-x^2)\"}"};
   for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) check_activation(acts[i]);
 
   /* Convolutions: valid/same, strides, non-square kernels, 1x1, no bias. */
@@ -225,23 +239,27 @@ int main(void) {
              2, 300);
   test_maxpool_ties_nan(10);
   test_maxpool_ties_nan(16);
-  grad_check("avgpool same",
-             "{\"input\":[5,5,2],\"layers\":[{\"type\":\"avgpool\",\"size\":2,\"padding\":\"same\"},"
-             "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
-             2, 200);
+  grad_check(
+      "avgpool same",
+      "{\"input\":[5,5,2],\"layers\":[{\"type\":\"avgpool\",\"size\":2,\"padding\":\"same\"},"
+      "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
+      2, 200);
   grad_check("avgpool valid 3 stride 2",
              "{\"input\":[7,7,1],\"layers\":[{\"type\":\"avgpool\",\"size\":3,\"strides\":2},"
              "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
              2, 200);
   /* Dropout with its mask frozen, and a softmax output (probability loss). */
-  grad_check("dropout",
-             "{\"input\":[4,4,1],\"layers\":[{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":12,"
-             "\"activation\":\"tanh\"},{\"type\":\"dropout\",\"rate\":0.5},{\"type\":\"dense\",\"units\":4}]}",
-             3, 200);
-  grad_check("softmax output",
-             "{\"input\":[3,3,1],\"layers\":[{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":8,"
-             "\"activation\":\"relu\"},{\"type\":\"dense\",\"units\":5,\"activation\":\"softmax\"}]}",
-             4, 200);
+  grad_check(
+      "dropout",
+      "{\"input\":[4,4,1],\"layers\":[{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":12,"
+      "\"activation\":\"tanh\"},{\"type\":\"dropout\",\"rate\":0.5},{\"type\":\"dense\",\"units\":"
+      "4}]}",
+      3, 200);
+  grad_check(
+      "softmax output",
+      "{\"input\":[3,3,1],\"layers\":[{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":8,"
+      "\"activation\":\"relu\"},{\"type\":\"dense\",\"units\":5,\"activation\":\"softmax\"}]}",
+      4, 200);
   /* A small version of the notebook's model end to end. */
   grad_check("notebook-like",
              "{\"input\":[12,12,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":4,\"kernel\":3,"

@@ -625,8 +625,9 @@ static void test_fuzz_regressions(void) {
   /* An 8-bit BMP, 2x1, with a one-entry palette (white) and a pixel of index
    * 200: stb would read that colour from uninitialised stack memory; it is
    * black now, every time. */
-  uint8_t bmp[14 + 40 + 4 + 4] = {'B', 'M', sizeof bmp, 0, 0, 0, 0, 0, 0, 0, 14 + 40 + 4, 0, 0, 0,
-                                  40, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 8, 0};
+  uint8_t bmp[14 + 40 + 4 + 4] = {'B',         'M', sizeof bmp, 0, 0,  0, 0, 0, 0, 0,
+                                  14 + 40 + 4, 0,   0,          0, 40, 0, 0, 0, 2, 0,
+                                  0,           0,   1,          0, 0,  0, 1, 0, 8, 0};
   memcpy(bmp + 54, "\xff\xff\xff\x00", 4); /* palette: B, G, R, reserved */
   memcpy(bmp + 58, "\x00\xc8\x00\x00", 4); /* indices 0 and 200, row padded to 4 */
   for (int round = 0; round < 2; round++) {
@@ -693,7 +694,8 @@ static void test_fuzz_regressions(void) {
   CHECK_STR(err, "corrupt or truncated PNM: 2x1 pixels declared, 3 of 4 bytes present");
   static const char huge[] = "P5 8859 4404 255\n\x01";
   CHECK(cnn_image_decode(&g, (const uint8_t *)huge, sizeof huge - 1, err) == CNN_ERROR);
-  CHECK_STR(err, "corrupt or truncated PNM: 8859x4404 pixels declared, 1 of 39015036 bytes present");
+  CHECK_STR(err,
+            "corrupt or truncated PNM: 8859x4404 pixels declared, 1 of 39015036 bytes present");
   /* A palette PNG, 2x1, with a one-entry PLTE (white) and a pixel of index
    * 200: like the BMP above, that pixel is black, every time. */
   uint8_t pal[128], ihdr[13] = {0, 0, 0, 2, 0, 0, 0, 1, 8, 3, 0, 0, 0};

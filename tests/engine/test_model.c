@@ -89,7 +89,8 @@ int main(void) {
   memcpy(b, blob, n), b[n / 2] ^= 1;
   refused(b, n, "model blob is corrupt or truncated (checksum mismatch)");
   /* Damage behind a valid checksum: the structure itself is checked. */
-  memcpy(b, blob, n), memcpy(b + n - 4, "\0\0\0\0", 4), memcpy(b + n, "\0\0\0\0", 4), reseal(b, n + 4);
+  memcpy(b, blob, n), memcpy(b + n - 4, "\0\0\0\0", 4), memcpy(b + n, "\0\0\0\0", 4),
+      reseal(b, n + 4);
   refused(b, n + 4, "model blob has 4 unexpected bytes at the end");
   memcpy(b, blob, n);
   uint8_t *units = find(b, n, "\"units\":3");

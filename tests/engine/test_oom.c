@@ -94,8 +94,11 @@ static int cycle(result *out, char *err) {
 
   cnn_dataset train = {images, labels, NTRAIN};
   cnn_dataset val = {images + NTRAIN * SIDE * SIDE, labels + NTRAIN, NVAL};
-  cnn_train_config tc = {.epochs = o.epochs, .batch_size = o.batch_size, .shuffle = o.shuffle,
-                         .seed = o.seed, .first_epoch = 1};
+  cnn_train_config tc = {.epochs = o.epochs,
+                         .batch_size = o.batch_size,
+                         .shuffle = o.shuffle,
+                         .seed = o.seed,
+                         .first_epoch = 1};
   cnn_train_result res;
   if ((rc = cnn_train(net, &opt, &train, &val, &tc, &res, err))) goto done;
 
@@ -163,18 +166,20 @@ int main(void) {
      * also succeed when the failed allocation was optional, but then with
      * exactly the reference model. */
     int nomem = rc == CNN_NOMEM && strstr(err, "out of memory") && !got.blob;
-    int same = rc == CNN_OK && got.blob && got.len == ref.len &&
-               memcmp(got.blob, ref.blob, ref.len) == 0;
+    int same =
+        rc == CNN_OK && got.blob && got.len == ref.len && memcmp(got.blob, ref.blob, ref.len) == 0;
     if (same) absorbed++;
     if (!nomem && !same && bad++ < 10)
-      fprintf(stderr, "allocation %llu failed: status %d, \"%s\"\n", (unsigned long long)n, rc, err);
+      fprintf(stderr, "allocation %llu failed: status %d, \"%s\"\n", (unsigned long long)n, rc,
+              err);
     cnn_free(got.blob);
     got.blob = NULL;
     if (n > 100000) break; /* runaway: the clean run never came */
   }
-  printf("%llu allocations in a cycle; %llu runs with one failing (%llu of them absorbed: an "
-         "optional allocation), then a clean run\n",
-         (unsigned long long)total, (unsigned long long)failed_runs, (unsigned long long)absorbed);
+  printf(
+      "%llu allocations in a cycle; %llu runs with one failing (%llu of them absorbed: an "
+      "optional allocation), then a clean run\n",
+      (unsigned long long)total, (unsigned long long)failed_runs, (unsigned long long)absorbed);
   CHECK_EQ_INT(bad, 0);
   CHECK(failed_runs > 20);
   CHECK_EQ_INT(failed_runs, total); /* the cycle allocates the same way every time */

@@ -65,7 +65,9 @@ int main(void) {
   CHECK(cnn_optim_defaults(&c, "adam", err) == CNN_OK && c.learning_rate == 0.001 &&
         c.beta_1 == 0.9 && c.beta_2 == 0.999 && c.epsilon == 1e-7);
   char *s = cnn_optim_to_json(&c);
-  CHECK_STR(s, "{\"name\":\"adam\",\"learning_rate\":0.001,\"beta_1\":0.9,\"beta_2\":0.999,\"epsilon\":1e-7}");
+  CHECK_STR(s,
+            "{\"name\":\"adam\",\"learning_rate\":0.001,\"beta_1\":0.9,\"beta_2\":0.999,"
+            "\"epsilon\":1e-7}");
   cnn_free(s);
   CHECK(cnn_optim_defaults(&c, "momentum", err) == CNN_OK);
   s = cnn_optim_to_json(&c);
@@ -75,12 +77,16 @@ int main(void) {
   CHECK(cnn_optim_defaults(&c, "adagrad", err) == CNN_OK);
   CHECK_EQ_INT(cnn_optim_slots(&c), 1);
 
-  parse_error("\"adadelta\"", "unknown optimizer \"adadelta\" (sgd, momentum, adam, adamax, adagrad, rmsprop)");
+  parse_error("\"adadelta\"",
+              "unknown optimizer \"adadelta\" (sgd, momentum, adam, adamax, adagrad, rmsprop)");
   parse_error("{\"name\":\"adam\",\"momentum\":0.9}", "optimizer adam has no setting \"momentum\"");
-  parse_error("{\"name\":\"sgd\",\"learning_rate\":-1}", "optimizer learning_rate must be a number in (0, 10]");
-  parse_error("{\"name\":\"sgd\",\"learning_rate\":\"fast\"}", "optimizer learning_rate must be a number in (0, 10]");
+  parse_error("{\"name\":\"sgd\",\"learning_rate\":-1}",
+              "optimizer learning_rate must be a number in (0, 10]");
+  parse_error("{\"name\":\"sgd\",\"learning_rate\":\"fast\"}",
+              "optimizer learning_rate must be a number in (0, 10]");
   parse_error("{\"learning_rate\":0.1}", "optimizer object needs \"name\" (text)");
-  parse_error("{\"name\":\"adam\",\"beta_1\":1}", "optimizer beta_1, beta_2 and rho must be below 1");
+  parse_error("{\"name\":\"adam\",\"beta_1\":1}",
+              "optimizer beta_1, beta_2 and rho must be below 1");
   parse_error("{\"name\":\"sgd\",\"nesterov\":1}", "optimizer nesterov must be true or false");
   parse_error("42", "optimizer must be a name or an object with \"name\", got number");
   return check_done();

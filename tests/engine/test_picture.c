@@ -57,8 +57,9 @@ static void test_png_gray(void) {
   CHECK(cnn_png_gray(&png, &len, img, 8193, 8192, 1, err) == CNN_ERROR);
   CHECK_STR(err, "picture of 8193x8192 pixels is too large; the limit is 67108864 pixels");
   CHECK(cnn_png_gray(&png, &len, img, 2147483647, 2147483647, 64, err) == CNN_ERROR);
-  CHECK_STR(err, "picture of 137438953408x137438953408 pixels is too large; the limit is "
-                 "67108864 pixels");
+  CHECK_STR(err,
+            "picture of 137438953408x137438953408 pixels is too large; the limit is "
+            "67108864 pixels");
   CHECK(cnn_png_gray(&png, &len, img, 0, 28, 1, err) == CNN_ERROR);
   CHECK_STR(err, "image must have a positive size, got 0x28");
   CHECK(png == NULL && len == 0);
@@ -132,8 +133,9 @@ static void test_png_grid(void) {
   CHECK_STR(err, "columns must be 1..10000, got 0");
   /* 10000 images in one row would be 1000000 px wide: refused before reading them. */
   CHECK(cnn_png_grid(&png, &len, &imgs[0][0], labels, 10000, 10000, err) == CNN_ERROR);
-  CHECK_STR(err, "a grid of 10000 images in 10000 columns would be 1000000x119 pixels; the "
-                 "limit is 67108864 pixels");
+  CHECK_STR(err,
+            "a grid of 10000 images in 10000 columns would be 1000000x119 pixels; the "
+            "limit is 67108864 pixels");
   CHECK(png == NULL && len == 0);
 }
 

@@ -46,14 +46,14 @@ static void refused(const char *json, const char *msg) {
 int main(void) {
   char err[CNN_ERRMAX];
   /* The notebook's model (spec NULL): Keras' summary, row by row. */
-  static const int notebook[][4] = {{26, 26, 32, 320}, {13, 13, 32, 0}, {11, 11, 64, 18496},
-                                    {5, 5, 64, 0},     {3, 3, 64, 36928}, {1, 1, 576, 0},
+  static const int notebook[][4] = {{26, 26, 32, 320},     {13, 13, 32, 0},   {11, 11, 64, 18496},
+                                    {5, 5, 64, 0},         {3, 3, 64, 36928}, {1, 1, 576, 0},
                                     {1, 1, 5000, 2885000}, {1, 1, 10, 50010}};
   shapes(cnn_spec_notebook, 8, notebook, 2990754);
   cnn_net *net = build(NULL, err);
   if (CHECK(net != NULL)) {
-    const char *names[] = {"conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1", "conv2d_2",
-                           "flatten", "dense", "dense_1"};
+    const char *names[] = {"conv2d",   "max_pooling2d", "conv2d_1", "max_pooling2d_1",
+                           "conv2d_2", "flatten",       "dense",    "dense_1"};
     for (int i = 0; i < 8; i++) CHECK_STR(cnn_net_layer(net, i).name, names[i]);
     CHECK_STR(cnn_net_layer(net, 0).type, "Conv2D");
     CHECK_STR(cnn_net_layer(net, 1).type, "MaxPooling2D");
@@ -71,20 +71,21 @@ int main(void) {
     CHECK(mx <= limit && mx > 0.99 * limit);
     CHECK(p[cnn_net_tensor(net, 7).offset] == 0);
     char *json = cnn_spec_to_json(cnn_net_spec(net));
-    CHECK_STR(json,
-              "{\"input\":[28,28,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":32,\"kernel\":[3,3],"
-              "\"strides\":[1,1],\"padding\":\"valid\",\"activation\":\"relu\",\"use_bias\":true,"
-              "\"kernel_initializer\":\"glorot_uniform\"},{\"type\":\"maxpool\",\"size\":[2,2],"
-              "\"strides\":[2,2],\"padding\":\"valid\"},{\"type\":\"conv2d\",\"filters\":64,"
-              "\"kernel\":[3,3],\"strides\":[1,1],\"padding\":\"valid\",\"activation\":\"relu\","
-              "\"use_bias\":true,\"kernel_initializer\":\"glorot_uniform\"},{\"type\":\"maxpool\","
-              "\"size\":[2,2],\"strides\":[2,2],\"padding\":\"valid\"},{\"type\":\"conv2d\","
-              "\"filters\":64,\"kernel\":[3,3],\"strides\":[1,1],\"padding\":\"valid\","
-              "\"activation\":\"relu\",\"use_bias\":true,\"kernel_initializer\":\"glorot_uniform\"},"
-              "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":5000,\"activation\":\"relu\","
-              "\"use_bias\":true,\"kernel_initializer\":\"glorot_uniform\"},{\"type\":\"dense\","
-              "\"units\":10,\"activation\":\"linear\",\"use_bias\":true,"
-              "\"kernel_initializer\":\"glorot_uniform\"}]}");
+    CHECK_STR(
+        json,
+        "{\"input\":[28,28,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":32,\"kernel\":[3,3],"
+        "\"strides\":[1,1],\"padding\":\"valid\",\"activation\":\"relu\",\"use_bias\":true,"
+        "\"kernel_initializer\":\"glorot_uniform\"},{\"type\":\"maxpool\",\"size\":[2,2],"
+        "\"strides\":[2,2],\"padding\":\"valid\"},{\"type\":\"conv2d\",\"filters\":64,"
+        "\"kernel\":[3,3],\"strides\":[1,1],\"padding\":\"valid\",\"activation\":\"relu\","
+        "\"use_bias\":true,\"kernel_initializer\":\"glorot_uniform\"},{\"type\":\"maxpool\","
+        "\"size\":[2,2],\"strides\":[2,2],\"padding\":\"valid\"},{\"type\":\"conv2d\","
+        "\"filters\":64,\"kernel\":[3,3],\"strides\":[1,1],\"padding\":\"valid\","
+        "\"activation\":\"relu\",\"use_bias\":true,\"kernel_initializer\":\"glorot_uniform\"},"
+        "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":5000,\"activation\":\"relu\","
+        "\"use_bias\":true,\"kernel_initializer\":\"glorot_uniform\"},{\"type\":\"dense\","
+        "\"units\":10,\"activation\":\"linear\",\"use_bias\":true,"
+        "\"kernel_initializer\":\"glorot_uniform\"}]}");
     /* The canonical form reads back to the same canonical form. */
     cnn_net *again = build(json, err);
     if (CHECK(again != NULL)) {
@@ -98,8 +99,8 @@ int main(void) {
   }
 
   /* 'same' padding everywhere keeps 28 -> 28 -> 14 -> 14 -> 7 -> 7. */
-  static const int same[][4] = {{28, 28, 32, 320}, {14, 14, 32, 0}, {14, 14, 64, 18496},
-                                {7, 7, 64, 0}, {7, 7, 64, 36928}, {1, 1, 3136, 0},
+  static const int same[][4] = {{28, 28, 32, 320}, {14, 14, 32, 0},   {14, 14, 64, 18496},
+                                {7, 7, 64, 0},     {7, 7, 64, 36928}, {1, 1, 3136, 0},
                                 {1, 1, 10, 31370}};
   shapes(L("{\"type\":\"conv2d\",\"filters\":32,\"kernel\":3,\"padding\":\"same\"},"
            "{\"type\":\"maxpool\",\"size\":2,\"padding\":\"same\"},"
@@ -111,7 +112,7 @@ int main(void) {
   /* Strides: valid 28 -> (28-3)/2+1 = 13, same ceil(13/2) = 7, pool 3/2 same on 7 -> 4,
    * non-square kernel [5,3] valid on 4x4 -> fails, so [3,1] -> 2x4. */
   static const int strided[][4] = {{13, 13, 8, 80}, {7, 7, 16, 1168}, {4, 4, 16, 0},
-                                   {2, 4, 4, 196}, {1, 1, 32, 0}, {1, 1, 10, 330}};
+                                   {2, 4, 4, 196},  {1, 1, 32, 0},    {1, 1, 10, 330}};
   shapes(L("{\"type\":\"conv2d\",\"filters\":8,\"kernel\":3,\"strides\":2},"
            "{\"type\":\"conv2d\",\"filters\":16,\"kernel\":3,\"strides\":2,\"padding\":\"same\"},"
            "{\"type\":\"maxpool\",\"size\":3,\"strides\":2,\"padding\":\"same\"},"
@@ -122,33 +123,53 @@ int main(void) {
   refused("{\"layers\":[", "spec is not valid JSON: at offset 11: expected a value or ']'");
   refused("[]", "spec must be a JSON object, got array");
   refused("{\"input\":[28,28,1]}", "spec needs \"layers\": a non-empty array");
-  refused("{\"inputs\":[28,28,1],\"layers\":[]}", "unknown spec key \"inputs\" (expected \"input\" and \"layers\")");
-  refused("{\"input\":[28,0],\"layers\":[{\"type\":\"flatten\"}]}", "input width must be an integer 1..4096, got 0");
-  refused("{\"input\":[28,28,5],\"layers\":[{\"type\":\"flatten\"}]}", "input channels must be an integer 1..4, got 5");
-  refused(L("{\"type\":\"conv3d\"}"), "layer 1: unknown type \"conv3d\" (conv2d, maxpool, avgpool, flatten, dense, dropout)");
-  refused(L("{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":0}"), "layer 2 (dense): units must be an integer 1..65536, got 0");
-  refused(L("{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":10.5}"), "layer 2 (dense): units must be an integer 1..65536, got 10.5");
-  refused(L("{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":\"10\"}"), "layer 2 (dense): units must be an integer 1..65536, got string");
-  refused(L("{\"type\":\"dense\",\"units\":10,\"filters\":3}"), "layer 1 (dense): unknown key \"filters\"");
+  refused("{\"inputs\":[28,28,1],\"layers\":[]}",
+          "unknown spec key \"inputs\" (expected \"input\" and \"layers\")");
+  refused("{\"input\":[28,0],\"layers\":[{\"type\":\"flatten\"}]}",
+          "input width must be an integer 1..4096, got 0");
+  refused("{\"input\":[28,28,5],\"layers\":[{\"type\":\"flatten\"}]}",
+          "input channels must be an integer 1..4, got 5");
+  refused(L("{\"type\":\"conv3d\"}"),
+          "layer 1: unknown type \"conv3d\" (conv2d, maxpool, avgpool, flatten, dense, dropout)");
+  refused(L("{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":0}"),
+          "layer 2 (dense): units must be an integer 1..65536, got 0");
+  refused(L("{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":10.5}"),
+          "layer 2 (dense): units must be an integer 1..65536, got 10.5");
+  refused(L("{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":\"10\"}"),
+          "layer 2 (dense): units must be an integer 1..65536, got string");
+  refused(L("{\"type\":\"dense\",\"units\":10,\"filters\":3}"),
+          "layer 1 (dense): unknown key \"filters\"");
   refused(L("{\"type\":\"conv2d\",\"filters\":3}"), "layer 1 (conv2d): needs \"kernel\"");
-  refused(L("{\"type\":\"conv2d\",\"filters\":3,\"kernel\":3,\"padding\":\"full\"}"), "layer 1 (conv2d): padding must be \"valid\" or \"same\"");
+  refused(L("{\"type\":\"conv2d\",\"filters\":3,\"kernel\":3,\"padding\":\"full\"}"),
+          "layer 1 (conv2d): padding must be \"valid\" or \"same\"");
   refused(L("{\"type\":\"dense\",\"units\":10,\"activation\":\"relu6x\"}"),
-          "layer 1 (dense): unknown activation \"relu6x\" (linear, relu, sigmoid, tanh, softmax, leaky_relu, elu, selu, gelu, swish, softplus, softsign, hard_sigmoid, exponential, or {\"expr\": ...})");
-  refused(L("{\"type\":\"dropout\",\"rate\":1}"), "layer 1 (dropout): rate must be a number in [0, 1)");
-  refused(L("{\"type\":\"conv2d\",\"filters\":3,\"kernel\":[3,3,3]}"), "layer 1 (conv2d): kernel must be a number or [height, width], got an array of 3");
+          "layer 1 (dense): unknown activation \"relu6x\" (linear, relu, sigmoid, tanh, softmax, "
+          "leaky_relu, elu, selu, gelu, swish, softplus, softsign, hard_sigmoid, exponential, or "
+          "{\"expr\": ...})");
+  refused(L("{\"type\":\"dropout\",\"rate\":1}"),
+          "layer 1 (dropout): rate must be a number in [0, 1)");
+  refused(L("{\"type\":\"conv2d\",\"filters\":3,\"kernel\":[3,3,3]}"),
+          "layer 1 (conv2d): kernel must be a number or [height, width], got an array of 3");
   /* Shapes that shrink below 1 name the layer (Keras-style name). */
   refused(L("{\"type\":\"conv2d\",\"filters\":4,\"kernel\":5,\"strides\":5},"
             "{\"type\":\"conv2d\",\"filters\":4,\"kernel\":5,\"strides\":5},"
             "{\"type\":\"conv2d\",\"filters\":4,\"kernel\":3}"),
           "layer 3 (conv2d_2): kernel 3x3 does not fit the 1x1 input with 'valid' padding");
-  refused(L("{\"type\":\"maxpool\",\"size\":30}"), "layer 1 (max_pooling2d): pool size 30x30 does not fit the 28x28 input with 'valid' padding");
-  refused("{\"input\":[4096,4096,1],\"layers\":[{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":65536}]}",
-          "layer 2 (dense): the model would have more than 200000000 parameters");
+  refused(
+      L("{\"type\":\"maxpool\",\"size\":30}"),
+      "layer 1 (max_pooling2d): pool size 30x30 does not fit the 28x28 input with 'valid' padding");
+  refused(
+      "{\"input\":[4096,4096,1],\"layers\":[{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":"
+      "65536}]}",
+      "layer 2 (dense): the model would have more than 200000000 parameters");
   refused(L("{\"type\":\"conv2d\",\"filters\":4,\"kernel\":3}"),
-          "the last layer must give a vector of at least 2 class scores (a dense layer); it gives (26, 26, 4)");
+          "the last layer must give a vector of at least 2 class scores (a dense layer); it gives "
+          "(26, 26, 4)");
   refused(L("{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":1}"),
-          "the last layer must give a vector of at least 2 class scores (a dense layer); it gives (1, 1, 1)");
+          "the last layer must give a vector of at least 2 class scores (a dense layer); it gives "
+          "(1, 1, 1)");
   refused(L("{\"type\":\"dense\",\"units\":4,\"activation\":{\"expr\":\"x*\"}}"),
-          "layer 1 (dense): activation formula \"x*\": at character 3 (end of formula): expected a number, x, a function or '('");
+          "layer 1 (dense): activation formula \"x*\": at character 3 (end of formula): expected a "
+          "number, x, a function or '('");
   return check_done();
 }

@@ -76,19 +76,28 @@ static double run(const char *opt_json, int epochs, int threads, uint64_t seed, 
   if (threads > 1 && cnn_pool_new(&pool, threads, err)) return -1;
   cnn_net_set_pool(net, pool);
   watch local = {0};
-  cnn_train_config cfg = {.epochs = epochs, .batch_size = 32, .shuffle = 1, .seed = seed,
-                          .first_epoch = 1, .on_batch = on_batch, .on_epoch = on_epoch,
+  cnn_train_config cfg = {.epochs = epochs,
+                          .batch_size = 32,
+                          .shuffle = 1,
+                          .seed = seed,
+                          .first_epoch = 1,
+                          .on_batch = on_batch,
+                          .on_epoch = on_epoch,
                           .ctx = w ? w : &local};
   cnn_train_result res;
   int rc = cnn_train(net, &opt, &train, NULL, &cfg, &res, err);
   double loss, acc = -1;
-  if (rc == CNN_OK) cnn_evaluate(net, &test, NULL, NULL, &loss, &acc, err);
-  else fprintf(stderr, "train: %s\n", err);
+  if (rc == CNN_OK)
+    cnn_evaluate(net, &test, NULL, NULL, &loss, &acc, err);
+  else
+    fprintf(stderr, "train: %s\n", err);
   cnn_optim_clear(&opt);
   cnn_net_set_pool(net, NULL);
   cnn_pool_free(pool);
-  if (keep) *keep = net;
-  else cnn_net_free(net);
+  if (keep)
+    *keep = net;
+  else
+    cnn_net_free(net);
   return acc;
 }
 
@@ -102,15 +111,19 @@ int main(void) {
   /* Each optimizer of the notes learns 3000 digits in 3 epochs. Plain SGD
    * and Adagrad get larger rates than Keras' defaults (0.01, 0.001), with
    * which they need many more epochs. */
-  const char *optims[] = {"\"adam\"", "{\"name\":\"sgd\",\"learning_rate\":0.1}", "\"momentum\"",
+  const char *optims[] = {"\"adam\"",
+                          "{\"name\":\"sgd\",\"learning_rate\":0.1}",
+                          "\"momentum\"",
                           "{\"name\":\"sgd\",\"momentum\":0.9,\"nesterov\":true}",
-                          "\"rmsprop\"", "{\"name\":\"adagrad\",\"learning_rate\":0.05}",
+                          "\"rmsprop\"",
+                          "{\"name\":\"adagrad\",\"learning_rate\":0.05}",
                           "{\"name\":\"adamax\",\"learning_rate\":0.002}"};
   const double floor_acc[] = {0.90, 0.88, 0.90, 0.90, 0.90, 0.88, 0.88};
   for (size_t i = 0; i < sizeof optims / sizeof optims[0]; i++) {
     double acc = run(optims[i], 3, 1, 1, NULL, NULL);
     printf("%-50s test accuracy %.3f\n", optims[i], acc);
-    if (!CHECK(acc >= floor_acc[i])) fprintf(stderr, "  %s: %.3f < %.2f\n", optims[i], acc, floor_acc[i]);
+    if (!CHECK(acc >= floor_acc[i]))
+      fprintf(stderr, "  %s: %.3f < %.2f\n", optims[i], acc, floor_acc[i]);
   }
 
   /* Same seed, 1 or 2 threads, one call of 2 epochs or two calls of 1. */
@@ -125,7 +138,8 @@ int main(void) {
     cnn_optim opt;
     CHECK(optim(&opt, c, "\"adam\"") == 0);
     for (int e = 1; e <= 2; e++) {
-      cnn_train_config cfg = {.epochs = 1, .batch_size = 32, .shuffle = 1, .seed = 7, .first_epoch = e};
+      cnn_train_config cfg = {
+          .epochs = 1, .batch_size = 32, .shuffle = 1, .seed = 7, .first_epoch = e};
       cnn_train_result res;
       CHECK(cnn_train(c, &opt, &train, NULL, &cfg, &res, err) == CNN_OK);
     }
@@ -141,8 +155,13 @@ int main(void) {
     cnn_optim opt;
     CHECK(optim(&opt, net, "\"adam\"") == 0);
     watch w = {.stop_at_batch = 94 + 10}; /* 94 batches per epoch */
-    cnn_train_config cfg = {.epochs = 5, .batch_size = 32, .shuffle = 1, .first_epoch = 1,
-                            .on_batch = on_batch, .on_epoch = on_epoch, .ctx = &w};
+    cnn_train_config cfg = {.epochs = 5,
+                            .batch_size = 32,
+                            .shuffle = 1,
+                            .first_epoch = 1,
+                            .on_batch = on_batch,
+                            .on_epoch = on_epoch,
+                            .ctx = &w};
     cnn_train_result res;
     CHECK_EQ_INT(cnn_train(net, &opt, &train, NULL, &cfg, &res, err), CNN_INTERRUPTED);
     CHECK_EQ_INT(w.epochs_seen, 1);
@@ -152,8 +171,12 @@ int main(void) {
      * stops and restores the best epoch. */
     cnn_optim_clear(&opt);
     CHECK(optim(&opt, net, "{\"name\":\"sgd\",\"learning_rate\":0.0000001}") == 0);
-    cnn_train_config es = {.epochs = 6, .batch_size = 64, .first_epoch = 2, .patience = 1,
-                           .min_delta = 1.0, .restore_best = 1};
+    cnn_train_config es = {.epochs = 6,
+                           .batch_size = 64,
+                           .first_epoch = 2,
+                           .patience = 1,
+                           .min_delta = 1.0,
+                           .restore_best = 1};
     CHECK(cnn_train(net, &opt, &train, &test, &es, &res, err) == CNN_OK);
     CHECK_EQ_INT(res.epochs_run, 2); /* no epoch improves by min_delta = 1 */
     CHECK(res.stopped_early);

@@ -254,11 +254,15 @@ int faults_query(sqlite3 *db, const char *sql, faults_str *out) {
 static void add_value(faults_str *out, sqlite3_stmt *st, int i) {
   static const char hex[] = "0123456789abcdef";
   switch (sqlite3_column_type(st, i)) {
-  case SQLITE_NULL: faults_str_add(out, "NULL", 4); break;
+  case SQLITE_NULL:
+    faults_str_add(out, "NULL", 4);
+    break;
   case SQLITE_INTEGER:
     faults_str_printf(out, "%lld", (long long)sqlite3_column_int64(st, i));
     break;
-  case SQLITE_FLOAT: faults_str_printf(out, "%.17g", sqlite3_column_double(st, i)); break;
+  case SQLITE_FLOAT:
+    faults_str_printf(out, "%.17g", sqlite3_column_double(st, i));
+    break;
   case SQLITE_TEXT: {
     const char *t = (const char *)sqlite3_column_text(st, i);
     faults_str_add(out, t ? t : "?", t ? (size_t)sqlite3_column_bytes(st, i) : 1);
@@ -380,8 +384,9 @@ const uint8_t *faults_val_image(int i) { return images + (size_t)(FAULTS_NTRAIN 
 
 int faults_fill_tables(sqlite3 *db) {
   sqlite3_stmt *st = NULL;
-  int bad = faults_exec(db, "BEGIN; CREATE TABLE train(image BLOB, label INTEGER); "
-                            "CREATE TABLE val(image BLOB, label INTEGER)");
+  int bad = faults_exec(db,
+                        "BEGIN; CREATE TABLE train(image BLOB, label INTEGER); "
+                        "CREATE TABLE val(image BLOB, label INTEGER)");
   for (int t = 0; t < 2 && !bad; t++) {
     const char *sql = t ? "INSERT INTO val VALUES (?1, ?2)" : "INSERT INTO train VALUES (?1, ?2)";
     int first = t ? FAULTS_NTRAIN : 0, count = t ? FAULTS_NVAL : FAULTS_NTRAIN;

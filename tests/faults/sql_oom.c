@@ -47,8 +47,8 @@
 #include "base.h"
 #include "faults.h"
 
-#define TRAIN_OPTIONS                                                                              \
-  "{\"epochs\":1,\"seed\":7,\"threads\":1,\"batch_size\":16,\"validation\":\"val\","           \
+#define TRAIN_OPTIONS                                                                \
+  "{\"epochs\":1,\"seed\":7,\"threads\":1,\"batch_size\":16,\"validation\":\"val\"," \
   "\"progress\":false}"
 
 typedef enum { BIND_NONE, BIND_SPEC, BIND_RAW, BIND_PNG, BIND_EXPORT } bind_kind;
@@ -143,11 +143,16 @@ static void strip_seconds(faults_str *v) {
 
 static int bind(sqlite3_stmt *st, bind_kind kind) {
   switch (kind) {
-  case BIND_SPEC: return sqlite3_bind_text(st, 1, faults_spec, -1, SQLITE_STATIC);
-  case BIND_RAW: return sqlite3_bind_blob(st, 1, faults_val_image(0), 784, SQLITE_STATIC);
-  case BIND_PNG: return sqlite3_bind_blob(st, 1, png.s, (int)png.len, SQLITE_STATIC);
-  case BIND_EXPORT: return sqlite3_bind_blob(st, 1, exported.s, (int)exported.len, SQLITE_STATIC);
-  default: return SQLITE_OK;
+  case BIND_SPEC:
+    return sqlite3_bind_text(st, 1, faults_spec, -1, SQLITE_STATIC);
+  case BIND_RAW:
+    return sqlite3_bind_blob(st, 1, faults_val_image(0), 784, SQLITE_STATIC);
+  case BIND_PNG:
+    return sqlite3_bind_blob(st, 1, png.s, (int)png.len, SQLITE_STATIC);
+  case BIND_EXPORT:
+    return sqlite3_bind_blob(st, 1, exported.s, (int)exported.len, SQLITE_STATIC);
+  default:
+    return SQLITE_OK;
   }
 }
 
@@ -225,11 +230,13 @@ static int run_once(const step *s, int kind, uint64_t n, outcome *o) {
                       "%s, SQLite allocation %llu: ROLLBACK failed: %s", s->label,
                       (unsigned long long)n, sqlite3_errmsg(db));
     }
-    closed = CHECKF(
-        sqlite3_get_autocommit(db),
-        "%s, %s allocation %llu: the connection was left inside a transaction (error %d: %s)",
-        s->label, kind == FAIL_ENGINE ? "engine" : "SQLite", (unsigned long long)n, o->rc,
-        o->rc ? o->msg : "none") && closed;
+    closed =
+        CHECKF(
+            sqlite3_get_autocommit(db),
+            "%s, %s allocation %llu: the connection was left inside a transaction (error %d: %s)",
+            s->label, kind == FAIL_ENGINE ? "engine" : "SQLite", (unsigned long long)n, o->rc,
+            o->rc ? o->msg : "none") &&
+        closed;
     closed &= faults_close(db);
   }
   int ok = closed;
@@ -356,8 +363,7 @@ static void print_tally(const tally *t) {
   const char *sep = " (";
   if (t->absorbed) printf("%s%llu absorbed", sep, (unsigned long long)t->absorbed), sep = ", ";
   if (t->after_commit)
-    printf("%s%llu failed after the epoch was committed", sep,
-           (unsigned long long)t->after_commit),
+    printf("%s%llu failed after the epoch was committed", sep, (unsigned long long)t->after_commit),
         sep = ", ";
   if (t->left_open)
     printf("%s%llu left for ROLLBACK", sep, (unsigned long long)t->left_open), sep = ", ";
@@ -377,9 +383,9 @@ static int setup(void) {
   char sql[600];
   snprintf(sql, sizeof sql, "SELECT cnn_create('m', '%s', 1)", faults_spec);
   bad |= !CHECK(faults_query(db, sql, &v) == SQLITE_ROW && !strcmp(faults_str_get(&v), "3410"));
-  bad |= !CHECKF(faults_query(db, "SELECT cnn_train('m', 'train', '" TRAIN_OPTIONS "')", &v) ==
-                     SQLITE_ROW,
-                 "setup training: %s", faults_str_get(&v));
+  bad |= !CHECKF(
+      faults_query(db, "SELECT cnn_train('m', 'train', '" TRAIN_OPTIONS "')", &v) == SQLITE_ROW,
+      "setup training: %s", faults_str_get(&v));
   sqlite3_stmt *st = NULL;
   static const char *const blobs[] = {"SELECT cnn_image_png(image) FROM val WHERE rowid = 2",
                                       "SELECT cnn_export('m')"};

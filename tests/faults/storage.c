@@ -28,7 +28,7 @@
 
 #include "faults.h"
 
-#define OPTIONS(n)                                                                                 \
+#define OPTIONS(n) \
   "{\"epochs\":" #n ",\"seed\":7,\"threads\":1,\"batch_size\":16,\"progress\":false}"
 #define BATCHES_PER_EPOCH (FAULTS_NTRAIN / 16)
 #define REF_EPOCHS 3

@@ -39,13 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (strcmp(cnn_expr_source(e), src) != 0) abort();
   free(src);
 
-  static const float special[] = {0.0f,     -0.0f,     1.0f,       -1.0f,   0.5f,   -0.5f,
-                                  2.0f,     -2.0f,     1e-45f,     -1e-45f, 1e-30f, 1e30f,
-                                  -1e30f,   3.4e38f,   -3.4e38f,   88.7f,   -88.7f, 1e-7f,
-                                  INFINITY, -INFINITY, NAN,        3.0f,    -3.0f,  10.0f};
+  static const float special[] = {0.0f,     -0.0f,     1.0f,     -1.0f,   0.5f,   -0.5f,
+                                  2.0f,     -2.0f,     1e-45f,   -1e-45f, 1e-30f, 1e30f,
+                                  -1e30f,   3.4e38f,   -3.4e38f, 88.7f,   -88.7f, 1e-7f,
+                                  INFINITY, -INFINITY, NAN,      3.0f,    -3.0f,  10.0f};
   size_t ns = sizeof special / sizeof special[0];
-  for (size_t i = 0; i < N; i++)
-    x[i] = i < ns ? special[i] : (float)((double)i - N / 2.0) / 37.0f;
+  for (size_t i = 0; i < N; i++) x[i] = i < ns ? special[i] : (float)((double)i - N / 2.0) / 37.0f;
   cnn_expr_eval(e, y, d, x, N);
   cnn_expr_eval(e, y2, NULL, x, N);
   memcpy(inplace, x, sizeof x);

@@ -15,11 +15,21 @@
 
 static void write_value(cnn_buf *b, const cnn_json *v) {
   switch (v->type) {
-  case CNN_JSON_NULL: cnn_buf_puts(b, "null"); break;
-  case CNN_JSON_FALSE: cnn_buf_puts(b, "false"); break;
-  case CNN_JSON_TRUE: cnn_buf_puts(b, "true"); break;
-  case CNN_JSON_NUMBER: cnn_buf_json_number(b, v->number); break;
-  case CNN_JSON_STRING: cnn_buf_json_string(b, v->string); break;
+  case CNN_JSON_NULL:
+    cnn_buf_puts(b, "null");
+    break;
+  case CNN_JSON_FALSE:
+    cnn_buf_puts(b, "false");
+    break;
+  case CNN_JSON_TRUE:
+    cnn_buf_puts(b, "true");
+    break;
+  case CNN_JSON_NUMBER:
+    cnn_buf_json_number(b, v->number);
+    break;
+  case CNN_JSON_STRING:
+    cnn_buf_json_string(b, v->string);
+    break;
   case CNN_JSON_ARRAY:
   case CNN_JSON_OBJECT:
     cnn_buf_puts(b, v->type == CNN_JSON_ARRAY ? "[" : "{");

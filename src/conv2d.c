@@ -43,6 +43,7 @@ typedef struct {
   float *cols;
   float *dx;
   const float *x;
+  int parts; /* im2col: tasks per image, each a band of output rows */
 } conv_task;
 
 /* One kernel row of the patches of `count` consecutive outputs: len floats
@@ -61,10 +62,11 @@ static inline __attribute__((always_inline)) void im2col_span(float *restrict ds
   }
 }
 
-/* cols [OH*OW, K] of one image x [H, W, C] */
-static void im2col(const cnn_layer *l, float *restrict cols, const float *restrict x) {
+/* cols [OH*OW, K] of one image x [H, W, C], the rows of outputs oy0..oy1-1 */
+static void im2col(const cnn_layer *l, float *restrict cols, const float *restrict x, int oy0,
+                   int oy1) {
   const cnn_layer_spec *s = l->spec;
-  int H = l->in.h, W = l->in.w, C = l->in.c, OH = l->out.h, OW = l->out.w;
+  int H = l->in.h, W = l->in.w, C = l->in.c, OW = l->out.w;
   size_t rowlen = (size_t)C * s->kw; /* one kernel row of a patch */
   size_t K = (size_t)s->kh * rowlen, step = (size_t)s->sw * C;
   /* Outputs [lo, hi) have every kernel column inside the image. */
@@ -72,7 +74,7 @@ static void im2col(const cnn_layer *l, float *restrict cols, const float *restri
   int hi = room < 0 ? 0 : room / s->sw + 1;
   if (hi > OW) hi = OW;
   if (lo > hi) lo = hi;
-  for (int oy = 0; oy < OH; oy++) {
+  for (int oy = oy0; oy < oy1; oy++) {
     for (int ky = 0; ky < s->kh; ky++) {
       float *row = cols + (size_t)oy * OW * K + (size_t)ky * rowlen;
       int iy = oy * s->sh + ky - l->pad_top;
@@ -131,7 +133,9 @@ static void im2col_task(void *ctx, int i, int thread) {
   const conv_task *t = ctx;
   const cnn_layer *l = t->l;
   size_t in = (size_t)l->in.h * l->in.w * l->in.c;
-  im2col(l, t->cols + (size_t)i * l->work_per_sample, t->x + (size_t)i * in);
+  int img = i / t->parts, part = i % t->parts, OH = l->out.h;
+  im2col(l, t->cols + (size_t)img * l->work_per_sample, t->x + (size_t)img * in,
+         OH * part / t->parts, OH * (part + 1) / t->parts);
 }
 
 static void col2im_task(void *ctx, int i, int thread) {
@@ -165,7 +169,7 @@ static void conv_chunk_task(void *ctx, int task, int thread) {
   int N = l->out.c, K = l->spec->kh * l->spec->kw * l->in.c;
   float *cols = t->cols + (size_t)i0 * l->work_per_sample;
   for (int i = 0; i < m; i++)
-    im2col(l, cols + (size_t)i * l->work_per_sample, t->x + (size_t)(i0 + i) * in);
+    im2col(l, cols + (size_t)i * l->work_per_sample, t->x + (size_t)(i0 + i) * in, 0, l->out.h);
   cnn_gemm_bias(NULL, 0, 0, (int)(m * rows), N, K, 1.0f, cols, K, l->w, N, l->nbias ? l->b : NULL,
                 t->run->relu, t->y + (size_t)i0 * rows * N, N);
 }
@@ -185,8 +189,10 @@ static void conv_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
     return;
   }
   if (!conv_direct(l)) {
-    conv_task t = {l, run->training && l->keep ? l->keep : run->work, NULL, x};
-    cnn_pool_run(run->pool, im2col_task, &t, n);
+    /* Fewer images than threads (batch-1 inference): split them by rows. */
+    int threads = cnn_pool_size(run->pool), parts = n < threads ? (threads + n - 1) / n : 1;
+    conv_task t = {l, run->training && l->keep ? l->keep : run->work, NULL, x, parts};
+    cnn_pool_run(run->pool, im2col_task, &t, n * parts);
     cols = t.cols;
   }
   cnn_gemm_bias(run->pool, 0, 0, M, N, K, 1.0f, cols, K, l->w, N, l->nbias ? l->b : NULL, run->relu,
@@ -198,7 +204,7 @@ static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
   int M = n * l->out.h * l->out.w, N = l->out.c;
   int K = l->spec->kh * l->spec->kw * l->in.c;
   if (l->nbias) cnn_bias_grad(l->db, dy, (size_t)M, (size_t)N);
-  conv_task t = {l, run->work, dx, x};
+  conv_task t = {l, run->work, dx, x, 1};
   const float *cols = conv_direct(l) ? x : l->keep; /* from the training forward */
   cnn_gemm(run->pool, 1, 0, K, N, M, 1.0f, cols, K, dy, N, 0.0f, l->dw, N);
   if (!dx) return;

@@ -87,9 +87,10 @@
 #define GEMM_OVERWRITE 1
 #define GEMM_RELU 2
 
-/* Below this many flops (2*M*N*K, about 25 us of one core) waking the pool
- * (about 10 us) costs more than it saves; measured on the model's shapes. */
-#define GEMM_MIN_PARALLEL_FLOPS 2e6
+/* Below this many flops (2*M*N*K, about 6 us of one core) handing work to
+ * the pool costs more than it saves; measured on the model's shapes (the
+ * third convolution at batch 1, 6.6e5 flops: 12 -> 8 us on 2 threads). */
+#define GEMM_MIN_PARALLEL_FLOPS 5e5
 
 _Static_assert(MC % MR == 0 && NC % NR == 0, "blocks must hold whole tiles");
 
@@ -657,16 +658,54 @@ static void gemm_task(void *ctx, int task, int thread) {
 
 #if GEMM_AVX2
 /* Rows of g->parts: N rounded up to whole vectors. */
-static size_t gemm_parts_ld(const gemm_job *g) { return ((size_t)g->N + 7) / 8 * 8; }
+static size_t gemm_parts_ld(const gemm_job *g) { return ((size_t)g->N + 15) / 16 * 16; }
 
 /* A one-row product split by k block (see gemm_run): task t sums its share
  * of the blocks, each into its own row of g->parts. */
+/* Four full k blocks of a row at most 16 columns wide, summed side by side:
+ * each element is still one FMA chain per block, but the 8 chains of the
+ * group hide each other's latency (a chain alone waits 4 cycles per step:
+ * the 5000-deep output layer at batch 1, 11 -> 5 us). */
+static void gemm_row_acc4_narrow(const gemm_job *g, int blk) {
+  int kc = g->kc, nc = g->N;
+  size_t csa = g->ta ? (size_t)g->lda : 1, ldb = (size_t)g->ldb, ld = gemm_parts_ld(g);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc), lane);
+  const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - 8), lane);
+  const float *a = gemm_a_at(g, 0, blk * kc), *b = gemm_b_at(g, blk * kc, 0);
+  size_t ablk = (size_t)kc * csa, bblk = (size_t)kc * ldb;
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00;
+  __m256 c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  for (int k = 0; k < kc; k++, a += csa, b += ldb) {
+#define GEMM_NARROW_BLOCK(i)                                                          \
+  {                                                                                   \
+    __m256 ai = _mm256_broadcast_ss(a + i * ablk);                                    \
+    c##i##0 = _mm256_fmadd_ps(ai, _mm256_maskload_ps(b + i * bblk, m0), c##i##0);     \
+    c##i##1 = _mm256_fmadd_ps(ai, _mm256_maskload_ps(b + i * bblk + 8, m1), c##i##1); \
+  }
+    GEMM_NARROW_BLOCK(0)
+    GEMM_NARROW_BLOCK(1)
+    GEMM_NARROW_BLOCK(2)
+    GEMM_NARROW_BLOCK(3)
+#undef GEMM_NARROW_BLOCK
+  }
+  float *p = g->parts + (size_t)blk * ld; /* ld >= 16 here */
+  _mm256_storeu_ps(p, c00), _mm256_storeu_ps(p + 8, c01), p += ld;
+  _mm256_storeu_ps(p, c10), _mm256_storeu_ps(p + 8, c11), p += ld;
+  _mm256_storeu_ps(p, c20), _mm256_storeu_ps(p + 8, c21), p += ld;
+  _mm256_storeu_ps(p, c30), _mm256_storeu_ps(p + 8, c31);
+}
+
 static void gemm_krow_task(void *ctx, int task, int thread) {
   const gemm_job *g = ctx;
   (void)thread;
-  int nk = (g->K + g->kc - 1) / g->kc;
+  int nk = (g->K + g->kc - 1) / g->kc, end = nk * (task + 1) / g->ntasks;
   size_t csa = g->ta ? (size_t)g->lda : 1;
-  for (int blk = nk * task / g->ntasks; blk < nk * (task + 1) / g->ntasks; blk++) {
+  int blk = nk * task / g->ntasks;
+  /* Narrow rows: groups of four full blocks (the last block may be short). */
+  if (g->N <= 16)
+    for (; blk + 4 <= end && (blk + 4) * g->kc <= g->K; blk += 4) gemm_row_acc4_narrow(g, blk);
+  for (; blk < end; blk++) {
     int pc = blk * g->kc, kc = g->K - pc < g->kc ? g->K - pc : g->kc;
     gemm_row_acc_avx2(kc, g->N, gemm_a_at(g, 0, pc), csa, gemm_b_at(g, pc, 0), (size_t)g->ldb,
                       g->parts + (size_t)blk * gemm_parts_ld(g));
@@ -730,12 +769,14 @@ static void gemm_run(cnn_pool *pool, int ta, int tb, int M, int N, int K, float 
    * and the caller writes them back in k order: the same arithmetic as one
    * thread. Each thread then streams its own contiguous rows of B; split by
    * columns they would read parts of every row (measured on the 11.5 MB
-   * dense kernel: 179 -> 88 us on 2 threads). The sums go to the caller's
+   * dense kernel: 179 -> 88 us on 2 threads). A narrow row takes this path
+   * on one thread too, for gemm_row_acc4_narrow. The sums go to the caller's
    * own B packing buffer, which this product does not use otherwise. */
-  if (M == 1 && !tb && nt > 1 && nk >= nt && (size_t)nk * gemm_parts_ld(&g) <= KC * NC) {
+  if (M == 1 && !tb && nk >= 2 && ((nt > 1 && nk >= nt) || N <= 16) &&
+      (size_t)nk * gemm_parts_ld(&g) <= KC * NC) {
     g.parts = gemm_bpack;
-    g.ntasks = nt;
-    cnn_pool_run(pool, gemm_krow_task, &g, nt);
+    g.ntasks = nt < nk ? nt : nk;
+    cnn_pool_run(pool, gemm_krow_task, &g, g.ntasks);
     gemm_krow_write(&g);
     return;
   }

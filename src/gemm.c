@@ -660,8 +660,6 @@ static void gemm_task(void *ctx, int task, int thread) {
 /* Rows of g->parts: N rounded up to whole vectors. */
 static size_t gemm_parts_ld(const gemm_job *g) { return ((size_t)g->N + 15) / 16 * 16; }
 
-/* A one-row product split by k block (see gemm_run): task t sums its share
- * of the blocks, each into its own row of g->parts. */
 /* Four full k blocks of a row at most 16 columns wide, summed side by side:
  * each element is still one FMA chain per block, but the 8 chains of the
  * group hide each other's latency (a chain alone waits 4 cycles per step:
@@ -696,6 +694,8 @@ static void gemm_row_acc4_narrow(const gemm_job *g, int blk) {
   _mm256_storeu_ps(p, c30), _mm256_storeu_ps(p + 8, c31);
 }
 
+/* A one-row product split by k block (see gemm_run): task t sums its share
+ * of the blocks, each into its own row of g->parts. */
 static void gemm_krow_task(void *ctx, int task, int thread) {
   const gemm_job *g = ctx;
   (void)thread;

@@ -21,7 +21,7 @@ static void conn_release(void *p) {
   cnn_conn *c = p;
   if (!c || --c->refs > 0) return;
   for (int i = 0; i < CNN_CACHE_MODELS; i++) cnn_model_release(c->cache[i]);
-  cnn_pool_free(c->pool);
+  cnn_threads_free(c->pool);
   cnn_free(c);
 }
 

@@ -39,7 +39,7 @@ typedef struct cnn_model {
 typedef struct cnn_conn {
   int refs;
   cnn_model *cache[CNN_CACHE_MODELS]; /* owned references, most recent first */
-  cnn_pool *pool;                     /* owned, for inference; created on first use */
+  cnn_threads *pool;                  /* owned, for inference; created on first use */
 } cnn_conn;
 
 /* ---- model storage (ext/store.c) --------------------------------------- */
@@ -68,7 +68,7 @@ int cnn_model_get(cnn_conn *conn, sqlite3 *db, const char *name, cnn_model **out
 /* Drops cached copies of a model (after cnn_drop / cnn_import). */
 void cnn_cache_forget(cnn_conn *conn, const char *name);
 /* The connection's inference thread pool (all cores), created on first use. */
-cnn_pool *cnn_conn_pool(cnn_conn *conn);
+cnn_threads *cnn_conn_pool(cnn_conn *conn);
 /* Default model: the most recently trained, or set by cnn_default. */
 int cnn_store_set_default(sqlite3 *db, const char *name, char *err);
 /* *name = an sqlite3_malloc'd name; an error when there is no model. */

@@ -497,10 +497,10 @@ void cnn_cache_forget(cnn_conn *conn, const char *name) {
   }
 }
 
-cnn_pool *cnn_conn_pool(cnn_conn *conn) {
+cnn_threads *cnn_conn_pool(cnn_conn *conn) {
   if (!conn->pool) {
     char err[CNN_ERRMAX];
-    if (cnn_pool_new(&conn->pool, 0, err)) conn->pool = NULL; /* run single-threaded */
+    if (cnn_threads_new(&conn->pool, 0, err)) conn->pool = NULL; /* run single-threaded */
   }
   return conn->pool;
 }

@@ -131,7 +131,7 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   cnn_net *fresh = NULL;
   cnn_optim fresh_opt = {0};
   cnn_rows rows = {0}, vrows = {0};
-  cnn_pool *pool = NULL;
+  cnn_threads *pool = NULL;
   train_ctx t = {0};
   int rc;
 
@@ -194,7 +194,7 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     memcpy(err, tmp, sizeof tmp);
     goto done;
   }
-  if ((rc = cnn_pool_new(&pool, o.threads, err))) goto done;
+  if ((rc = cnn_threads_new(&pool, o.threads, err))) goto done;
   cnn_net_set_pool(t.net, pool);
   if ((rc = cnn_probe_open(db, &t.probe, err))) goto done;
 
@@ -281,7 +281,7 @@ done:
   }
   sqlite3_finalize(t.probe);
   if (t.net) cnn_net_set_pool(t.net, NULL);
-  cnn_pool_free(pool);
+  cnn_threads_free(pool);
   cnn_rows_clear(&rows);
   cnn_rows_clear(&vrows);
   cnn_train_options_clear(&o);

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "base.h"
-#include "pool.h"
+#include "threads.h"
 
 /* ---- activations ------------------------------------------------------- */
 
@@ -152,8 +152,8 @@ void cnn_net_init(cnn_net *net, uint64_t seed);
 void cnn_net_seed(cnn_net *net, uint64_t seed);
 
 /* Threads for the heavy kernels (borrowed; NULL = single-threaded). */
-void cnn_net_set_pool(cnn_net *net, cnn_pool *pool);
-cnn_pool *cnn_net_pool(const cnn_net *net);
+void cnn_net_set_pool(cnn_net *net, cnn_threads *pool);
+cnn_threads *cnn_net_pool(const cnn_net *net);
 
 int cnn_net_layers(const cnn_net *net);
 cnn_layer_info cnn_net_layer(const cnn_net *net, int i);
@@ -245,7 +245,7 @@ void cnn_optim_clear(cnn_optim *opt);
 int cnn_optim_slots(const cnn_optim_config *cfg);
 const char *cnn_optim_slot_name(const cnn_optim_config *cfg, int slot);
 /* One update of params from grads (both n long). */
-void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_pool *pool);
+void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_threads *pool);
 
 /* ---- training -------------------------------------------------------------- */
 

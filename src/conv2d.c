@@ -183,16 +183,16 @@ static void conv_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
   if (per_chunk < 1) per_chunk = 1;
   /* Enough chunks to keep every thread busy; otherwise (batch-1 inference)
    * the threads share each product instead. */
-  if (!conv_direct(l) && n >= 4 * per_chunk * cnn_pool_size(run->pool)) {
+  if (!conv_direct(l) && n >= 4 * per_chunk * cnn_threads_size(run->pool)) {
     conv_chunks t = {l, run, run->training && l->keep ? l->keep : run->work, y, x, n, per_chunk};
-    cnn_pool_run(run->pool, conv_chunk_task, &t, (n + per_chunk - 1) / per_chunk);
+    cnn_threads_run(run->pool, conv_chunk_task, &t, (n + per_chunk - 1) / per_chunk);
     return;
   }
   if (!conv_direct(l)) {
     /* Fewer images than threads (batch-1 inference): split them by rows. */
-    int threads = cnn_pool_size(run->pool), parts = n < threads ? (threads + n - 1) / n : 1;
+    int threads = cnn_threads_size(run->pool), parts = n < threads ? (threads + n - 1) / n : 1;
     conv_task t = {l, run->training && l->keep ? l->keep : run->work, NULL, x, parts};
-    cnn_pool_run(run->pool, im2col_task, &t, n * parts);
+    cnn_threads_run(run->pool, im2col_task, &t, n * parts);
     cols = t.cols;
   }
   cnn_gemm_bias(run->pool, 0, 0, M, N, K, 1.0f, cols, K, l->w, N, l->nbias ? l->b : NULL, run->relu,
@@ -213,7 +213,7 @@ static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
     return;
   }
   cnn_gemm(run->pool, 0, 1, M, K, N, 1.0f, dy, N, l->w, N, 0.0f, run->work, K);
-  cnn_pool_run(run->pool, col2im_task, &t, n);
+  cnn_threads_run(run->pool, col2im_task, &t, n);
 }
 
 const cnn_layer_ops cnn_conv2d_ops = {"Conv2D",     "conv2d",      conv_setup,

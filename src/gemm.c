@@ -737,7 +737,7 @@ static void gemm_scale(int M, int N, float beta, float *C, int ldc) {
 
 /* C = alpha*op(A)@op(B) + beta*S, S = C or (bias) the bias row; then
  * max(C, 0) with relu. */
-static void gemm_run(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha,
+static void gemm_run(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta,
                      const float *bias, int relu, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
@@ -761,7 +761,7 @@ static void gemm_run(cnn_pool *pool, int ta, int tb, int M, int N, int K, float 
   /* Split the longer side of C (see the top of the file); the other side
    * when the longer one has too few tiles for the threads. */
   int tm = (M + MR - 1) / MR, tn = (N + NR - 1) / NR;
-  int nt = cnn_pool_size(pool);
+  int nt = cnn_threads_size(pool);
   if (2.0 * M * N * K < GEMM_MIN_PARALLEL_FLOPS) nt = 1;
 #if GEMM_AVX2
   /* One row (batch-1 inference) with at least a k block per thread: the
@@ -776,7 +776,7 @@ static void gemm_run(cnn_pool *pool, int ta, int tb, int M, int N, int K, float 
       (size_t)nk * gemm_parts_ld(&g) <= KC * NC) {
     g.parts = gemm_bpack;
     g.ntasks = nt < nk ? nt : nk;
-    cnn_pool_run(pool, gemm_krow_task, &g, g.ntasks);
+    cnn_threads_run(pool, gemm_krow_task, &g, g.ntasks);
     gemm_krow_write(&g);
     return;
   }
@@ -788,17 +788,17 @@ static void gemm_run(cnn_pool *pool, int ta, int tb, int M, int N, int K, float 
   if (nt == 1)
     gemm_task(&g, 0, 0);
   else
-    cnn_pool_run(pool, gemm_task, &g, nt);
+    cnn_threads_run(pool, gemm_task, &g, nt);
 }
 
-void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+void cnn_gemm(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
               int lda, const float *B, int ldb, float beta, float *C, int ldc) {
   gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, 0, C, ldc);
 }
 
-void cnn_gemm_bias(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                   int lda, const float *B, int ldb, const float *bias, int relu, float *C,
-                   int ldc) {
+void cnn_gemm_bias(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, const float *bias, int relu,
+                   float *C, int ldc) {
   gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, bias ? 1.0f : 0.0f, bias, relu, C, ldc);
 }
 

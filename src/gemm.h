@@ -17,9 +17,9 @@
 #ifndef CNN_GEMM_H
 #define CNN_GEMM_H
 
-#include "pool.h"
+#include "threads.h"
 
-void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+void cnn_gemm(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
               int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* C = alpha * op(A) @ op(B) + bias, the bias row (N values) added to every
@@ -27,9 +27,9 @@ void cnn_gemm(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, 
  * cnn_act_forward). Bit for bit what filling each row of C with the bias,
  * calling cnn_gemm with beta = 1 and applying the ReLU gives, without
  * writing and reading C two or three times. */
-void cnn_gemm_bias(cnn_pool *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                   int lda, const float *B, int ldb, const float *bias, int relu, float *C,
-                   int ldc);
+void cnn_gemm_bias(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, const float *bias, int relu,
+                   float *C, int ldc);
 
 /* The naive reference twin (triple loop, double accumulation) the tests and
  * benchmarks compare against. */

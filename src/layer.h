@@ -24,8 +24,8 @@ typedef struct cnn_layer cnn_layer;
 
 /* What one forward/backward call may use besides the layer itself. */
 typedef struct cnn_run {
-  cnn_pool *pool; /* borrowed, may be NULL */
-  float *work;    /* borrowed scratch, n * work_per_sample floats */
+  cnn_threads *pool; /* borrowed, may be NULL */
+  float *work;       /* borrowed scratch, n * work_per_sample floats */
   int training;
   int freeze;   /* dropout: reuse the last masks */
   cnn_rng *rng; /* borrowed */

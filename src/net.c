@@ -35,9 +35,9 @@ struct cnn_net {
   float **z;                /* owned array of nlayers borrowed pointers (or NULL) */
   float *g0, *g1, *work, *input_grad;
   int want_input_grad, have_input_grad;
-  int last_n;     /* samples of the last forward */
-  cnn_pool *pool; /* borrowed */
-  cnn_rng rng;    /* dropout masks */
+  int last_n;        /* samples of the last forward */
+  cnn_threads *pool; /* borrowed */
+  cnn_rng rng;       /* dropout masks */
   int freeze;
 };
 
@@ -195,8 +195,8 @@ void cnn_net_free(cnn_net *net) {
 }
 
 const cnn_spec *cnn_net_spec(const cnn_net *net) { return &net->spec; }
-void cnn_net_set_pool(cnn_net *net, cnn_pool *pool) { net->pool = pool; }
-cnn_pool *cnn_net_pool(const cnn_net *net) { return net->pool; }
+void cnn_net_set_pool(cnn_net *net, cnn_threads *pool) { net->pool = pool; }
+cnn_threads *cnn_net_pool(const cnn_net *net) { return net->pool; }
 void cnn_net_seed(cnn_net *net, uint64_t seed) { cnn_rng_seed(&net->rng, seed); }
 int cnn_net_layers(const cnn_net *net) { return net->nlayers; }
 cnn_shape cnn_net_input(const cnn_net *net) { return net->input; }

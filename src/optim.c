@@ -302,7 +302,7 @@ static void step_task_run(void *ctx, int i, int thread) {
   step_range(t, lo, hi);
 }
 
-void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_pool *pool) {
+void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_threads *pool) {
   opt->step++;
   const cnn_optim_config *c = &opt->cfg;
   double t = (double)opt->step;
@@ -314,5 +314,5 @@ void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_pool 
   size_t chunk = 1 << 16; /* 256 KB of each array: big enough to amortise a task */
   task.chunk = chunk;
   int ntasks = (int)((opt->n + chunk - 1) / chunk);
-  cnn_pool_run(pool, step_task_run, &task, ntasks);
+  cnn_threads_run(pool, step_task_run, &task, ntasks);
 }

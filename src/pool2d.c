@@ -222,7 +222,7 @@ static void backward_task(void *ctx, int i, int thread) {
 static void pool_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
                          const float *restrict x, int n) {
   pool_task t = {l, y, x, run->training};
-  cnn_pool_run(run->pool, forward_task, &t, n);
+  cnn_threads_run(run->pool, forward_task, &t, n);
 }
 
 static void pool_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
@@ -230,7 +230,7 @@ static void pool_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
   (void)x;
   if (!dx) return;
   pool_task t = {l, dx, dy, 1};
-  cnn_pool_run(run->pool, backward_task, &t, n);
+  cnn_threads_run(run->pool, backward_task, &t, n);
 }
 
 const cnn_layer_ops cnn_maxpool_ops = {"MaxPooling2D", "max_pooling2d", pool_setup,

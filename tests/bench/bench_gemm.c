@@ -21,7 +21,7 @@
 
 #include "base.h"
 #include "gemm.h"
-#include "pool.h"
+#include "threads.h"
 
 #ifdef BENCH_WITH_BLAS
 #include <cblas.h>
@@ -75,7 +75,7 @@ typedef struct operands {
 #define BENCH_OURS 0
 #define BENCH_BLAS 1
 
-static void bench_call(int which, cnn_pool *pool, const operands *o) {
+static void bench_call(int which, cnn_threads *pool, const operands *o) {
 #ifdef BENCH_WITH_BLAS
   if (which == BENCH_BLAS) {
     cblas_sgemm(CblasRowMajor, o->ta ? CblasTrans : CblasNoTrans, o->tb ? CblasTrans : CblasNoTrans,
@@ -89,7 +89,7 @@ static void bench_call(int which, cnn_pool *pool, const operands *o) {
 }
 
 /* Median seconds of one call, over repeats filling about `budget` seconds. */
-static double bench_time(int which, cnn_pool *pool, const operands *o, double budget) {
+static double bench_time(int which, cnn_threads *pool, const operands *o, double budget) {
   static double times[101];
   int n = 0;
   bench_call(which, pool, o); /* warm caches, pages and thread-local buffers */
@@ -117,10 +117,10 @@ int main(int argc, char **argv) {
 #ifdef BENCH_WITH_BLAS
   nimpl = 2;
 #endif
-  cnn_pool *pools[2] = {NULL, NULL};
+  cnn_threads *pools[2] = {NULL, NULL};
   char err[CNN_ERRMAX];
   for (int t = 0; t < 2; t++)
-    if (cnn_pool_new(&pools[t], t + 1, err) != CNN_OK) {
+    if (cnn_threads_new(&pools[t], t + 1, err) != CNN_OK) {
       fprintf(stderr, "bench_gemm: %s\n", err);
       return 1;
     }
@@ -205,7 +205,7 @@ int main(int argc, char **argv) {
     if (nimpl == 2) printf(", OpenBLAS %.2f ms", step[BENCH_BLAS][t] * 1e3);
     printf("\n");
   }
-  cnn_pool_free(pools[0]);
-  cnn_pool_free(pools[1]);
+  cnn_threads_free(pools[0]);
+  cnn_threads_free(pools[1]);
   return status;
 }

@@ -73,8 +73,8 @@ int main(int argc, char **argv) {
 
   printf("%-8s %-8s %10s %10s %10s\n", "threads", "images", "ms/call", "us/image", "best us/im");
   for (int threads = 1; threads <= 2; threads++) {
-    cnn_pool *pool = NULL;
-    if (cnn_pool_new(&pool, threads, err)) return 1;
+    cnn_threads *pool = NULL;
+    if (cnn_threads_new(&pool, threads, err)) return 1;
     cnn_net_set_pool(net, pool);
     static const int sizes[] = {1, 128, IMAGES};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
       printf("%-8d %-8d %10.3f %10.1f %10.1f\n", threads, n, t * 1e3, t * 1e6 / n, best * 1e6 / n);
     }
     cnn_net_set_pool(net, NULL);
-    cnn_pool_free(pool);
+    cnn_threads_free(pool);
   }
   cnn_net_free(net);
   free(images);

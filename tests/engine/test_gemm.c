@@ -21,7 +21,7 @@
 #include "base.h"
 #include "check.h"
 #include "gemm.h"
-#include "pool.h"
+#include "threads.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static uint64_t rng_next(void) {
@@ -47,7 +47,7 @@ typedef struct gemm_case {
 
 /* Runs one case through cnn_gemm (with `pool`) and cnn_gemm_ref; returns 1 if
  * every element is within tolerance and nothing outside C changed. */
-static int run_case(cnn_pool *pool, const gemm_case *t) {
+static int run_case(cnn_threads *pool, const gemm_case *t) {
   int arows = t->ta ? t->K : t->M, acols = t->ta ? t->M : t->K;
   int brows = t->tb ? t->N : t->K, bcols = t->tb ? t->K : t->N;
   size_t na = (size_t)arows * t->lda, nb = (size_t)brows * t->ldb, nc = (size_t)t->M * t->ldc;
@@ -121,7 +121,7 @@ static gemm_case make_case(int ta, int tb, int M, int N, int K, int pad, float a
 
 /* Every size class: 1, below and above a tile (6x16, or 4x8 portable),
  * primes, several k blocks (384), A blocks (144 rows) and B blocks. */
-static void test_against_ref(cnn_pool *pool) {
+static void test_against_ref(cnn_threads *pool) {
   static const int dims[] = {1,  2,  3,  5,  6,  7,   8,   13,  16, 17,
                              23, 31, 33, 47, 97, 145, 151, 257, 300};
   const int nd = (int)(sizeof dims / sizeof dims[0]);
@@ -166,7 +166,7 @@ static void test_against_ref(cnn_pool *pool) {
 }
 
 /* beta == 0: C is write-only, NaN in it must not leak into the result. */
-static void test_beta_zero_ignores_nan(cnn_pool *pool) {
+static void test_beta_zero_ignores_nan(cnn_threads *pool) {
   int failures = 0;
   for (int ta = 0; ta < 2; ta++)
     for (int tb = 0; tb < 2; tb++)
@@ -181,7 +181,7 @@ static void test_beta_zero_ignores_nan(cnn_pool *pool) {
 
 /* K == 0 or alpha == 0: C = beta * C, A and B unread (NaN there is harmless);
  * beta == 0 then clears C even of NaN. M == 0 or N == 0 touches nothing. */
-static void test_degenerate(cnn_pool *pool) {
+static void test_degenerate(cnn_threads *pool) {
   float A[6] = {NAN, NAN, NAN, NAN, NAN, NAN}, B[6] = {NAN, NAN, NAN, NAN, NAN, NAN};
   float C[6] = {1, 2, 3, 4, NAN, 6};
   cnn_gemm(pool, 0, 0, 2, 3, 0, 1.0f, A, 1, B, 3, 2.0f, C, 3);
@@ -227,10 +227,10 @@ static double dot_ref(int ta, int tb, int K, const float *A, int lda, const floa
 }
 
 static void test_pool_sizes_bitwise(void) {
-  cnn_pool *pools[4] = {NULL, NULL, NULL, NULL};
+  cnn_threads *pools[4] = {NULL, NULL, NULL, NULL};
   char err[CNN_ERRMAX];
   for (int p = 0; p < 4; p++)
-    if (!CHECK_EQ_INT(cnn_pool_new(&pools[p], p + 1, err), CNN_OK)) goto done;
+    if (!CHECK_EQ_INT(cnn_threads_new(&pools[p], p + 1, err), CNN_OK)) goto done;
   for (size_t s = 0; s < sizeof model / sizeof model[0]; s++) {
     int ta = model[s][0], tb = model[s][1], M = model[s][2], N = model[s][3], K = model[s][4];
     int lda = ta ? M : K, ldb = tb ? K : N;
@@ -278,7 +278,7 @@ static void test_pool_sizes_bitwise(void) {
     free(A), free(B), free(C0), free(C), free(first);
   }
 done:
-  for (int p = 0; p < 4; p++) cnn_pool_free(pools[p]);
+  for (int p = 0; p < 4; p++) cnn_threads_free(pools[p]);
 }
 
 /* Batch-1 inference (M = 1, B streamed in place) and few rows (M <= 6, B
@@ -287,7 +287,7 @@ done:
  * for bit. N = 6200 spans two stream chunks; N = 17 and 10 leave narrow tiles;
  * K = 5000 makes several k blocks; with a pool, N = 5000 and 1001 (a masked
  * tail) split one row by k blocks over the threads (2 and 4 blocks). */
-static void test_rows_match_batch(cnn_pool *pool) {
+static void test_rows_match_batch(cnn_threads *pool) {
   static const int shapes[][2] = {{5000, 576}, {10, 5000}, {17, 9},
                                   {6200, 100}, {64, 288},  {1001, 1200}};
   static const float betas[] = {0.0f, 1.0f, 0.25f};
@@ -335,7 +335,7 @@ static void test_rows_match_batch(cnn_pool *pool) {
  * k block with a pool), three rows, convolution and dense shapes, A^T, and
  * several k blocks; bias NULL is exactly beta = 0 up to the sign of zero. A
  * NaN in the bias makes a NaN column, which the ReLU turns into zeros. */
-static void test_bias(cnn_pool *pool) {
+static void test_bias(cnn_threads *pool) {
   static const int shapes[][4] = {{1, 5000, 576, 0},     {3, 5000, 576, 0}, {3872, 64, 288, 0},
                                   {21632 / 8, 32, 9, 0}, {32, 10, 5000, 0}, {200, 600, 50, 1},
                                   {7, 17, 5, 1},         {1, 1001, 1200, 1}};
@@ -408,24 +408,24 @@ static void test_concurrent_callers(void) {
 }
 
 int main(void) {
-  cnn_pool *pool = NULL;
+  cnn_threads *pool = NULL;
   char err[CNN_ERRMAX];
   test_degenerate(NULL);
   test_against_ref(NULL);
   test_beta_zero_ignores_nan(NULL);
-  if (CHECK_EQ_INT(cnn_pool_new(&pool, 3, err), CNN_OK)) {
+  if (CHECK_EQ_INT(cnn_threads_new(&pool, 3, err), CNN_OK)) {
     test_degenerate(pool);
     test_against_ref(pool);
     test_beta_zero_ignores_nan(pool);
-    cnn_pool_free(pool);
+    cnn_threads_free(pool);
   }
   test_pool_sizes_bitwise();
   test_rows_match_batch(NULL);
   test_bias(NULL);
-  if (CHECK_EQ_INT(cnn_pool_new(&pool, 2, err), CNN_OK)) {
+  if (CHECK_EQ_INT(cnn_threads_new(&pool, 2, err), CNN_OK)) {
     test_rows_match_batch(pool);
     test_bias(pool);
-    cnn_pool_free(pool);
+    cnn_threads_free(pool);
   }
   test_concurrent_callers();
   return check_done();

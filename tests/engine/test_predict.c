@@ -51,8 +51,8 @@ int main(void) {
   static const int per_call[] = {1, 3, 17, IMAGES};
   int mismatches = 0, runs = 0;
   for (int threads = 1; threads <= 3; threads++) {
-    cnn_pool *pool = NULL;
-    if (!CHECK(cnn_pool_new(&pool, threads, err) == CNN_OK)) break;
+    cnn_threads *pool = NULL;
+    if (!CHECK(cnn_threads_new(&pool, threads, err) == CNN_OK)) break;
     cnn_net_set_pool(net, pool);
     for (size_t p = 0; p < sizeof per_call / sizeof per_call[0]; p++) {
       memset(out, 0, sizeof(float) * IMAGES * CLASSES);
@@ -84,7 +84,7 @@ int main(void) {
       free(probs);
     }
     cnn_net_set_pool(net, NULL);
-    cnn_pool_free(pool);
+    cnn_threads_free(pool);
   }
   CHECK_EQ_INT(runs, 12);
   CHECK_EQ_INT(mismatches, 0);

@@ -69,11 +69,11 @@ static int optim(cnn_optim *opt, const cnn_net *net, const char *json) {
 static double run(const char *opt_json, int epochs, int threads, uint64_t seed, cnn_net **keep,
                   watch *w) {
   char err[CNN_ERRMAX];
-  cnn_pool *pool = NULL;
+  cnn_threads *pool = NULL;
   cnn_net *net = make(small_cnn, seed);
   cnn_optim opt;
   if (!net || optim(&opt, net, opt_json)) return -1;
-  if (threads > 1 && cnn_pool_new(&pool, threads, err)) return -1;
+  if (threads > 1 && cnn_threads_new(&pool, threads, err)) return -1;
   cnn_net_set_pool(net, pool);
   watch local = {0};
   cnn_train_config cfg = {.epochs = epochs,
@@ -93,7 +93,7 @@ static double run(const char *opt_json, int epochs, int threads, uint64_t seed, 
     fprintf(stderr, "train: %s\n", err);
   cnn_optim_clear(&opt);
   cnn_net_set_pool(net, NULL);
-  cnn_pool_free(pool);
+  cnn_threads_free(pool);
   if (keep)
     *keep = net;
   else

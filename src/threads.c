@@ -1,7 +1,7 @@
 /*
- * pool.c - the fixed thread pool of pool.h, on POSIX threads.
+ * threads.c - the fixed thread pool of threads.h, on POSIX threads.
  *
- * A pool of n threads owns n-1 workers; the caller of cnn_pool_run is thread
+ * A pool of n threads owns n-1 workers; the caller of cnn_threads_run is thread
  * 0 and works too. A run publishes (task, ctx, ntasks) under the mutex, bumps a
  * generation counter and wakes the workers; every thread then claims task
  * indices from one atomic counter until none is left, so a slow or late
@@ -22,11 +22,11 @@
  * and are skipped altogether by a pool with more threads than CPUs.
  *
  * Runs from different threads on one pool take turns (a run mutex); a task
- * that calls cnn_pool_run on its own pool would deadlock, as pool.h forbids.
+ * that calls cnn_threads_run on its own pool would deadlock, as threads.h forbids.
  * Workers are started with every signal blocked, so signals aimed at the
  * process (SIGINT in a shell or Python) reach the host's own threads.
  */
-#include "pool.h"
+#include "threads.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -51,12 +51,12 @@
 #define POOL_CALLER_SPIN_NS 1000000
 
 typedef struct pool_worker {
-  cnn_pool *pool; /* borrowed: the pool this worker belongs to */
+  cnn_threads *pool; /* borrowed: the pool this worker belongs to */
   pthread_t thread;
   int id; /* 1..size-1; the caller of a run is 0 */
 } pool_worker;
 
-struct cnn_pool {
+struct cnn_threads {
   int size;               /* threads taking part in a run, caller included */
   int spin;               /* poll before sleeping: no more threads than CPUs */
   int started;            /* workers actually running (for a partial cleanup) */
@@ -98,7 +98,7 @@ static int pool_spin(_Atomic unsigned *word, unsigned value, int equal, int64_t 
 }
 
 /* Claims and runs tasks of the current run until none is left. */
-static void pool_drain(cnn_pool *pool, int thread) {
+static void pool_drain(cnn_threads *pool, int thread) {
   cnn_task_fn fn = pool->fn;
   void *ctx = pool->ctx;
   int n = pool->ntasks;
@@ -111,7 +111,7 @@ static void pool_drain(cnn_pool *pool, int thread) {
 
 static void *pool_main(void *arg) {
   pool_worker *w = arg;
-  cnn_pool *pool = w->pool;
+  cnn_threads *pool = w->pool;
   unsigned seen = 0; /* the generation this worker has served */
   for (;;) {
     if (pool->spin) pool_spin(&pool->generation, seen, 0, POOL_WORKER_SPIN_NS);
@@ -138,7 +138,7 @@ static void *pool_main(void *arg) {
 }
 
 /* Stops and joins the started workers, then frees everything. */
-static void pool_destroy(cnn_pool *pool) {
+static void pool_destroy(cnn_threads *pool) {
   pthread_mutex_lock(&pool->mu);
   pool->quit = 1;
   pthread_cond_broadcast(&pool->wake);
@@ -152,16 +152,15 @@ static void pool_destroy(cnn_pool *pool) {
   cnn_free(pool);
 }
 
-int cnn_pool_new(cnn_pool **out, int nthreads, char *err) {
-  cnn_pool *pool = NULL;
+int cnn_threads_new(cnn_threads **out, int nthreads, char *err) {
+  cnn_threads *pool = NULL;
   int rc = CNN_OK;
   *out = NULL;
-  if (nthreads > CNN_POOL_MAX_THREADS)
-    return cnn_error(err, CNN_ERROR, "threads must be at most %d, got %d", CNN_POOL_MAX_THREADS,
+  if (nthreads > CNN_THREADS_MAX)
+    return cnn_error(err, CNN_ERROR, "threads must be at most %d, got %d", CNN_THREADS_MAX,
                      nthreads);
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  if (nthreads <= 0)
-    nthreads = ncpu < 1 ? 1 : ncpu > CNN_POOL_MAX_THREADS ? CNN_POOL_MAX_THREADS : (int)ncpu;
+  if (nthreads <= 0) nthreads = ncpu < 1 ? 1 : ncpu > CNN_THREADS_MAX ? CNN_THREADS_MAX : (int)ncpu;
 
   pool = cnn_calloc(1, sizeof *pool);
   if (!pool) return cnn_nomem(err);
@@ -202,13 +201,13 @@ int cnn_pool_new(cnn_pool **out, int nthreads, char *err) {
   return CNN_OK;
 }
 
-void cnn_pool_free(cnn_pool *pool) {
+void cnn_threads_free(cnn_threads *pool) {
   if (pool) pool_destroy(pool);
 }
 
-int cnn_pool_size(const cnn_pool *pool) { return pool ? pool->size : 1; }
+int cnn_threads_size(const cnn_threads *pool) { return pool ? pool->size : 1; }
 
-void cnn_pool_run(cnn_pool *pool, cnn_task_fn task, void *ctx, int ntasks) {
+void cnn_threads_run(cnn_threads *pool, cnn_task_fn task, void *ctx, int ntasks) {
   if (ntasks <= 0) return;
   if (!pool || pool->size == 1 || ntasks == 1) {
     for (int i = 0; i < ntasks; i++) task(ctx, i, 0);

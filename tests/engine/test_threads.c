@@ -1,5 +1,5 @@
 /*
- * test_pool.c - the thread pool of src/pool.c: every task runs exactly once,
+ * test_threads.c - the thread pool of src/threads.c: every task runs exactly once,
  * thread ids stay in range, tasks really run concurrently, many runs in a row
  * work, callers on several threads can share a pool, idle workers sleep, a
  * NULL pool runs in order on the caller, and bad sizes, failed allocations
@@ -15,7 +15,7 @@
 
 #include "base.h"
 #include "check.h"
-#include "pool.h"
+#include "threads.h"
 
 #define MAXTASKS 5000
 
@@ -41,23 +41,23 @@ static void count_task(void *ctx, int task, int thread) {
 static counts cnt; /* large: static, not on the stack */
 
 static void test_each_task_once(int nthreads) {
-  cnn_pool *pool = NULL;
+  cnn_threads *pool = NULL;
   char err[CNN_ERRMAX] = "";
-  if (!CHECK_EQ_INT(cnn_pool_new(&pool, nthreads, err), CNN_OK)) return;
-  CHECK_EQ_INT(cnn_pool_size(pool), nthreads);
+  if (!CHECK_EQ_INT(cnn_threads_new(&pool, nthreads, err), CNN_OK)) return;
+  CHECK_EQ_INT(cnn_threads_size(pool), nthreads);
   const int ntasks[] = {0, 1, 2, 3, nthreads, nthreads + 1, 97, MAXTASKS};
   for (size_t r = 0; r < sizeof ntasks / sizeof ntasks[0]; r++) {
     int n = ntasks[r];
     for (int i = 0; i < MAXTASKS; i++) atomic_store(&cnt.runs[i], 0);
     atomic_store(&cnt.bad_thread, 0);
     cnt.size = nthreads;
-    cnn_pool_run(pool, count_task, &cnt, n);
+    cnn_threads_run(pool, count_task, &cnt, n);
     int wrong = 0;
     for (int i = 0; i < MAXTASKS; i++) wrong += atomic_load(&cnt.runs[i]) != (i < n ? 1 : 0);
     CHECK_EQ_INT(wrong, 0);
     CHECK_EQ_INT(atomic_load(&cnt.bad_thread), 0);
   }
-  cnn_pool_free(pool);
+  cnn_threads_free(pool);
 }
 
 /* Many short runs back to back: the sleep/wake hand-over must not lose or
@@ -72,45 +72,45 @@ static void sum_task(void *ctx, int task, int thread) {
 }
 
 static void test_many_runs(int nthreads) {
-  cnn_pool *pool = NULL;
+  cnn_threads *pool = NULL;
   char err[CNN_ERRMAX] = "";
-  if (!CHECK_EQ_INT(cnn_pool_new(&pool, nthreads, err), CNN_OK)) return;
+  if (!CHECK_EQ_INT(cnn_threads_new(&pool, nthreads, err), CNN_OK)) return;
   sum_ctx s;
   atomic_store(&s.sum, 0);
   long long expect = 0;
   for (int r = 0; r < 20000; r++) {
     int n = 1 + r % 7;
-    cnn_pool_run(pool, sum_task, &s, n);
+    cnn_threads_run(pool, sum_task, &s, n);
     expect += (long long)n * (n + 1) / 2;
   }
   CHECK_EQ_INT(atomic_load(&s.sum), expect);
   /* A pause long enough for the workers to go to sleep, then more runs. */
   sleep_us(50000);
   for (int r = 0; r < 100; r++) {
-    cnn_pool_run(pool, sum_task, &s, 5);
+    cnn_threads_run(pool, sum_task, &s, 5);
     expect += 15;
     if (r % 10 == 0) sleep_us(1000);
   }
   CHECK_EQ_INT(atomic_load(&s.sum), expect);
-  cnn_pool_free(pool);
+  cnn_threads_free(pool);
 }
 
-/* Several threads calling cnn_pool_run on one pool at once take turns. */
+/* Several threads calling cnn_threads_run on one pool at once take turns. */
 typedef struct caller {
-  cnn_pool *pool;
+  cnn_threads *pool;
   sum_ctx *sum;
 } caller;
 
 static void *caller_main(void *arg) {
   caller *c = arg;
-  for (int r = 0; r < 3000; r++) cnn_pool_run(c->pool, sum_task, c->sum, 1 + r % 4);
+  for (int r = 0; r < 3000; r++) cnn_threads_run(c->pool, sum_task, c->sum, 1 + r % 4);
   return NULL;
 }
 
 static void test_concurrent_callers(void) {
-  cnn_pool *pool = NULL;
+  cnn_threads *pool = NULL;
   char err[CNN_ERRMAX] = "";
-  if (!CHECK_EQ_INT(cnn_pool_new(&pool, 3, err), CNN_OK)) return;
+  if (!CHECK_EQ_INT(cnn_threads_new(&pool, 3, err), CNN_OK)) return;
   sum_ctx s;
   atomic_store(&s.sum, 0);
   caller c = {pool, &s};
@@ -121,7 +121,7 @@ static void test_concurrent_callers(void) {
   CHECK_EQ_INT(started, 3);
   /* Per caller: 750 runs each of 1, 2, 3 and 4 tasks, task i adding i + 1. */
   CHECK_EQ_INT(atomic_load(&s.sum), 3LL * 750 * (1 + 3 + 6 + 10));
-  cnn_pool_free(pool);
+  cnn_threads_free(pool);
 }
 
 /* Two tasks on a two-thread pool each wait for the other to start: this
@@ -149,20 +149,20 @@ static void meet_task(void *ctx, int task, int thread) {
 }
 
 static void test_concurrency(void) {
-  cnn_pool *pool = NULL;
+  cnn_threads *pool = NULL;
   char err[CNN_ERRMAX] = "";
-  if (!CHECK_EQ_INT(cnn_pool_new(&pool, 2, err), CNN_OK)) return;
+  if (!CHECK_EQ_INT(cnn_threads_new(&pool, 2, err), CNN_OK)) return;
   for (int r = 0; r < 3; r++) {
     meet_ctx m;
     atomic_store(&m.started, 0);
     atomic_store(&m.met, 0);
     atomic_store(&m.threads_seen, 0);
-    cnn_pool_run(pool, meet_task, &m, 2);
+    cnn_threads_run(pool, meet_task, &m, 2);
     CHECK_EQ_INT(atomic_load(&m.met), 2);
     CHECK_EQ_INT(atomic_load(&m.threads_seen), 3); /* threads 0 and 1 */
     sleep_us(30000); /* the next round starts with a sleeping worker */
   }
-  cnn_pool_free(pool);
+  cnn_threads_free(pool);
 }
 
 /* Between runs the workers sleep: after a short bounded poll, an idle pool
@@ -174,20 +174,20 @@ static double cpu_sec(void) {
 }
 
 static void test_idle_sleeps(void) {
-  cnn_pool *pool = NULL;
+  cnn_threads *pool = NULL;
   char err[CNN_ERRMAX] = "";
   /* As many threads as CPUs: the configuration that polls before sleeping. */
-  if (!CHECK_EQ_INT(cnn_pool_new(&pool, 0, err), CNN_OK)) return;
+  if (!CHECK_EQ_INT(cnn_threads_new(&pool, 0, err), CNN_OK)) return;
   sum_ctx s;
   atomic_store(&s.sum, 0);
-  cnn_pool_run(pool, sum_task, &s, 8);
+  cnn_threads_run(pool, sum_task, &s, 8);
   sleep_us(20000); /* past the poll */
   double c0 = cpu_sec();
   sleep_us(200000);
   double used = cpu_sec() - c0;
   if (!CHECK(used < 0.02)) fprintf(stderr, "idle pool used %.3f s of CPU in 0.2 s\n", used);
   CHECK_EQ_INT(atomic_load(&s.sum), 36);
-  cnn_pool_free(pool);
+  cnn_threads_free(pool);
 }
 
 /* A NULL pool (and a pool of one) runs the tasks in order on the caller. */
@@ -205,61 +205,61 @@ static void order_task(void *ctx, int task, int thread) {
 }
 
 static void test_serial(void) {
-  CHECK_EQ_INT(cnn_pool_size(NULL), 1);
+  CHECK_EQ_INT(cnn_threads_size(NULL), 1);
   order_ctx o = {0, 1, 0};
-  cnn_pool_run(NULL, order_task, &o, 100);
+  cnn_threads_run(NULL, order_task, &o, 100);
   CHECK_EQ_INT(o.next, 100);
   CHECK_EQ_INT(o.in_order, 1);
   CHECK_EQ_INT(o.max_thread, 0);
-  cnn_pool_run(NULL, order_task, &o, 0); /* no task, no call */
+  cnn_threads_run(NULL, order_task, &o, 0); /* no task, no call */
   CHECK_EQ_INT(o.next, 100);
-  cnn_pool_free(NULL);
+  cnn_threads_free(NULL);
 
-  cnn_pool *pool = NULL;
+  cnn_threads *pool = NULL;
   char err[CNN_ERRMAX] = "";
-  if (!CHECK_EQ_INT(cnn_pool_new(&pool, 1, err), CNN_OK)) return;
-  CHECK_EQ_INT(cnn_pool_size(pool), 1);
+  if (!CHECK_EQ_INT(cnn_threads_new(&pool, 1, err), CNN_OK)) return;
+  CHECK_EQ_INT(cnn_threads_size(pool), 1);
   order_ctx p = {0, 1, 0};
-  cnn_pool_run(pool, order_task, &p, 50);
+  cnn_threads_run(pool, order_task, &p, 50);
   CHECK_EQ_INT(p.next, 50);
   CHECK_EQ_INT(p.in_order, 1);
   CHECK_EQ_INT(p.max_thread, 0);
-  cnn_pool_free(pool);
+  cnn_threads_free(pool);
 }
 
 static void test_sizes_and_errors(void) {
-  cnn_pool *pool = NULL;
+  cnn_threads *pool = NULL;
   char err[CNN_ERRMAX] = "";
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  if (CHECK_EQ_INT(cnn_pool_new(&pool, 0, err), CNN_OK)) {
-    CHECK_EQ_INT(cnn_pool_size(pool), ncpu < 1 ? 1 : ncpu > 256 ? 256 : ncpu);
-    cnn_pool_free(pool);
+  if (CHECK_EQ_INT(cnn_threads_new(&pool, 0, err), CNN_OK)) {
+    CHECK_EQ_INT(cnn_threads_size(pool), ncpu < 1 ? 1 : ncpu > 256 ? 256 : ncpu);
+    cnn_threads_free(pool);
   }
-  if (CHECK_EQ_INT(cnn_pool_new(&pool, -3, err), CNN_OK)) {
-    CHECK_EQ_INT(cnn_pool_size(pool), ncpu < 1 ? 1 : ncpu > 256 ? 256 : ncpu);
-    cnn_pool_free(pool);
+  if (CHECK_EQ_INT(cnn_threads_new(&pool, -3, err), CNN_OK)) {
+    CHECK_EQ_INT(cnn_threads_size(pool), ncpu < 1 ? 1 : ncpu > 256 ? 256 : ncpu);
+    cnn_threads_free(pool);
   }
 
-  pool = (cnn_pool *)&pool; /* must be overwritten with NULL on failure */
-  CHECK_EQ_INT(cnn_pool_new(&pool, CNN_POOL_MAX_THREADS + 1, err), CNN_ERROR);
+  pool = (cnn_threads *)&pool; /* must be overwritten with NULL on failure */
+  CHECK_EQ_INT(cnn_threads_new(&pool, CNN_THREADS_MAX + 1, err), CNN_ERROR);
   CHECK_STR(err, "threads must be at most 256, got 257");
   CHECK(pool == NULL);
 
   /* Each of the two allocations failing in turn. */
   for (int n = 1; n <= 2; n++) {
-    pool = (cnn_pool *)&pool;
+    pool = (cnn_threads *)&pool;
     err[0] = 0;
     cnn_alloc_fail_at((uint64_t)n);
-    int rc = cnn_pool_new(&pool, 3, err);
+    int rc = cnn_threads_new(&pool, 3, err);
     cnn_alloc_fail_at(0);
     CHECK_EQ_INT(rc, CNN_NOMEM);
     CHECK_STR(err, "out of memory");
     CHECK(pool == NULL);
   }
   /* A pool of many more threads than cores still works. */
-  if (CHECK_EQ_INT(cnn_pool_new(&pool, 16, err), CNN_OK)) {
-    CHECK_EQ_INT(cnn_pool_size(pool), 16);
-    cnn_pool_free(pool);
+  if (CHECK_EQ_INT(cnn_threads_new(&pool, 16, err), CNN_OK)) {
+    CHECK_EQ_INT(cnn_threads_size(pool), 16);
+    cnn_threads_free(pool);
   }
 }
 
@@ -290,9 +290,9 @@ static void test_thread_start_failure(void) {
     fclose(f);
     struct rlimit lim = {(rlim_t)(pages * page + (4 << 20)), (rlim_t)(pages * page + (4 << 20))};
     if (setrlimit(RLIMIT_AS, &lim) != 0) _exit(11);
-    cnn_pool *pool = (cnn_pool *)&pool;
+    cnn_threads *pool = (cnn_threads *)&pool;
     char err[CNN_ERRMAX] = "";
-    int rc = cnn_pool_new(&pool, 4, err);
+    int rc = cnn_threads_new(&pool, 4, err);
     if (rc != CNN_ERROR) _exit(12);
     if (pool != NULL) _exit(13);
     if (strncmp(err, "cannot start thread 2 of 4: ", 28) != 0) _exit(14);

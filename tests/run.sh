@@ -6,6 +6,12 @@
 # Usage: sh tests/run.sh [ctest arguments, e.g. -R sql]
 set -eu
 cd "$(dirname "$0")/.."
+# The machine, so that a log says where it came from.
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+vec=$(sed -n 's/^flags[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1 | tr ' ' '\n' |
+  grep -E '^(sse4_2|avx|avx2|fma|avx512.*|amx.*)$' | tr '\n' ' ')
+echo "machine: ${cpu:-unknown CPU} ($(uname -m), $(nproc 2>/dev/null || echo ?) CPUs)"
+echo "vector features: ${vec:-none found}"
 sh tools/deps.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -10,6 +10,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -116,28 +117,31 @@ void cnn_fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_text(ctx, CNN_VERSION, -1, SQLITE_STATIC);
 }
 
+/* What this build is and which kernels it runs here: the CPU and the
+ * features it reports, the instruction set level new thread pools take
+ * ($CNN_ISA caps it) and the kernel each operation runs at that level. */
 void cnn_fn_debug(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc, (void)argv;
+  cnn_isa isa;
+  char err[CNN_ERRMAX];
+  const char *env = getenv("CNN_ISA");
+  int bad = cnn_isa_default(&isa, err);
+  if (bad) isa = cnn_isa_cpu();
+  const char *loops = cnn_isa_loops(isa);
   char *s = sqlite3_mprintf(
-      "version=%s\nsqlite=%s\ncompiler=%s\n"
-      "avx2=%d\navx512f=%d\ngemm=%s\ncpus=%ld\nsanitize=%d\n",
+      "version=%s\nsqlite=%s\ncompiler=%s\nbuild=%s\ncpu=%s\ncpu_features=%s\n"
+      "isa_cpu=%s\nisa_env=%s%s%s\nisa=%s\n"
+      "gemm=%s\nim2col=%s\npooling=%s\noptimizer=%s\nactivations=%s\n"
+      "cpus=%ld\nsanitize=%d\n",
       CNN_VERSION, sqlite3_libversion(), __VERSION__,
-#ifdef __AVX2__
-      1,
+#ifdef CNN_NATIVE_BUILD
+      "native (-march=native: for CPUs like the build machine's)",
 #else
-      0,
+      "portable (kernels chosen at run time)",
 #endif
-#ifdef __AVX512F__
-      1,
-#else
-      0,
-#endif
-#if defined(__AVX2__) && defined(__FMA__)
-      "avx2-fma 6x16",
-#else
-      "portable 4x8",
-#endif
-      sysconf(_SC_NPROCESSORS_ONLN),
+      cnn_isa_cpu_name(), cnn_isa_features(), cnn_isa_name(cnn_isa_cpu()),
+      env && *env ? env : "(unset)", bad ? " (refused: " : "", bad ? err : "", cnn_isa_name(isa),
+      cnn_isa_gemm_kernel(isa), loops, loops, loops, loops, sysconf(_SC_NPROCESSORS_ONLN),
 #if defined(__SANITIZE_ADDRESS__)
       1
 #else
@@ -207,7 +211,13 @@ __attribute__((visibility("default")))
 #endif
     int sqlite3_cnn_init(sqlite3 *db, char **pzErrMsg, const sqlite3_api_routines *pApi) {
   SQLITE_EXTENSION_INIT2(pApi);
-  (void)pzErrMsg;
+  /* A $CNN_ISA this CPU cannot run refuses the load, before any work. */
+  cnn_isa isa;
+  char err[CNN_ERRMAX];
+  if (cnn_isa_default(&isa, err)) {
+    if (pzErrMsg) *pzErrMsg = sqlite3_mprintf("cnn: %s", err);
+    return SQLITE_ERROR;
+  }
   cnn_conn *conn = cnn_calloc(1, sizeof *conn);
   if (!conn) return SQLITE_NOMEM;
   conn->refs = 1; /* held by this function until registration ends */

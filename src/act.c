@@ -39,14 +39,14 @@ const char *cnn_act_name(const cnn_act *a) {
 #define SELU_ALPHA 1.6732632423543772f
 #define SELU_SCALE 1.0507009873554805f
 
-static inline float sigmoidf(float z) {
+CNN_INLINE float sigmoidf(float z) {
   /* Never exponentiates a large positive number. */
   if (z >= 0) return 1.0f / (1.0f + expf(-z));
   float e = expf(z);
   return e / (1.0f + e);
 }
 
-static void softmax_rows(float *y, const float *z, size_t rows, size_t cols) {
+CNN_INLINE void softmax_rows(float *y, const float *z, size_t rows, size_t cols) {
   for (size_t r = 0; r < rows; r++) {
     const float *zr = z + r * cols;
     float *yr = y + r * cols;
@@ -59,7 +59,8 @@ static void softmax_rows(float *y, const float *z, size_t rows, size_t cols) {
   }
 }
 
-void cnn_act_forward(const cnn_act *a, float *y, const float *z, size_t rows, size_t cols) {
+CNN_INLINE void act_forward_body(const cnn_act *a, float *y, const float *z, size_t rows,
+                                 size_t cols) {
   size_t n = rows * cols;
   float al = a->alpha;
   switch (a->kind) {
@@ -112,8 +113,8 @@ void cnn_act_forward(const cnn_act *a, float *y, const float *z, size_t rows, si
   }
 }
 
-void cnn_act_backward(const cnn_act *a, float *dz, const float *dy, const float *z, const float *y,
-                      size_t rows, size_t cols) {
+CNN_INLINE void act_backward_body(const cnn_act *a, float *dz, const float *dy, const float *z,
+                                  const float *y, size_t rows, size_t cols) {
   size_t n = rows * cols;
   float al = a->alpha;
   switch (a->kind) {
@@ -195,4 +196,24 @@ void cnn_act_backward(const cnn_act *a, float *dz, const float *dy, const float 
     break;
   }
   }
+}
+
+/* Both compiled for each instruction set (isa.h): the loops without calls
+ * into libm (relu, leaky_relu, softsign, hard_sigmoid, the derivatives
+ * that multiply) vectorise at each width. */
+CNN_ISA_CLONES(act_forward, (const cnn_act *a, float *y, const float *z, size_t rows, size_t cols),
+               (a, y, z, rows, cols))
+CNN_ISA_CLONES(act_backward,
+               (const cnn_act *a, float *dz, const float *dy, const float *z, const float *y,
+                size_t rows, size_t cols),
+               (a, dz, dy, z, y, rows, cols))
+
+void cnn_act_forward(cnn_isa isa, const cnn_act *a, float *y, const float *z, size_t rows,
+                     size_t cols) {
+  act_forward_isa(isa, a, y, z, rows, cols);
+}
+
+void cnn_act_backward(cnn_isa isa, const cnn_act *a, float *dz, const float *dy, const float *z,
+                      const float *y, size_t rows, size_t cols) {
+  act_backward_isa(isa, a, dz, dy, z, y, rows, cols);
 }

@@ -10,7 +10,8 @@
  * notebook's second convolution at batch 128; recomputing them cost 4% of a
  * training step), then
  *   db = column sums of dy,  dw = cols^T @ dy,  dcols = dy @ w^T -> col2im.
- * im2col and col2im run one image per task: disjoint outputs.
+ * im2col and col2im run one image per task: disjoint outputs, compiled for
+ * each instruction set (isa.h) and run with the pool's.
  */
 #include <string.h>
 
@@ -43,7 +44,8 @@ typedef struct {
   float *cols;
   float *dx;
   const float *x;
-  int parts; /* im2col: tasks per image, each a band of output rows */
+  int parts;   /* im2col: tasks per image, each a band of output rows */
+  cnn_isa isa; /* of the run's pool */
 } conv_task;
 
 /* One kernel row of the patches of `count` consecutive outputs: len floats
@@ -63,8 +65,10 @@ static inline __attribute__((always_inline)) void im2col_span(float *restrict ds
 }
 
 /* cols [OH*OW, K] of one image x [H, W, C], the rows of outputs oy0..oy1-1 */
-static void im2col(const cnn_layer *l, float *restrict cols, const float *restrict x, int oy0,
-                   int oy1) {
+static inline __attribute__((always_inline)) void im2col_body(const cnn_layer *l,
+                                                              float *restrict cols,
+                                                              const float *restrict x, int oy0,
+                                                              int oy1) {
   const cnn_layer_spec *s = l->spec;
   int H = l->in.h, W = l->in.w, C = l->in.c, OW = l->out.w;
   size_t rowlen = (size_t)C * s->kw; /* one kernel row of a patch */
@@ -107,8 +111,15 @@ static void im2col(const cnn_layer *l, float *restrict cols, const float *restri
   }
 }
 
+CNN_ISA_CLONES(im2col,
+               (const cnn_layer *l, float *restrict cols, const float *restrict x, int oy0,
+                int oy1),
+               (l, cols, x, oy0, oy1))
+
 /* dx [H, W, C] = sum of the patches in dcols [OH*OW, K] where they came from */
-static void col2im(const cnn_layer *l, float *restrict dx, const float *restrict dcols) {
+static inline __attribute__((always_inline)) void col2im_body(const cnn_layer *l,
+                                                              float *restrict dx,
+                                                              const float *restrict dcols) {
   const cnn_layer_spec *s = l->spec;
   int H = l->in.h, W = l->in.w, C = l->in.c, OH = l->out.h, OW = l->out.w;
   memset(dx, 0, (size_t)H * W * C * sizeof *dx);
@@ -128,14 +139,17 @@ static void col2im(const cnn_layer *l, float *restrict dx, const float *restrict
   }
 }
 
+CNN_ISA_CLONES(col2im, (const cnn_layer *l, float *restrict dx, const float *restrict dcols),
+               (l, dx, dcols))
+
 static void im2col_task(void *ctx, int i, int thread) {
   (void)thread;
   const conv_task *t = ctx;
   const cnn_layer *l = t->l;
   size_t in = (size_t)l->in.h * l->in.w * l->in.c;
   int img = i / t->parts, part = i % t->parts, OH = l->out.h;
-  im2col(l, t->cols + (size_t)img * l->work_per_sample, t->x + (size_t)img * in,
-         OH * part / t->parts, OH * (part + 1) / t->parts);
+  im2col_isa(t->isa, l, t->cols + (size_t)img * l->work_per_sample, t->x + (size_t)img * in,
+             OH * part / t->parts, OH * (part + 1) / t->parts);
 }
 
 static void col2im_task(void *ctx, int i, int thread) {
@@ -143,7 +157,7 @@ static void col2im_task(void *ctx, int i, int thread) {
   const conv_task *t = ctx;
   const cnn_layer *l = t->l;
   size_t in = (size_t)l->in.h * l->in.w * l->in.c;
-  col2im(l, t->dx + (size_t)i * in, t->cols + (size_t)i * l->work_per_sample);
+  col2im_isa(t->isa, l, t->dx + (size_t)i * in, t->cols + (size_t)i * l->work_per_sample);
 }
 
 /* Forward in chunks of images, one chunk per task: each thread builds the
@@ -158,6 +172,7 @@ typedef struct {
   float *cols, *y;
   const float *x;
   int n, per_chunk;
+  cnn_isa isa; /* of the run's pool */
 } conv_chunks;
 
 static void conv_chunk_task(void *ctx, int task, int thread) {
@@ -169,9 +184,10 @@ static void conv_chunk_task(void *ctx, int task, int thread) {
   int N = l->out.c, K = l->spec->kh * l->spec->kw * l->in.c;
   float *cols = t->cols + (size_t)i0 * l->work_per_sample;
   for (int i = 0; i < m; i++)
-    im2col(l, cols + (size_t)i * l->work_per_sample, t->x + (size_t)(i0 + i) * in, 0, l->out.h);
-  cnn_gemm_bias(NULL, 0, 0, (int)(m * rows), N, K, 1.0f, cols, K, l->w, N, l->nbias ? l->b : NULL,
-                t->run->relu, t->y + (size_t)i0 * rows * N, N);
+    im2col_isa(t->isa, l, cols + (size_t)i * l->work_per_sample, t->x + (size_t)(i0 + i) * in, 0,
+               l->out.h);
+  cnn_gemm_bias_serial(t->isa, 0, 0, (int)(m * rows), N, K, 1.0f, cols, K, l->w, N,
+                       l->nbias ? l->b : NULL, t->run->relu, t->y + (size_t)i0 * rows * N, N);
 }
 
 static void conv_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
@@ -184,14 +200,23 @@ static void conv_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
   /* Enough chunks to keep every thread busy; otherwise (batch-1 inference)
    * the threads share each product instead. */
   if (!conv_direct(l) && n >= 4 * per_chunk * cnn_threads_size(run->pool)) {
-    conv_chunks t = {l, run, run->training && l->keep ? l->keep : run->work, y, x, n, per_chunk};
+    conv_chunks t = {l,
+                     run,
+                     run->training && l->keep ? l->keep : run->work,
+                     y,
+                     x,
+                     n,
+                     per_chunk,
+                     cnn_threads_isa(run->pool)};
     cnn_threads_run(run->pool, conv_chunk_task, &t, (n + per_chunk - 1) / per_chunk);
     return;
   }
   if (!conv_direct(l)) {
     /* Fewer images than threads (batch-1 inference): split them by rows. */
     int threads = cnn_threads_size(run->pool), parts = n < threads ? (threads + n - 1) / n : 1;
-    conv_task t = {l, run->training && l->keep ? l->keep : run->work, NULL, x, parts};
+    conv_task t = {l,     run->training && l->keep ? l->keep : run->work,
+                   NULL,  x,
+                   parts, cnn_threads_isa(run->pool)};
     cnn_threads_run(run->pool, im2col_task, &t, n * parts);
     cols = t.cols;
   }
@@ -204,7 +229,7 @@ static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
   int M = n * l->out.h * l->out.w, N = l->out.c;
   int K = l->spec->kh * l->spec->kw * l->in.c;
   if (l->nbias) cnn_bias_grad(l->db, dy, (size_t)M, (size_t)N);
-  conv_task t = {l, run->work, dx, x, 1};
+  conv_task t = {l, run->work, dx, x, 1, cnn_threads_isa(run->pool)};
   const float *cols = conv_direct(l) ? x : l->keep; /* from the training forward */
   cnn_gemm(run->pool, 1, 0, K, N, M, 1.0f, cols, K, dy, N, 0.0f, l->dw, N);
   if (!dx) return;

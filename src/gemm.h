@@ -31,6 +31,23 @@ void cnn_gemm_bias(cnn_threads *pool, int ta, int tb, int M, int N, int K, float
                    const float *A, int lda, const float *B, int ldb, const float *bias, int relu,
                    float *C, int ldc);
 
+/* cnn_gemm_bias on the calling thread alone with the kernels of isa: for
+ * tasks that already run on a pool (which cannot start another run). */
+void cnn_gemm_bias_serial(cnn_isa isa, int ta, int tb, int M, int N, int K, float alpha,
+                          const float *A, int lda, const float *B, int ldb, const float *bias,
+                          int relu, float *C, int ldc);
+
+/* The blocked product for one instruction set (gemm_kernel.c, compiled once
+ * per set; the functions above dispatch on cnn_threads_isa(pool)): C =
+ * alpha * op(A) @ op(B) + beta * S, S being C, or the bias row when bias is
+ * not NULL, then max(C, 0) with relu. */
+#define CNN_GEMM_RUN_PARAMS                                                                     \
+  cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, \
+      const float *B, int ldb, float beta, const float *bias, int relu, float *C, int ldc
+void cnn_gemm_run_baseline(CNN_GEMM_RUN_PARAMS);
+void cnn_gemm_run_avx2(CNN_GEMM_RUN_PARAMS);
+void cnn_gemm_run_avx512(CNN_GEMM_RUN_PARAMS);
+
 /* The naive reference twin (triple loop, double accumulation) the tests and
  * benchmarks compare against. */
 void cnn_gemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -220,9 +220,10 @@ typedef struct {
   const float *g;
   float a, b; /* per-step scalars: step sizes and bias corrections */
   size_t chunk;
+  cnn_isa isa; /* of the pool */
 } step_task;
 
-static void step_range(const step_task *t, size_t lo, size_t hi) {
+CNN_INLINE void step_range_body(const step_task *t, size_t lo, size_t hi) {
   const cnn_optim_config *c = &t->opt->cfg;
   float *restrict w = t->w;
   const float *restrict g = t->g;
@@ -294,19 +295,22 @@ static void step_range(const step_task *t, size_t lo, size_t hi) {
   }
 }
 
+/* The update loops, compiled for each instruction set (isa.h). */
+CNN_ISA_CLONES(step_range, (const step_task *t, size_t lo, size_t hi), (t, lo, hi))
+
 static void step_task_run(void *ctx, int i, int thread) {
   (void)thread;
   const step_task *t = ctx;
   size_t lo = (size_t)i * t->chunk, hi = lo + t->chunk;
   if (hi > t->opt->n) hi = t->opt->n;
-  step_range(t, lo, hi);
+  step_range_isa(t->isa, t, lo, hi);
 }
 
 void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_threads *pool) {
   opt->step++;
   const cnn_optim_config *c = &opt->cfg;
   double t = (double)opt->step;
-  step_task task = {opt, params, grads, 0, 0, 0};
+  step_task task = {opt, params, grads, 0, 0, 0, cnn_threads_isa(pool)};
   if (c->kind == CNN_OPTIM_ADAM)
     task.a = (float)(c->learning_rate * sqrt(1 - pow(c->beta_2, t)) / (1 - pow(c->beta_1, t)));
   else if (c->kind == CNN_OPTIM_ADAMAX)

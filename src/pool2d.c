@@ -5,7 +5,8 @@
  * Max pooling remembers, per output, the input index of its maximum (the
  * first one on ties) so the gradient goes to the argmax. With 'same' padding
  * the padded cells never win (max) and are not counted (average), as in
- * TensorFlow. One image per task: disjoint outputs.
+ * TensorFlow. One image per task: disjoint outputs; the per-image work is
+ * compiled for each instruction set (isa.h) and run with the pool's.
  */
 #include <string.h>
 
@@ -32,10 +33,11 @@ typedef struct {
   float *out;
   const float *in;
   int training;
+  cnn_isa isa; /* of the run's pool */
 } pool_task;
 
 /* Visits the valid input window of output (oy, ox): [y0, y1) x [x0, x1). */
-static void window_of(const cnn_layer *l, int oy, int ox, int *y0, int *y1, int *x0, int *x1) {
+CNN_INLINE void window_of(const cnn_layer *l, int oy, int ox, int *y0, int *y1, int *x0, int *x1) {
   const cnn_layer_spec *s = l->spec;
   *y0 = oy * s->sh - l->pad_top;
   *x0 = ox * s->sw - l->pad_left;
@@ -65,8 +67,8 @@ typedef int32_t pool_i8 __attribute__((vector_size(32)));
  * over the window instead of read and written back per cell (measured on the
  * notebook's pooling layers, which now take max2x2_image: 12.6 -> 9.7 us per
  * image). */
-static void max_window8(const cnn_layer *l, float *restrict yo, int32_t *restrict ao,
-                        const float *restrict x, int c0, int y0, int y1, int x0, int x1) {
+CNN_INLINE void max_window8(const cnn_layer *l, float *restrict yo, int32_t *restrict ao,
+                            const float *restrict x, int c0, int y0, int y1, int x0, int x1) {
   int W = l->in.w, C = l->in.c;
   const pool_i8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
   pool_f8 m;
@@ -87,8 +89,8 @@ static void max_window8(const cnn_layer *l, float *restrict yo, int32_t *restric
 }
 
 /* The same for the channels from c0 to C, one at a time. */
-static void max_window(const cnn_layer *l, float *restrict yo, int32_t *restrict ao,
-                       const float *restrict x, int c0, int y0, int y1, int x0, int x1) {
+CNN_INLINE void max_window(const cnn_layer *l, float *restrict yo, int32_t *restrict ao,
+                           const float *restrict x, int c0, int y0, int y1, int x0, int x1) {
   int W = l->in.w, C = l->in.c;
   int32_t first = (y0 * W + x0) * C;
   for (int c = c0; c < C; c++) yo[c] = x[first + c], ao[c] = first + c;
@@ -108,8 +110,8 @@ static void max_window(const cnn_layer *l, float *restrict yo, int32_t *restrict
 /* The notebook's pooling: 2x2 windows, stride 2, all inside the image, with
  * the channels a multiple of 8. The four cells are visited in the order of
  * max_window8; the argmax is kept only when arg is not NULL (training). */
-static void max2x2_image(const cnn_layer *l, float *restrict y, int32_t *restrict arg,
-                         const float *restrict x) {
+CNN_INLINE void max2x2_image(const cnn_layer *l, float *restrict y, int32_t *restrict arg,
+                             const float *restrict x) {
   int W = l->in.w, C = l->in.c;
   const pool_i8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
   for (int oy = 0; oy < l->out.h; oy++) {
@@ -134,8 +136,8 @@ static void max2x2_image(const cnn_layer *l, float *restrict y, int32_t *restric
 }
 
 /* training: backward will need the argmax (inference may skip it). */
-static void max_forward_image(const cnn_layer *l, float *restrict y, int32_t *restrict arg,
-                              const float *restrict x, int training) {
+CNN_INLINE void max_forward_image(const cnn_layer *l, float *restrict y, int32_t *restrict arg,
+                                  const float *restrict x, int training) {
   int C = l->in.c;
   const cnn_layer_spec *s = l->spec;
   if (s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && l->pad_top == 0 && l->pad_left == 0 &&
@@ -156,7 +158,7 @@ static void max_forward_image(const cnn_layer *l, float *restrict y, int32_t *re
   }
 }
 
-static void avg_forward_image(const cnn_layer *l, float *restrict y, const float *restrict x) {
+CNN_INLINE void avg_forward_image(const cnn_layer *l, float *restrict y, const float *restrict x) {
   int W = l->in.w, C = l->in.c;
   for (int oy = 0; oy < l->out.h; oy++) {
     for (int ox = 0; ox < l->out.w; ox++) {
@@ -173,7 +175,8 @@ static void avg_forward_image(const cnn_layer *l, float *restrict y, const float
   }
 }
 
-static void avg_backward_image(const cnn_layer *l, float *restrict dx, const float *restrict dy) {
+CNN_INLINE void avg_backward_image(const cnn_layer *l, float *restrict dx,
+                                   const float *restrict dy) {
   int W = l->in.w, C = l->in.c;
   memset(dx, 0, (size_t)l->in.h * W * C * sizeof *dx);
   for (int oy = 0; oy < l->out.h; oy++) {
@@ -189,12 +192,10 @@ static void avg_backward_image(const cnn_layer *l, float *restrict dx, const flo
   }
 }
 
-static size_t in_size(const cnn_layer *l) { return (size_t)l->in.h * l->in.w * l->in.c; }
-static size_t out_size(const cnn_layer *l) { return (size_t)l->out.h * l->out.w * l->out.c; }
+CNN_INLINE size_t in_size(const cnn_layer *l) { return (size_t)l->in.h * l->in.w * l->in.c; }
+CNN_INLINE size_t out_size(const cnn_layer *l) { return (size_t)l->out.h * l->out.w * l->out.c; }
 
-static void forward_task(void *ctx, int i, int thread) {
-  (void)thread;
-  const pool_task *t = ctx;
+CNN_INLINE void forward_image_body(const pool_task *t, int i) {
   const cnn_layer *l = t->l;
   float *y = t->out + i * out_size(l);
   const float *x = t->in + i * in_size(l);
@@ -204,9 +205,7 @@ static void forward_task(void *ctx, int i, int thread) {
     avg_forward_image(l, y, x);
 }
 
-static void backward_task(void *ctx, int i, int thread) {
-  (void)thread;
-  const pool_task *t = ctx;
+CNN_INLINE void backward_image_body(const pool_task *t, int i) {
   const cnn_layer *l = t->l;
   float *dx = t->out + i * in_size(l);
   const float *dy = t->in + i * out_size(l);
@@ -219,9 +218,24 @@ static void backward_task(void *ctx, int i, int thread) {
   for (size_t j = 0, m = out_size(l); j < m; j++) dx[arg[j]] += dy[j];
 }
 
+CNN_ISA_CLONES(forward_image, (const pool_task *t, int i), (t, i))
+CNN_ISA_CLONES(backward_image, (const pool_task *t, int i), (t, i))
+
+static void forward_task(void *ctx, int i, int thread) {
+  (void)thread;
+  const pool_task *t = ctx;
+  forward_image_isa(t->isa, t, i);
+}
+
+static void backward_task(void *ctx, int i, int thread) {
+  (void)thread;
+  const pool_task *t = ctx;
+  backward_image_isa(t->isa, t, i);
+}
+
 static void pool_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
                          const float *restrict x, int n) {
-  pool_task t = {l, y, x, run->training};
+  pool_task t = {l, y, x, run->training, cnn_threads_isa(run->pool)};
   cnn_threads_run(run->pool, forward_task, &t, n);
 }
 
@@ -229,7 +243,7 @@ static void pool_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
                           const float *restrict dy, const float *restrict x, int n) {
   (void)x;
   if (!dx) return;
-  pool_task t = {l, dx, dy, 1};
+  pool_task t = {l, dx, dy, 1, cnn_threads_isa(run->pool)};
   cnn_threads_run(run->pool, backward_task, &t, n);
 }
 

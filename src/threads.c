@@ -60,6 +60,7 @@ struct cnn_threads {
   int size;               /* threads taking part in a run, caller included */
   int spin;               /* poll before sleeping: no more threads than CPUs */
   int started;            /* workers actually running (for a partial cleanup) */
+  cnn_isa isa;            /* the kernels' instruction set */
   pool_worker *workers;   /* owned: size-1 entries */
   pthread_mutex_t run_mu; /* held through a run: concurrent callers take turns */
   pthread_mutex_t mu;
@@ -159,12 +160,15 @@ int cnn_threads_new(cnn_threads **out, int nthreads, char *err) {
   if (nthreads > CNN_THREADS_MAX)
     return cnn_error(err, CNN_ERROR, "threads must be at most %d, got %d", CNN_THREADS_MAX,
                      nthreads);
+  cnn_isa isa;
+  if ((rc = cnn_isa_default(&isa, err))) return rc;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   if (nthreads <= 0) nthreads = ncpu < 1 ? 1 : ncpu > CNN_THREADS_MAX ? CNN_THREADS_MAX : (int)ncpu;
 
   pool = cnn_calloc(1, sizeof *pool);
   if (!pool) return cnn_nomem(err);
   pool->size = nthreads;
+  pool->isa = isa;
   pool->spin = nthreads <= ncpu;
   pool->workers = cnn_calloc((size_t)nthreads, sizeof *pool->workers);
   if (!pool->workers) {
@@ -206,6 +210,16 @@ void cnn_threads_free(cnn_threads *pool) {
 }
 
 int cnn_threads_size(const cnn_threads *pool) { return pool ? pool->size : 1; }
+
+cnn_isa cnn_threads_isa(const cnn_threads *pool) {
+  cnn_isa isa;
+  if (pool) return pool->isa;
+  return cnn_isa_default(&isa, NULL) == CNN_OK ? isa : cnn_isa_cpu();
+}
+
+void cnn_threads_set_isa(cnn_threads *pool, cnn_isa isa) {
+  if (pool) pool->isa = isa;
+}
 
 void cnn_threads_run(cnn_threads *pool, cnn_task_fn task, void *ctx, int ntasks) {
   if (ntasks <= 0) return;

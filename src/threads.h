@@ -9,6 +9,8 @@
 #ifndef CNN_THREADS_H
 #define CNN_THREADS_H
 
+#include "isa.h"
+
 typedef struct cnn_threads cnn_threads;
 
 /* Runs task(ctx, i, thread) for i in 0..ntasks-1; `thread` is 0..size-1 and
@@ -17,13 +19,19 @@ typedef void (*cnn_task_fn)(void *ctx, int task, int thread);
 
 #define CNN_THREADS_MAX 256
 
-/* nthreads <= 0 means the number of online CPUs. Fails with CNN_ERROR for
- * more than CNN_THREADS_MAX or a thread that cannot start, CNN_NOMEM
+/* nthreads <= 0 means the number of online CPUs. The pool's kernels use
+ * cnn_isa_default()'s instruction set. Fails with CNN_ERROR for more than
+ * CNN_THREADS_MAX, a thread that cannot start or a bad $CNN_ISA, CNN_NOMEM
  * when out of memory; *out is then NULL. */
 int cnn_threads_new(cnn_threads **out, int nthreads, char *err);
 void cnn_threads_free(cnn_threads *pool);
 /* Threads taking part in a run (1 for a NULL pool). */
 int cnn_threads_size(const cnn_threads *pool);
+/* The instruction set of the kernels that run on this pool; a NULL pool
+ * uses cnn_isa_default()'s (the CPU's best when $CNN_ISA is bad). */
+cnn_isa cnn_threads_isa(const cnn_threads *pool);
+/* Sets it (callers check it with cnn_isa_parse first). */
+void cnn_threads_set_isa(cnn_threads *pool, cnn_isa isa);
 /* Blocks until every task has run. A NULL pool runs the tasks in order on the
  * calling thread. Not reentrant: a task must not call cnn_threads_run. Runs
  * from several threads on one pool are serialised. */

@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "threads.h"
+
 static int check_run_;    /* checks evaluated */
 static int check_failed_; /* checks that failed */
 
@@ -87,6 +89,27 @@ static inline int check_done(void) {
   int bad = check_failed_ != 0 || check_run_ == 0;
   fprintf(bad ? stderr : stdout, "%d checks, %d failed\n", check_run_, check_failed_);
   return bad ? 1 : 0;
+}
+
+/* Whether this CPU runs the kernels of `isa`; prints that it skips them when
+ * not, so a log says which instruction sets a run could not check. */
+static inline int check_isa(cnn_isa isa) {
+  cnn_isa got;
+  char err[256];
+  if (cnn_isa_parse(cnn_isa_name(isa), &got, err) == 0) return 1;
+  printf("isa %s: not supported by this CPU, skipped (%s)\n", cnn_isa_name(isa), err);
+  return 0;
+}
+
+/* A pool of n threads running the kernels of `isa`, or NULL (a failed
+ * check) when it cannot start. */
+static inline cnn_threads *check_pool(int n, cnn_isa isa) {
+  cnn_threads *pool = NULL;
+  char err[256];
+  if (!check_true_(cnn_threads_new(&pool, n, err) == 0, __FILE__, __LINE__, "cnn_threads_new"))
+    return NULL;
+  cnn_threads_set_isa(pool, isa);
+  return pool;
 }
 
 #endif

@@ -6,7 +6,9 @@
  * outside C left alone, bitwise-identical results for pool sizes 1..4 on the
  * model's shapes, one row (or three) at a time exactly as inside a batch, the
  * bias form exactly as bias rows plus beta = 1, and concurrent callers on
- * separate threads.
+ * separate threads; all of it for every instruction set this CPU runs (the
+ * others are named as skipped), and the sets against each other: avx2 and
+ * avx512 bit for bit, baseline (no FMA) within the tolerance below.
  *
  * Tolerance: per element, |ours - ref| <= (K + 4) * 2^-23 * scale, where
  * scale = |alpha| * sum_k |a_ik b_kj| + |beta c_ij| is what a float sum of
@@ -226,11 +228,10 @@ static double dot_ref(int ta, int tb, int K, const float *A, int lda, const floa
   return s;
 }
 
-static void test_pool_sizes_bitwise(void) {
+static void test_pool_sizes_bitwise(cnn_isa isa) {
   cnn_threads *pools[4] = {NULL, NULL, NULL, NULL};
-  char err[CNN_ERRMAX];
   for (int p = 0; p < 4; p++)
-    if (!CHECK_EQ_INT(cnn_threads_new(&pools[p], p + 1, err), CNN_OK)) goto done;
+    if (!(pools[p] = check_pool(p + 1, isa))) goto done;
   for (size_t s = 0; s < sizeof model / sizeof model[0]; s++) {
     int ta = model[s][0], tb = model[s][1], M = model[s][2], N = model[s][3], K = model[s][4];
     int lda = ta ? M : K, ldb = tb ? K : N;
@@ -407,26 +408,106 @@ static void test_concurrent_callers(void) {
   CHECK(c[0].ok && c[1].ok && c[2].ok);
 }
 
-int main(void) {
+/* The same products on every instruction set: avx2 and avx512 (and amx,
+ * which runs avx512's) give the same bits, each element being one FMA chain
+ * over the same k blocks; baseline rounds each product before adding it, so
+ * it is held to the tolerance against the reference instead. */
+static void test_isas_agree(void) {
+  float *out[CNN_ISA_COUNT] = {NULL};
   cnn_threads *pool = NULL;
-  char err[CNN_ERRMAX];
+  for (size_t s = 0; s < sizeof model / sizeof model[0]; s++) {
+    int ta = model[s][0], tb = model[s][1], M = model[s][2], N = model[s][3], K = model[s][4];
+    if ((double)M * N * K > 2e8) continue; /* the big ones are covered per set above */
+    int lda = ta ? M : K, ldb = tb ? K : N;
+    size_t nc = (size_t)M * N;
+    float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+    float *bias = malloc((size_t)N * sizeof(float));
+    if (!CHECK(A && B && bias)) {
+      free(A), free(B), free(bias);
+      break;
+    }
+    fill(A, (size_t)M * K);
+    fill(B, (size_t)K * N);
+    fill(bias, (size_t)N);
+    int ran = 0;
+    for (int i = 0; i < CNN_ISA_COUNT; i++) {
+      out[i] = NULL;
+      cnn_isa isa = (cnn_isa)i;
+      cnn_isa got;
+      if (cnn_isa_parse(cnn_isa_name(isa), &got, NULL)) continue;
+      if (!(pool = check_pool(2, isa))) break;
+      out[i] = malloc(nc * sizeof(float));
+      if (!CHECK(out[i] != NULL)) break;
+      cnn_gemm_bias(pool, ta, tb, M, N, K, 0.5f, A, lda, B, ldb, bias, 1, out[i], N);
+      cnn_threads_free(pool);
+      pool = NULL;
+      ran++;
+    }
+    for (int i = CNN_ISA_AVX512; i < CNN_ISA_COUNT; i++)
+      if (out[CNN_ISA_AVX2] && out[i])
+        CHECK(memcmp(out[CNN_ISA_AVX2], out[i], nc * sizeof(float)) == 0);
+    if (out[CNN_ISA_BASELINE]) {
+      int wrong = 0;
+      for (int r = 0; r < 200; r++) {
+        int i = rng_int(M), j = rng_int(N);
+        double want = 0.5 * dot_ref(ta, tb, K, A, lda, B, ldb, i, j) + bias[j], scale = 0;
+        want = want > 0 ? want : 0;
+        for (int k = 0; k < K; k++) {
+          double a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+          double b = tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+          scale += fabs(a * b);
+        }
+        scale = 0.5 * scale + fabs(bias[j]);
+        float got = out[CNN_ISA_BASELINE][(size_t)i * N + j];
+        if (!(fabs(got - want) <= (K + 4) * ldexp(1.0, -23) * scale)) wrong++;
+      }
+      CHECK_EQ_INT(wrong, 0);
+    }
+    CHECK(ran >= 1);
+    for (int i = 0; i < CNN_ISA_COUNT; i++) free(out[i]), out[i] = NULL;
+    free(A), free(B), free(bias);
+  }
+  cnn_threads_free(pool);
+}
+
+/* Everything above on one instruction set. */
+static void test_isa(cnn_isa isa) {
+  cnn_threads *pool = check_pool(1, isa);
+  if (!pool) return;
+  test_degenerate(pool);
+  test_against_ref(pool);
+  test_beta_zero_ignores_nan(pool);
+  test_rows_match_batch(pool);
+  test_bias(pool);
+  cnn_threads_free(pool);
+  if (!(pool = check_pool(3, isa))) return;
+  test_degenerate(pool);
+  test_against_ref(pool);
+  test_beta_zero_ignores_nan(pool);
+  cnn_threads_free(pool);
+  if (!(pool = check_pool(2, isa))) return;
+  test_rows_match_batch(pool);
+  test_bias(pool);
+  cnn_threads_free(pool);
+  test_pool_sizes_bitwise(isa);
+}
+
+int main(void) {
+  /* A NULL pool: one thread, the default instruction set. */
   test_degenerate(NULL);
   test_against_ref(NULL);
   test_beta_zero_ignores_nan(NULL);
-  if (CHECK_EQ_INT(cnn_threads_new(&pool, 3, err), CNN_OK)) {
-    test_degenerate(pool);
-    test_against_ref(pool);
-    test_beta_zero_ignores_nan(pool);
-    cnn_threads_free(pool);
-  }
-  test_pool_sizes_bitwise();
   test_rows_match_batch(NULL);
   test_bias(NULL);
-  if (CHECK_EQ_INT(cnn_threads_new(&pool, 2, err), CNN_OK)) {
-    test_rows_match_batch(pool);
-    test_bias(pool);
-    cnn_threads_free(pool);
-  }
+  for (int i = 0; i < CNN_ISA_COUNT; i++)
+    if (i == CNN_ISA_AMX)
+      printf("isa amx: runs the avx512 kernels (tested as avx512)\n");
+    else if (check_isa((cnn_isa)i)) {
+      printf("isa %s: testing (gemm %s)\n", cnn_isa_name((cnn_isa)i),
+             cnn_isa_gemm_kernel((cnn_isa)i));
+      test_isa((cnn_isa)i);
+    }
+  test_isas_agree();
   test_concurrent_callers();
   return check_done();
 }

@@ -16,6 +16,7 @@ SQLITE_EXTENSION_INIT3
 #include "base.h"
 
 #include "cnn.h"
+#include "model.h"
 
 /* A model loaded from the tables: network, optimizer and counters, as of
  * `version` (cnn_models.version, bumped on every write of its weights).

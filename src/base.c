@@ -24,6 +24,8 @@ int cnn_error(char *err, int status, const char *fmt, ...) {
 
 int cnn_nomem(char *err) { return cnn_error(err, CNN_NOMEM, "out of memory"); }
 
+#ifdef CNN_FAULT_INJECTION
+/* Test builds only: cnn.so pays no atomic per allocation for this. */
 static _Atomic uint64_t alloc_count; /* allocations since the last cnn_alloc_fail_at */
 static _Atomic uint64_t alloc_fail;  /* which one fails; 0 = none */
 
@@ -38,6 +40,9 @@ static int alloc_should_fail(void) {
   uint64_t f = atomic_load(&alloc_fail);
   return f != 0 && k == f;
 }
+#else
+static int alloc_should_fail(void) { return 0; }
+#endif
 
 void *cnn_malloc(size_t n) {
   if (alloc_should_fail()) return NULL;

@@ -10,7 +10,8 @@
  *  - Kernels (pure arithmetic) return void and cannot fail.
  *  - All memory comes from cnn_malloc/cnn_calloc/cnn_realloc and goes back to
  *    cnn_free, so that a test can make any allocation fail on demand.
- *  - No globals besides that fault-injection counter, no printing, no exit().
+ *  - No globals besides the fault-injection counter of test builds and the
+ *    CPU's features, read once (isa.c); no printing, no exit().
  */
 #ifndef CNN_BASE_H
 #define CNN_BASE_H
@@ -44,7 +45,8 @@ void cnn_free(void *p);
 
 /* Fault injection for tests: the n-th allocation from now on (1 = the next)
  * fails, and every later one succeeds again; 0 disables. Returns how many
- * allocations have been made since the last call. Not for production use. */
+ * allocations have been made since the last call. Only in the test builds of
+ * the engine (CNN_FAULT_INJECTION: the cnn_*_testing libraries). */
 uint64_t cnn_alloc_fail_at(uint64_t n);
 
 /* Checked size arithmetic: returns 0 and stores a*b (a+b) in *out, or -1 on

@@ -8,6 +8,7 @@
 #include "check.h"
 #include "cnn.h"
 #include "json.h"
+#include "model.h"
 
 static const char *spec_json =
     "{\"input\":[6,6,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":2,\"kernel\":3,"

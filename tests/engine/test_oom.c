@@ -23,6 +23,7 @@
 #include "cnn.h"
 #include "image.h"
 #include "json.h"
+#include "model.h"
 
 #define SIDE 28
 #define NTRAIN 8

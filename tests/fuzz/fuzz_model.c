@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "cnn.h"
+#include "model.h"
 
 static void load_one(const uint8_t *blob, size_t len) {
   char err[CNN_ERRMAX];

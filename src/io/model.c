@@ -18,7 +18,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "cnn.h"
+#include "model.h"
+
 #include "json.h"
 
 #define MAGIC "CNNMODEL"

@@ -22,6 +22,39 @@
  *
  * Everything is allocated with cnn_malloc and friends; a tree is freed by
  * cnn_json_free on its root, including after a failed parse.
+ *
+ * Why a reader of our own when Debian packages jansson (2.14) and cJSON
+ * (1.7.15): measured with both, neither gives what callers and tests rely on.
+ *  - Error positions and texts. The header promises the offset of the first
+ *    wrong byte, and test_json.c, the SQL tests and users see texts like "at
+ *    offset 7: expected ',' or '}' in object". jansson reports where it
+ *    stopped reading, after the token: [1 2] at 4 (first wrong byte: 3),
+ *    {"a":1 "b":2} at 10 (7), {"a":1,} at 8 (7), a duplicate key at the end of
+ *    the second key (20, not 12), with one code (invalid_syntax) for nearly
+ *    every mistake, so our texts cannot be derived from its errors. cJSON
+ *    gives a position and no reason at all.
+ *  - Duplicate keys: cJSON keeps both; jansson refuses them (an option).
+ *  - Numbers: jansson refuses integers beyond 64 bits ("too big integer")
+ *    unless all numbers are read as reals; cJSON reads 1e400 as infinity
+ *    (the header promises an error) and takes 01.
+ *  - Embedded NULs: jansson refuses \u0000 as we do; cJSON silently cuts
+ *    "a\u0000b" to "a".
+ *  - Depth: both caps are compile-time constants (jansson 2048, cJSON 1000);
+ *    ours is 64, so a library tree would need a second walk to enforce it.
+ *  - Memory: the allocator hooks of both (json_set_alloc_funcs, cJSON_InitHooks)
+ *    are process-wide, so the extension would take over the allocator of any
+ *    other user of the library in the host process; without them, the
+ *    fault-injection tests (test_oom.c, the SQL OOM test) cannot reach the
+ *    library's allocations. With the hooks installed, jansson gives every
+ *    block back at each of the 60 allocation failures of parsing a small
+ *    spec, but reports each as error code 0 (unknown) with an empty text:
+ *    out of memory cannot be told from bad input.
+ *  - The tree: json.h exposes cnn_json (items and keys arrays, read directly
+ *    by spec.c, options.c and optim.c), so a library would parse into its tree and be
+ *    copied into ours, twice the allocations for the same result; and the
+ *    writer half of this file (cnn_buf, shortest float that reads back)
+ *    stays either way.
+ * What both do as we do: NaN and Infinity refused, underflow read as 0.
  */
 #include "json.h"
 

@@ -7,9 +7,11 @@
  *   adam      m += (g - m)(1 - b1);  v += (g^2 - v)(1 - b2)
  *             w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
  *   adamax    m += (g - m)(1 - b1);  u = max(b2*u, |g|);  w -= lr / (1 - b1^t) * m / (u + eps)
- *   adagrad   a += g^2;  w -= lr * g / (sqrt(a) + eps),  a starts at 0.1
+ *   adagrad   a += g^2;  w -= lr * g / sqrt(a + eps),  a starts at 0.1
  *   rmsprop   v = rho*v + (1 - rho) g^2;  centered: mg = rho*mg + (1 - rho) g, v - mg^2
- *             step = lr * g / (sqrt(v) + eps); momentum: s = m*s + step;  w -= s
+ *             step = lr * g / sqrt(v + eps); momentum: s = m*s + step;  w -= s
+ * (epsilon inside the root for adagrad and rmsprop, outside for adam and
+ * adamax: Keras' own placements, which differ by far for small gradients).
  * The arena is split into chunks across the pool: disjoint outputs, and the
  * same arithmetic per element whatever the thread count.
  */
@@ -269,7 +271,7 @@ CNN_INLINE void step_range_body(const step_task *t, size_t lo, size_t hi) {
   case CNN_OPTIM_ADAGRAD:
     for (size_t i = lo; i < hi; i++) {
       s0[i] += g[i] * g[i];
-      w[i] -= lr * g[i] / (sqrtf(s0[i]) + eps);
+      w[i] -= lr * g[i] / sqrtf(s0[i] + eps);
     }
     break;
   case CNN_OPTIM_RMSPROP: {
@@ -278,12 +280,12 @@ CNN_INLINE void step_range_body(const step_task *t, size_t lo, size_t hi) {
     float *restrict mg = c->centered ? (mom > 0 ? s2 : s1) : NULL;
     for (size_t i = lo; i < hi; i++) {
       s0[i] = rho * s0[i] + (1 - rho) * g[i] * g[i];
-      float den = s0[i];
+      float den = s0[i] + eps;
       if (mg) {
         mg[i] = rho * mg[i] + (1 - rho) * g[i];
         den -= mg[i] * mg[i];
       }
-      float step = lr * g[i] / (sqrtf(den) + eps);
+      float step = lr * g[i] / sqrtf(den);
       if (ms) {
         ms[i] = mom * ms[i] + step;
         step = ms[i];

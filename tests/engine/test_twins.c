@@ -62,7 +62,7 @@ static double *doubles(size_t n) { return malloc((n ? n : 1) * sizeof(double)); 
 /* ---- comparison -------------------------------------------------------------- */
 
 static char where[256];     /* the case being compared, for messages */
-static char pool_label[32]; /* the pool run_all was given */
+static char pool_label[64]; /* the pool run_all was given */
 
 typedef struct tally {
   const char *what;
@@ -420,7 +420,7 @@ static const act_def acts[] = {
     {"log(1 + x^2) - min(x, 1) + sqrt(abs(x) + 1)/3", CNN_ACT_EXPR, 0, ex_mix, ex_mix_d},
 };
 
-static void act_case(const act_def *d, size_t rows, size_t cols) {
+static void act_case(cnn_isa isa, const act_def *d, size_t rows, size_t cols) {
   char err[CNN_ERRMAX];
   size_t n = rows * cols;
   snprintf(where, sizeof where, "activation %s over %zux%zu", d->name, rows, cols);
@@ -435,31 +435,31 @@ static void act_case(const act_def *d, size_t rows, size_t cols) {
   if (!CHECK(z && y && y2 && dy && dz && ry && rs)) goto done;
   for (size_t i = 0; i < n; i++) z[i] = 4 * rnd_float();
   z[0] = 0, z[n - 1] = -z[n / 2]; /* a zero, and a pair around it */
-  cnn_act_forward(&a, y, z, rows, cols);
+  cnn_act_forward(isa, &a, y, z, rows, cols);
   twin_act_forward(ry, z, &t, rows, cols);
   for (size_t i = 0; i < n; i++) rs[i] = fabs(ry[i]) + 0.1;
   near_all("activation forward", y, ry, rs, n, RTOL, 0);
   memcpy(y2, z, n * sizeof *y2); /* in place, as inference runs it */
-  cnn_act_forward(&a, y2, y2, rows, cols);
+  cnn_act_forward(isa, &a, y2, y2, rows, cols);
   CHECK(memcmp(y, y2, n * sizeof *y) == 0);
   fill(dy, n);
-  cnn_act_backward(&a, dz, dy, z, y, rows, cols);
+  cnn_act_backward(isa, &a, dz, dy, z, y, rows, cols);
   twin_act_backward(ry, dy, z, &t, rows, cols);
   for (size_t i = 0; i < n; i++) rs[i] = fabs(ry[i]) + 0.1 * fabs(dy[i]);
   near_all("activation backward", dz, ry, rs, n, RTOL, 0);
-  cnn_act_backward(&a, dy, dy, z, y, rows, cols); /* dz over dy, as the network runs it */
+  cnn_act_backward(isa, &a, dy, dy, z, y, rows, cols); /* dz over dy, as the network runs it */
   CHECK(memcmp(dy, dz, n * sizeof *dy) == 0);
 done:
   free(z), free(y), free(y2), free(dy), free(dz), free(ry), free(rs);
   cnn_expr_free(a.expr);
 }
 
-static void test_activations(void) {
+static void test_activations(cnn_isa isa) {
   for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
-    act_case(&acts[i], 5, 10);
-    act_case(&acts[i], 7, 3);
-    act_case(&acts[i], 1, 1);
-    act_case(&acts[i], 3, 257);
+    act_case(isa, &acts[i], 5, 10);
+    act_case(isa, &acts[i], 7, 3);
+    act_case(isa, &acts[i], 1, 1);
+    act_case(isa, &acts[i], 3, 257);
   }
 }
 
@@ -808,14 +808,15 @@ done:
 /* ---- everything, with one pool ----------------------------------------------- */
 
 static void run_all(cnn_threads *pool) {
+  const char *isa = cnn_isa_name(cnn_threads_isa(pool));
   if (pool)
-    snprintf(pool_label, sizeof pool_label, "pool of %d", cnn_threads_size(pool));
+    snprintf(pool_label, sizeof pool_label, "pool of %d, %s", cnn_threads_size(pool), isa);
   else
-    snprintf(pool_label, sizeof pool_label, "no pool");
+    snprintf(pool_label, sizeof pool_label, "no pool, %s", isa);
   test_conv2d(pool);
   test_pooling(pool);
   test_dense(pool);
-  test_activations();
+  test_activations(cnn_threads_isa(pool));
   test_dropout(pool);
   test_optimizers(pool);
   net_case(pool, 5);
@@ -823,11 +824,22 @@ static void run_all(cnn_threads *pool) {
 }
 
 int main(void) {
-  char err[CNN_ERRMAX];
+  /* The default instruction set with every pool size, then each other set
+   * this CPU runs with two threads (amx runs the avx512 kernels). */
+  cnn_isa dflt = cnn_threads_isa(NULL);
   run_all(NULL);
   for (int threads = 1; threads <= 3; threads++) {
-    cnn_threads *pool = NULL;
-    if (!CHECK_EQ_INT(cnn_threads_new(&pool, threads, err), CNN_OK)) continue;
+    cnn_threads *pool = check_pool(threads, dflt);
+    if (!pool) continue;
+    run_all(pool);
+    cnn_threads_free(pool);
+  }
+  for (int i = 0; i < CNN_ISA_COUNT; i++) {
+    cnn_isa isa = (cnn_isa)i;
+    if (isa == dflt || isa == CNN_ISA_AMX || !check_isa(isa)) continue;
+    cnn_threads *pool = check_pool(2, isa);
+    if (!pool) continue;
+    printf("isa %s: testing\n", cnn_isa_name(isa));
     run_all(pool);
     cnn_threads_free(pool);
   }

@@ -3,8 +3,10 @@
  * model (conv 32-64-64 3x3, dense 5000, dense 10; convolutions through im2col),
  * at batch 32 and 128, plus the forward GEMMs of batch-1 inference.
  *
- * For every shape and for 1 and 2 threads it prints the median time over
- * repeats and GFLOP/s (2*M*N*K / time). Built as bench_gemm_blas (with
+ * It first measures the CPU's FMA peak for AVX2 and AVX-512 (peak.h), then,
+ * for each of those instruction sets this CPU runs, every shape on 1 and 2
+ * threads: the median time over repeats, GFLOP/s (2*M*N*K / time) and the
+ * share of that set's peak. Built as bench_gemm_blas (with
  * BENCH_WITH_BLAS) it also times OpenBLAS' cblas_sgemm on the same operands,
  * at the same thread count, and checks that both agree. The last lines sum
  * each column over one batch-32 training step.
@@ -21,6 +23,7 @@
 
 #include "base.h"
 #include "gemm.h"
+#include "peak.h"
 #include "threads.h"
 
 #ifdef BENCH_WITH_BLAS
@@ -110,26 +113,27 @@ static void bench_let_blas_sleep(void) {
   nanosleep(&t, NULL);
 }
 
-int main(int argc, char **argv) {
-  double budget = argc > 1 ? atof(argv[1]) : 0.25;
-  if (!(budget > 0)) budget = 0.25;
-  int nimpl = 1;
-#ifdef BENCH_WITH_BLAS
-  nimpl = 2;
-#endif
+/* The table of every shape on one instruction set: times, GFLOP/s and the
+ * share of that set's measured FMA peak, on 1 and 2 threads (and OpenBLAS
+ * beside it when with_blas). Returns nonzero when the two disagree. */
+static int bench_isa(cnn_isa isa, double budget, const double peak[2], int with_blas) {
+  int nimpl = with_blas ? 2 : 1;
   cnn_threads *pools[2] = {NULL, NULL};
   char err[CNN_ERRMAX];
-  for (int t = 0; t < 2; t++)
+  for (int t = 0; t < 2; t++) {
     if (cnn_threads_new(&pools[t], t + 1, err) != CNN_OK) {
       fprintf(stderr, "bench_gemm: %s\n", err);
-      return 1;
+      exit(1);
     }
-
-  printf("cnn_gemm%s; times are medians in ms, rates in GFLOP/s\n",
-         nimpl == 2 ? " vs OpenBLAS cblas_sgemm" : "");
+    cnn_threads_set_isa(pools[t], isa);
+  }
+  printf(
+      "\ncnn_gemm, %s kernel (%s)%s; times are medians in ms, rates in GFLOP/s and %% of the "
+      "measured FMA peak\n",
+      cnn_isa_name(isa), cnn_isa_gemm_kernel(isa), nimpl == 2 ? " vs OpenBLAS cblas_sgemm" : "");
   printf("%-12s %5s %5s %6s %6s %3s", "shape", "batch", "M", "N", "K", "op");
   for (int t = 1; t <= 2; t++) {
-    printf(" | ours %dT ms  GF/s", t);
+    printf(" | ours %dT ms  GF/s  peak", t);
     if (nimpl == 2) printf(" | blas %dT ms  GF/s", t);
   }
   printf("\n");
@@ -156,7 +160,7 @@ int main(int argc, char **argv) {
       float *ours = malloc(nc * sizeof(float));
       if (!o.A || !o.B || !o.C || !ours) {
         fprintf(stderr, "bench_gemm: out of memory\n");
-        return 1;
+        exit(1);
       }
       for (size_t i = 0; i < na; i++) o.A[i] = bench_rand();
       for (size_t i = 0; i < nb; i++) o.B[i] = bench_rand();
@@ -172,6 +176,12 @@ int main(int argc, char **argv) {
         for (int impl = 0; impl < nimpl; impl++) {
           sec[impl] = bench_time(impl, pools[t], &o, budget);
           printf(" | %11.3f %5.1f", sec[impl] * 1e3, gflop / sec[impl]);
+          if (impl == BENCH_OURS) {
+            if (peak[t] > 0)
+              printf(" %4.0f%%", 100 * gflop / sec[impl] / peak[t]);
+            else
+              printf("     -");
+          }
           if (batch == 32) step[impl][t] += sec[impl];
         }
         fflush(stdout);
@@ -199,7 +209,8 @@ int main(int argc, char **argv) {
       free(ours);
     }
   }
-  printf("one training step at batch 32, GEMMs only (sum of the batch-32 medians):\n");
+  printf("one training step at batch 32, GEMMs only (sum of the batch-32 medians), %s:\n",
+         cnn_isa_name(isa));
   for (int t = 0; t < 2; t++) {
     printf("  %d thread%s: ours %.2f ms", t + 1, t ? "s" : " ", step[BENCH_OURS][t] * 1e3);
     if (nimpl == 2) printf(", OpenBLAS %.2f ms", step[BENCH_BLAS][t] * 1e3);
@@ -207,5 +218,36 @@ int main(int argc, char **argv) {
   }
   cnn_threads_free(pools[0]);
   cnn_threads_free(pools[1]);
+  return status;
+}
+
+int main(int argc, char **argv) {
+  double budget = argc > 1 ? atof(argv[1]) : 0.25;
+  if (!(budget > 0)) budget = 0.25;
+  int with_blas = 0;
+#ifdef BENCH_WITH_BLAS
+  with_blas = 1;
+#endif
+  cnn_isa best = cnn_threads_isa(NULL);
+  printf("cpu: %s\nfeatures: %s\n", cnn_isa_cpu_name(), cnn_isa_features());
+  double peaks[CNN_ISA_COUNT][2] = {{0}};
+  for (int i = CNN_ISA_AVX2; i <= CNN_ISA_AVX512; i++) {
+    cnn_isa isa = (cnn_isa)i;
+    if ((int)isa > (int)best) {
+      printf("FMA peak, %s: not supported by this CPU\n", cnn_isa_name(isa));
+      continue;
+    }
+    peaks[i][0] = peak_gflops(isa, 1);
+    peaks[i][1] = peak_gflops(isa, 2);
+    printf("FMA peak, %s: %.1f GFLOP/s on 1 thread, %.1f on 2\n", cnn_isa_name(isa), peaks[i][0],
+           peaks[i][1]);
+  }
+  /* Each vector set this CPU runs (amx runs the avx512 products), the best
+   * last, beside OpenBLAS when built with it. */
+  int status = 0;
+  int top = best > CNN_ISA_AVX512 ? (int)CNN_ISA_AVX512 : (int)best;
+  for (int i = CNN_ISA_AVX2; i <= top; i++)
+    status |= bench_isa((cnn_isa)i, budget, peaks[i], with_blas && i == top);
+  if (top < CNN_ISA_AVX2) status |= bench_isa((cnn_isa)top, budget, peaks[0], with_blas);
   return status;
 }

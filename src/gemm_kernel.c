@@ -207,8 +207,16 @@ static void gemm_pack_b(float *restrict bp, const float *restrict B, int ldb, in
       float *dst = bp + (size_t)k * NR;
       for (int jr = 0; jr < full; jr += NR, dst += (size_t)NR * kc)
         for (int j = 0; j < NR; j++) dst[j] = src[jr + j];
-      if (nr)
+      if (nr) {
+#if GEMM_VEC
+        /* Masked loads read no byte past the row (measured: the scalar
+         * select loop took 70% of a 32x16x5000 product with zmm). */
+        GV_STORE(dst, GV_MLOAD(src + full, GV_MASK(nr)));
+        GV_STORE(dst + VW, GV_MLOAD(src + full + VW, GV_MASK(nr - VW)));
+#else
         for (int j = 0; j < NR; j++) dst[j] = j < nr ? src[full + j] : 0.0f;
+#endif
+      }
     }
     return;
   }

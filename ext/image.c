@@ -7,7 +7,7 @@
  *
  * An image argument is a BLOB (TEXT is read as its bytes): 784 bytes that are
  * not an encoded image are a raw MNIST image taken as is; anything stb_image
- * recognises is decoded and preprocessed (src/io/image.c). Both functions are
+ * recognises is decoded and preprocessed (src/io/decode.c). Both functions are
  * pure: the same argument always gives the same bytes.
  */
 #include <string.h>

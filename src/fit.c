@@ -1,8 +1,8 @@
 /*
- * train.c - the training loop: epochs of shuffled mini-batches over a uint8
- * dataset, loss and accuracy per epoch, validation, early stopping, a time
- * budget, and callbacks through which the caller commits each epoch and can
- * interrupt.
+ * fit.c - the training loop (Keras' fit): epochs of shuffled mini-batches
+ * over a uint8 dataset, loss and accuracy per epoch, validation, early
+ * stopping, a time budget, and callbacks through which the caller commits
+ * each epoch and can interrupt.
  *
  * Reproducibility: epoch e of a run with seed s shuffles with a generator
  * seeded from (s, e) and draws dropout masks from another, so a model trained

@@ -124,10 +124,10 @@ static void json_stat(cnn_buf *b, const char *key, double v) {
 
 void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3 *db = sqlite3_context_db_handle(ctx);
-  cnn_conn *conn = sqlite3_user_data(ctx);
+  cnn_conn *conn = cnn_ctx_conn(ctx);
   char err[CNN_ERRMAX] = "", what[48];
   cnn_train_options o = {0};
-  cnn_model *m = NULL;
+  cnn_stored_model *m = NULL;
   cnn_net *fresh = NULL;
   cnn_optim fresh_opt = {0};
   cnn_rows rows = {0}, vrows = {0};
@@ -135,20 +135,17 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   train_ctx t = {0};
   int rc;
 
-  const char *name = cnn_arg_name(ctx, "cnn_train", argv[0]);
-  if (!name) return;
-  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT) {
-    cnn_result_errorf(ctx, "cnn_train: source must be a table name or a query; got %s",
-                      cnn_value_describe(argv[1], what, sizeof what));
+  const char *name, *source, *options = NULL;
+  if ((rc = cnn_arg_name(argv[0], &name, err))) {
+    cnn_result_status(ctx, rc, err);
     return;
   }
-  const char *source = (const char *)sqlite3_value_text(argv[1]);
-  const char *options = NULL;
+  if ((rc = cnn_arg_source(argv[1], &source, err))) goto done;
   if (argc > 2 && sqlite3_value_type(argv[2]) != SQLITE_NULL) {
     if (sqlite3_value_type(argv[2]) != SQLITE_TEXT) {
-      cnn_result_errorf(ctx, "cnn_train: options must be JSON text or NULL; got %s",
-                        cnn_value_describe(argv[2], what, sizeof what));
-      return;
+      rc = cnn_error(err, CNN_ERROR, "options must be JSON text or NULL; got %s",
+                     cnn_value_describe(argv[2], what, sizeof what));
+      goto done;
     }
     options = (const char *)sqlite3_value_text(argv[2]);
   }
@@ -273,10 +270,11 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 done:
   if (rc) {
     if (rc == CNN_INTERRUPTED) {
-      cnn_result_errorf(ctx, "cnn_train: %s", err);
+      /* The message says how many epochs were kept; the code says why. */
+      cnn_result_status(ctx, CNN_ERROR, err);
       sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
     } else {
-      cnn_result_status(ctx, "cnn_train", rc, err);
+      cnn_result_status(ctx, rc, err);
     }
   }
   sqlite3_finalize(t.probe);
@@ -287,6 +285,6 @@ done:
   cnn_train_options_clear(&o);
   cnn_optim_clear(&fresh_opt);
   cnn_net_free(fresh);
-  cnn_model_release(m);
+  cnn_stored_model_release(m);
   cnn_cache_forget(conn, name);
 }

@@ -49,8 +49,11 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   double t0 = now_seconds();
 
   if (train->count == 0) return cnn_error(err, CNN_ERROR, "no training rows");
-  if (train->count > UINT32_MAX) return cnn_error(err, CNN_ERROR, "too many training rows");
-  if (cfg->batch_size < 1) return cnn_error(err, CNN_ERROR, "batch_size must be at least 1");
+  if (train->count > UINT32_MAX)
+    return cnn_error(err, CNN_ERROR, "%zu training rows; the limit is %u", train->count,
+                     UINT32_MAX);
+  if (cfg->batch_size < 1)
+    return cnn_error(err, CNN_ERROR, "batch_size must be at least 1, got %d", cfg->batch_size);
   if (opt->n && opt->n != nparams)
     return cnn_error(err, CNN_ERROR, "optimizer has %zu values but the model has %zu parameters",
                      opt->n, nparams);

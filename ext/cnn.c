@@ -8,7 +8,6 @@
  * call them. Functions that read stored models are not SQLITE_DETERMINISTIC:
  * training changes their answer.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +17,15 @@
 
 SQLITE_EXTENSION_INIT1
 
-static void conn_release(void *p) {
-  cnn_conn *c = p;
+static void conn_release(cnn_conn *c) {
   if (!c || --c->refs > 0) return;
-  for (int i = 0; i < CNN_CACHE_MODELS; i++) cnn_model_release(c->cache[i]);
+  for (int i = 0; i < CNN_CACHE_MODELS; i++) cnn_stored_model_release(c->cache[i]);
   cnn_threads_free(c->pool);
   cnn_free(c);
 }
+
+/* The destructor of every registration's user data. */
+static void binding_release(void *p) { conn_release(((cnn_binding *)p)->conn); }
 
 int cnn_probe_open(sqlite3 *db, sqlite3_stmt **probe, char *err) {
   int rc = sqlite3_prepare_v2(db, "SELECT 1", -1, probe, NULL);
@@ -37,35 +38,28 @@ int cnn_probe_stop(void *probe) {
   return sqlite3_step(probe) == SQLITE_INTERRUPT;
 }
 
-void cnn_result_status(sqlite3_context *ctx, const char *fn, int status, const char *err) {
+cnn_conn *cnn_ctx_conn(sqlite3_context *ctx) {
+  return ((const cnn_binding *)sqlite3_user_data(ctx))->conn;
+}
+
+const char *cnn_ctx_name(sqlite3_context *ctx) {
+  return ((const cnn_binding *)sqlite3_user_data(ctx))->name;
+}
+
+void cnn_result_status(sqlite3_context *ctx, int status, const char *err) {
   if (status == CNN_NOMEM) {
     sqlite3_result_error_nomem(ctx);
   } else if (status == CNN_INTERRUPTED) {
     sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
   } else {
-    cnn_result_errorf(ctx, "%s: %s", fn, err && err[0] ? err : "failed");
+    char *msg = sqlite3_mprintf("%s: %s", cnn_ctx_name(ctx), err && err[0] ? err : "failed");
+    if (!msg) {
+      sqlite3_result_error_nomem(ctx);
+      return;
+    }
+    sqlite3_result_error(ctx, msg, -1);
+    sqlite3_free(msg);
   }
-}
-
-void cnn_result_errorf(sqlite3_context *ctx, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = sqlite3_vmprintf(fmt, ap);
-  va_end(ap);
-  if (!msg) {
-    sqlite3_result_error_nomem(ctx);
-    return;
-  }
-  sqlite3_result_error(ctx, msg, -1);
-  sqlite3_free(msg);
-}
-
-void cnn_vtab_errorf(sqlite3_vtab *vtab, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  sqlite3_free(vtab->zErrMsg);
-  vtab->zErrMsg = sqlite3_vmprintf(fmt, ap);
-  va_end(ap);
 }
 
 const char *cnn_value_describe(sqlite3_value *v, char *buf, size_t size) {
@@ -97,19 +91,27 @@ int cnn_value_is_int(sqlite3_value *v, sqlite3_int64 *out) {
   return 1;
 }
 
-const char *cnn_arg_name(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
+int cnn_arg_name(sqlite3_value *v, const char **name, char *err) {
   char what[48];
+  *name = NULL;
   if (sqlite3_value_type(v) != SQLITE_TEXT || sqlite3_value_bytes(v) == 0 ||
-      sqlite3_value_bytes(v) > 200) {
-    cnn_result_errorf(ctx, "%s: name must be a non-empty text of at most 200 bytes; got %s", fn,
-                      sqlite3_value_type(v) == SQLITE_TEXT && sqlite3_value_bytes(v) == 0
-                          ? "an empty text"
-                          : cnn_value_describe(v, what, sizeof what));
-    return NULL;
-  }
-  const char *s = (const char *)sqlite3_value_text(v);
-  if (!s) sqlite3_result_error_nomem(ctx);
-  return s;
+      sqlite3_value_bytes(v) > 200)
+    return cnn_error(err, CNN_ERROR, "name must be a non-empty text of at most 200 bytes; got %s",
+                     sqlite3_value_type(v) == SQLITE_TEXT && sqlite3_value_bytes(v) == 0
+                         ? "an empty text"
+                         : cnn_value_describe(v, what, sizeof what));
+  if (!(*name = (const char *)sqlite3_value_text(v))) return cnn_nomem(err);
+  return CNN_OK;
+}
+
+int cnn_arg_source(sqlite3_value *v, const char **source, char *err) {
+  char what[48];
+  *source = NULL;
+  if (sqlite3_value_type(v) != SQLITE_TEXT)
+    return cnn_error(err, CNN_ERROR, "source must be a table name or a query; got %s",
+                     cnn_value_describe(v, what, sizeof what));
+  if (!(*source = (const char *)sqlite3_value_text(v))) return cnn_nomem(err);
+  return CNN_OK;
 }
 
 void cnn_fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -204,6 +206,9 @@ static const struct {
     {"cnn_history", &cnn_history_module},
 };
 
+#define NFUNCTIONS (sizeof functions / sizeof functions[0])
+#define NMODULES (sizeof modules / sizeof modules[0])
+
 #ifdef _WIN32
 __declspec(dllexport)
 #else
@@ -218,18 +223,36 @@ __attribute__((visibility("default")))
     if (pzErrMsg) *pzErrMsg = sqlite3_mprintf("cnn: %s", err);
     return SQLITE_ERROR;
   }
-  cnn_conn *conn = cnn_calloc(1, sizeof *conn);
+  cnn_conn *conn = cnn_calloc(1, sizeof *conn + (NFUNCTIONS + NMODULES) * sizeof(cnn_binding));
   if (!conn) return SQLITE_NOMEM;
   conn->refs = 1; /* held by this function until registration ends */
-  int rc = SQLITE_OK;
-  for (size_t i = 0; rc == SQLITE_OK && i < sizeof functions / sizeof functions[0]; i++) {
+  conn->nbindings = NFUNCTIONS + NMODULES;
+  int rc = SQLITE_OK, nargs = 0;
+  const char *failed = NULL;
+  for (size_t i = 0; rc == SQLITE_OK && i < NFUNCTIONS; i++) {
+    cnn_binding *b = &conn->bindings[i];
+    b->conn = conn, b->name = functions[i].name;
     conn->refs++;
     rc = sqlite3_create_function_v2(db, functions[i].name, functions[i].nargs, functions[i].flags,
-                                    conn, functions[i].fn, NULL, NULL, conn_release);
+                                    b, functions[i].fn, NULL, NULL, binding_release);
+    if (rc != SQLITE_OK) failed = functions[i].name, nargs = functions[i].nargs;
   }
-  for (size_t i = 0; rc == SQLITE_OK && i < sizeof modules / sizeof modules[0]; i++) {
+  for (size_t i = 0; rc == SQLITE_OK && i < NMODULES; i++) {
+    cnn_binding *b = &conn->bindings[NFUNCTIONS + i];
+    b->conn = conn, b->name = modules[i].name;
     conn->refs++;
-    rc = sqlite3_create_module_v2(db, modules[i].name, modules[i].module, conn, conn_release);
+    rc = sqlite3_create_module_v2(db, modules[i].name, modules[i].module, b, binding_release);
+    if (rc != SQLITE_OK) failed = modules[i].name, nargs = -1;
+  }
+  if (rc != SQLITE_OK && pzErrMsg) {
+    /* Name the registration that failed: a clash with another extension's
+     * function, or a statement still using one of ours, are the usual causes. */
+    if (nargs >= 0)
+      *pzErrMsg = sqlite3_mprintf("cnn: cannot register the function %s with %d argument%s: %s",
+                                  failed, nargs, nargs == 1 ? "" : "s", sqlite3_errmsg(db));
+    else
+      *pzErrMsg = sqlite3_mprintf("cnn: cannot register the table-valued function %s: %s", failed,
+                                  sqlite3_errmsg(db));
   }
   conn_release(conn);
   return rc;

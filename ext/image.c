@@ -1,23 +1,18 @@
 /*
- * image.c - image arguments and the picture functions of the SQLite face:
+ * image.c - image arguments of the SQLite face:
  *   cnn_arg_image(value, out, err)   any image argument -> 784 MNIST bytes
  *   cnn_preprocess(image)            -> BLOB, the 784 bytes the model sees
- *   cnn_image_png(image [, scale])   -> BLOB, a PNG of those 28x28 pixels,
- *                                       each scale x scale (1..64, default 4)
+ * (cnn_image_png, which draws those bytes, is in ext/pictures.c.)
  *
  * An image argument is a BLOB (TEXT is read as its bytes): 784 bytes that are
  * not an encoded image are a raw MNIST image taken as is; anything stb_image
- * recognises is decoded and preprocessed (src/io/image.c). Both functions are
+ * recognises is decoded and preprocessed (src/io/decode.c). cnn_preprocess is
  * pure: the same argument always gives the same bytes.
  */
 #include <string.h>
 
 #include "ext.h"
 #include "image.h"
-
-/* Scale of cnn_image_png without its second argument: 112x112, big enough to
- * see in a notebook or a browser, small enough for a thumbnail column. */
-#define PNG_DEFAULT_SCALE 4
 
 int cnn_arg_image(sqlite3_value *v, uint8_t out[784], char *err) {
   char desc[64];
@@ -44,38 +39,8 @@ void cnn_fn_preprocess(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char err[CNN_ERRMAX] = "";
   int rc = cnn_arg_image(argv[0], img, err);
   if (rc != CNN_OK) {
-    cnn_result_status(ctx, "cnn_preprocess", rc, err);
+    cnn_result_status(ctx, rc, err);
     return;
   }
   sqlite3_result_blob(ctx, img, CNN_MNIST_BYTES, SQLITE_TRANSIENT);
-}
-
-void cnn_fn_image_png(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  uint8_t img[CNN_MNIST_BYTES];
-  uint8_t *png = NULL; /* owned until handed to SQLite */
-  size_t len = 0;
-  char err[CNN_ERRMAX] = "";
-  int scale = PNG_DEFAULT_SCALE;
-  if (argc > 1) {
-    sqlite3_int64 s = 0;
-    int is_int = cnn_value_is_int(argv[1], &s);
-    if (!is_int || s < 1 || s > CNN_PNG_MAX_SCALE) {
-      char desc[64];
-      if (is_int)
-        cnn_result_errorf(ctx, "cnn_image_png: scale must be an integer from 1 to %d; got %lld",
-                          CNN_PNG_MAX_SCALE, (long long)s);
-      else
-        cnn_result_errorf(ctx, "cnn_image_png: scale must be an integer from 1 to %d; got %s",
-                          CNN_PNG_MAX_SCALE, cnn_value_describe(argv[1], desc, sizeof desc));
-      return;
-    }
-    scale = (int)s;
-  }
-  int rc = cnn_arg_image(argv[0], img, err);
-  if (rc == CNN_OK) rc = cnn_png_gray(&png, &len, img, CNN_MNIST_SIDE, CNN_MNIST_SIDE, scale, err);
-  if (rc != CNN_OK) {
-    cnn_result_status(ctx, "cnn_image_png", rc, err);
-    return;
-  }
-  sqlite3_result_blob64(ctx, png, (sqlite3_uint64)len, cnn_free);
 }

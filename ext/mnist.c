@@ -14,8 +14,7 @@
  *
  * Conventions: ext/ext.h. Memory of SQLite-facing objects (vtab, cursor, their
  * buffers, paths) comes from sqlite3_malloc; engine objects (cnn_idx) are made
- * and freed by the engine's own functions. Errors are prefixed with the SQL
- * name ("cnn_mnist: ", "cnn_import_mnist: ").
+ * and freed by the engine's own functions.
  */
 #include <errno.h>
 #include <math.h>
@@ -45,104 +44,78 @@ enum { MNIST_IDX, MNIST_IMAGE, MNIST_LABEL, MNIST_IMAGES_PATH, MNIST_LABELS_PATH
 #define MNIST_HI_LT 64
 
 typedef struct mnist_cursor {
-  sqlite3_vtab_cursor base;
+  cnn_cursor base;     /* rowid: the 0-based index of the current record */
   cnn_idx *images;     /* owned; NULL before xFilter */
   cnn_idx *labels;     /* owned; NULL without a labels file */
   uint8_t *image;      /* owned: the current record, record_size bytes */
   size_t record_size;  /* rows * cols */
   int label;           /* the current label */
-  sqlite3_int64 row;   /* 0-based index of the current record */
   sqlite3_int64 count; /* end of the rows: the record count, or a bound on idx */
-  char *images_path;   /* owned copies of the arguments, for the hidden columns */
-  char *labels_path;
 } mnist_cursor;
+
+/* Back to the state of a fresh cursor: xFilter may run many times (joins). */
+static void mnist_reset(cnn_cursor *base) {
+  mnist_cursor *cur = (mnist_cursor *)base;
+  cnn_idx_close(cur->images);
+  cnn_idx_close(cur->labels);
+  sqlite3_free(cur->image);
+  cur->images = cur->labels = NULL;
+  cur->image = NULL;
+  cur->record_size = 0;
+  cur->count = 0;
+  cur->label = 0;
+}
+
+static const cnn_table mnist_table = {
+    .schema =
+        "CREATE TABLE x(idx INTEGER, image BLOB, label INTEGER, "
+        "images_path HIDDEN, labels_path HIDDEN)",
+    .direct_only = 1,
+    .first_arg = MNIST_IMAGES_PATH,
+    .nargs = 2,
+    .required = 1,
+    .usage = "images_path argument is required: cnn_mnist(images_path [, labels_path])",
+    /* cnn_mnist is often queried with ORs on idx: see cnn_vtab_plan_args. */
+    .late_usage = 1,
+    .cursor_size = sizeof(mnist_cursor),
+    .reset = mnist_reset,
+};
 
 static int mnist_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
                          sqlite3_vtab **out, char **pzErr) {
-  (void)aux, (void)argc, (void)argv, (void)pzErr;
-  int rc = sqlite3_declare_vtab(db,
-                                "CREATE TABLE x(idx INTEGER, image BLOB, label INTEGER, "
-                                "images_path HIDDEN, labels_path HIDDEN)");
-  /* Reading files named in SQL is only for the top-level statements the
-   * application runs, never for views or triggers stored in a database. */
-  if (rc == SQLITE_OK) rc = sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
-  if (rc != SQLITE_OK) return rc;
-  sqlite3_vtab *vtab = sqlite3_malloc(sizeof *vtab);
-  if (!vtab) return SQLITE_NOMEM;
-  memset(vtab, 0, sizeof *vtab);
-  *out = vtab;
-  return SQLITE_OK;
+  (void)argc, (void)argv, (void)pzErr;
+  return cnn_vtab_connect(db, aux, &mnist_table, out);
 }
 
-static int mnist_disconnect(sqlite3_vtab *vtab) {
-  sqlite3_free(vtab);
-  return SQLITE_OK;
-}
-
-/* A plan needs an equality constraint on images_path; one on labels_path is
- * taken when present. When such a constraint exists but is not usable in this
- * join order, SQLITE_CONSTRAINT tells SQLite to try another order. When there
- * is none at all, the plan is accepted at a prohibitive cost and its xFilter
- * reports the missing argument: failing here instead would also fail queries
- * whose WHERE has an OR, since SQLite plans each OR term on its own, without
- * the other constraints, before it picks the plan that has the argument. */
+/* The path arguments are planned by cnn_vtab_plan_args (ext/vtab.c); bounds
+ * on idx are added after them. */
 static int mnist_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
-  (void)vtab;
-  int images = -1, labels = -1, eq = -1, lo = -1, hi = -1;
-  int images_unusable = 0, labels_unusable = 0;
+  int argc, rc = cnn_vtab_plan_args(vtab, info, &argc);
+  if (rc != SQLITE_OK || !(info->idxNum & MNIST_HAVE_IMAGES)) return rc;
+  int eq = -1, lo = -1, hi = -1;
   for (int i = 0; i < info->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &info->aConstraint[i];
-    if (c->iColumn == MNIST_IDX && c->usable) {
-      /* Not omitted: SQLite checks these again, so the bounds only have to
-       * be conservative. */
-      switch (c->op) {
-      case SQLITE_INDEX_CONSTRAINT_EQ:
-        eq = i;
-        break;
-      case SQLITE_INDEX_CONSTRAINT_GE:
-      case SQLITE_INDEX_CONSTRAINT_GT:
-        lo = i;
-        break;
-      case SQLITE_INDEX_CONSTRAINT_LE:
-      case SQLITE_INDEX_CONSTRAINT_LT:
-        hi = i;
-        break;
-      default:
-        break;
-      }
-      continue;
-    }
-    if (c->op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
-    if (c->iColumn == MNIST_IMAGES_PATH) {
-      if (c->usable)
-        images = i;
-      else
-        images_unusable = 1;
-    } else if (c->iColumn == MNIST_LABELS_PATH) {
-      if (c->usable)
-        labels = i;
-      else
-        labels_unusable = 1;
+    if (c->iColumn != MNIST_IDX || !c->usable) continue;
+    /* Not omitted: SQLite checks these again, so the bounds only have to be
+     * conservative. */
+    switch (c->op) {
+    case SQLITE_INDEX_CONSTRAINT_EQ:
+      eq = i;
+      break;
+    case SQLITE_INDEX_CONSTRAINT_GE:
+    case SQLITE_INDEX_CONSTRAINT_GT:
+      lo = i;
+      break;
+    case SQLITE_INDEX_CONSTRAINT_LE:
+    case SQLITE_INDEX_CONSTRAINT_LT:
+      hi = i;
+      break;
+    default:
+      break;
     }
   }
-  if (images < 0 && !images_unusable) {
-    info->idxNum = 0;
-    info->estimatedCost = 1e99;
-    return SQLITE_OK;
-  }
-  if (images < 0 || (labels < 0 && labels_unusable)) return SQLITE_CONSTRAINT;
-
-  int argc = 0;
   double rows = 60000.0;    /* MNIST's training set, for want of the file's count */
   double scanned = 60000.0; /* records inflated: all up to the last row */
-  info->idxNum = MNIST_HAVE_IMAGES;
-  info->aConstraintUsage[images].argvIndex = ++argc;
-  info->aConstraintUsage[images].omit = 1;
-  if (labels >= 0) {
-    info->idxNum |= MNIST_HAVE_LABELS;
-    info->aConstraintUsage[labels].argvIndex = ++argc;
-    info->aConstraintUsage[labels].omit = 1;
-  }
   if (eq >= 0) {
     info->idxNum |= MNIST_IDX_EQ;
     info->aConstraintUsage[eq].argvIndex = ++argc;
@@ -205,44 +178,7 @@ static void mnist_bound(sqlite3_value *v, int op, sqlite3_int64 *first, sqlite3_
   if (hi < (double)*end) *end = hi <= (double)*first ? *first : (sqlite3_int64)hi;
 }
 
-static int mnist_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out) {
-  (void)vtab;
-  mnist_cursor *cur = sqlite3_malloc(sizeof *cur);
-  if (!cur) return SQLITE_NOMEM;
-  memset(cur, 0, sizeof *cur);
-  *out = &cur->base;
-  return SQLITE_OK;
-}
-
-/* Back to the state of a fresh cursor: xFilter may run many times (joins). */
-static void mnist_cursor_reset(mnist_cursor *cur) {
-  cnn_idx_close(cur->images);
-  cnn_idx_close(cur->labels);
-  sqlite3_free(cur->image);
-  sqlite3_free(cur->images_path);
-  sqlite3_free(cur->labels_path);
-  cur->images = cur->labels = NULL;
-  cur->image = NULL;
-  cur->images_path = cur->labels_path = NULL;
-  cur->record_size = 0;
-  cur->row = cur->count = 0;
-  cur->label = 0;
-}
-
-static int mnist_close(sqlite3_vtab_cursor *base) {
-  mnist_cursor_reset((mnist_cursor *)base);
-  sqlite3_free(base);
-  return SQLITE_OK;
-}
-
-/* Reports an engine status through the vtab; returns the SQLite code. */
-static int mnist_fail(sqlite3_vtab_cursor *base, int status, const char *err) {
-  if (status == CNN_NOMEM) return SQLITE_NOMEM;
-  cnn_vtab_errorf(base->pVtab, "cnn_mnist: %s", err);
-  return SQLITE_ERROR;
-}
-
-/* Reads record cur->row of both files. */
+/* Reads record cur->base.rowid of both files. */
 static int mnist_read_record(mnist_cursor *cur) {
   char err[CNN_ERRMAX];
   int rc = cnn_idx_read(cur->images, cur->image, 1, err);
@@ -251,22 +187,21 @@ static int mnist_read_record(mnist_cursor *cur) {
     rc = cnn_idx_read(cur->labels, &label, 1, err);
     cur->label = label;
   }
-  return rc == CNN_OK ? SQLITE_OK : mnist_fail(&cur->base, rc, err);
+  return rc == CNN_OK ? SQLITE_OK : cnn_vtab_status(cur->base.base.pVtab, rc, err);
 }
 
-/* Copies a path argument; NULL, non-text and empty values are errors. */
-static int mnist_path_arg(mnist_cursor *cur, sqlite3_value *v, const char *what, const char *hint,
-                          char **out) {
+/* A path argument: NULL, non-text and empty values are errors. */
+static int mnist_path_arg(sqlite3_value *v, const char *what, const char *hint, const char **out,
+                          char *err) {
   char buf[64];
-  if (sqlite3_value_type(v) != SQLITE_TEXT || sqlite3_value_bytes(v) == 0) {
-    cnn_vtab_errorf(cur->base.pVtab, "cnn_mnist: %s must be a text path; got %s%s", what,
-                    sqlite3_value_type(v) == SQLITE_TEXT ? "an empty text"
-                                                         : cnn_value_describe(v, buf, sizeof buf),
-                    hint);
-    return SQLITE_ERROR;
-  }
-  *out = sqlite3_mprintf("%s", (const char *)sqlite3_value_text(v));
-  return *out ? SQLITE_OK : SQLITE_NOMEM;
+  *out = NULL;
+  if (sqlite3_value_type(v) != SQLITE_TEXT || sqlite3_value_bytes(v) == 0)
+    return cnn_error(err, CNN_ERROR, "%s must be a text path; got %s%s", what,
+                     sqlite3_value_type(v) == SQLITE_TEXT ? "an empty text"
+                                                          : cnn_value_describe(v, buf, sizeof buf),
+                     hint);
+  if (!(*out = (const char *)sqlite3_value_text(v))) return cnn_nomem(err);
+  return CNN_OK;
 }
 
 static int mnist_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, int argc,
@@ -274,34 +209,24 @@ static int mnist_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxSt
   (void)idxStr;
   mnist_cursor *cur = (mnist_cursor *)base;
   char err[CNN_ERRMAX];
-  mnist_cursor_reset(cur);
-  int expect = 1 + !!(idxNum & MNIST_HAVE_LABELS) + !!(idxNum & MNIST_IDX_EQ) +
-               !!(idxNum & MNIST_IDX_LO) + !!(idxNum & MNIST_IDX_HI);
-  if (!(idxNum & MNIST_HAVE_IMAGES)) {
-    cnn_vtab_errorf(base->pVtab,
-                    "cnn_mnist: images_path argument is required: "
-                    "cnn_mnist(images_path [, labels_path])");
-    return SQLITE_ERROR;
-  }
+  const char *images_path, *labels_path = NULL;
+  int arg, rc = cnn_vtab_filter_args(&cur->base, idxNum, argc, argv, &arg);
+  if (rc != SQLITE_OK) return rc;
+  int expect =
+      arg + !!(idxNum & MNIST_IDX_EQ) + !!(idxNum & MNIST_IDX_LO) + !!(idxNum & MNIST_IDX_HI);
   if (argc != expect) return SQLITE_ERROR; /* not a plan of mnist_best_index */
-  int arg = 0;
-  int rc = mnist_path_arg(cur, argv[arg++], "images_path", "", &cur->images_path);
-  if (rc == SQLITE_OK && (idxNum & MNIST_HAVE_LABELS))
-    rc = mnist_path_arg(cur, argv[arg++], "labels_path", " (omit it for images without labels)",
-                        &cur->labels_path);
-  if (rc != SQLITE_OK) goto done;
-
-  int st = cnn_idx_open(&cur->images, cur->images_path, 3, err);
-  if (st == CNN_OK && cur->labels_path) st = cnn_idx_open(&cur->labels, cur->labels_path, 1, err);
+  int st = mnist_path_arg(argv[0], "images_path", "", &images_path, err);
+  if (st == CNN_OK && (idxNum & MNIST_HAVE_LABELS))
+    st = mnist_path_arg(argv[1], "labels_path", " (omit it for images without labels)",
+                        &labels_path, err);
+  if (st == CNN_OK) st = cnn_idx_open(&cur->images, images_path, 3, err);
+  if (st == CNN_OK && labels_path) st = cnn_idx_open(&cur->labels, labels_path, 1, err);
+  if (st == CNN_OK && cur->labels && cnn_idx_count(cur->labels) != cnn_idx_count(cur->images))
+    st = cnn_error(err, CNN_ERROR, "%s has %u images but %s has %u labels",
+                   cnn_idx_name(cur->images), cnn_idx_count(cur->images), cnn_idx_name(cur->labels),
+                   cnn_idx_count(cur->labels));
   if (st != CNN_OK) {
-    rc = mnist_fail(base, st, err);
-    goto done;
-  }
-  if (cur->labels && cnn_idx_count(cur->labels) != cnn_idx_count(cur->images)) {
-    cnn_vtab_errorf(base->pVtab, "cnn_mnist: %s has %u images but %s has %u labels",
-                    cnn_idx_name(cur->images), cnn_idx_count(cur->images),
-                    cnn_idx_name(cur->labels), cnn_idx_count(cur->labels));
-    rc = SQLITE_ERROR;
+    rc = cnn_vtab_status(base->pVtab, st, err);
     goto done;
   }
   cur->record_size = cnn_idx_record_size(cur->images); /* <= CNN_IDX_MAX_RECORD */
@@ -317,38 +242,38 @@ static int mnist_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxSt
     mnist_bound(argv[arg++], MNIST_IDX_LO | (idxNum & MNIST_LO_GT), &first, &end);
   if (idxNum & MNIST_IDX_HI)
     mnist_bound(argv[arg++], MNIST_IDX_HI | (idxNum & MNIST_HI_LT), &first, &end);
-  cur->row = first;
+  cur->base.rowid = first;
   cur->count = end;
   if (first >= end) goto done; /* no rows: nothing to read */
   st = cnn_idx_skip(cur->images, (uint64_t)first, err);
   if (st == CNN_OK && cur->labels) st = cnn_idx_skip(cur->labels, (uint64_t)first, err);
   if (st != CNN_OK) {
-    rc = mnist_fail(base, st, err);
+    rc = cnn_vtab_status(base->pVtab, st, err);
     goto done;
   }
   rc = mnist_read_record(cur);
 
 done:
-  if (rc != SQLITE_OK) mnist_cursor_reset(cur); /* eof, and nothing held open */
+  if (rc != SQLITE_OK) mnist_reset(&cur->base); /* eof, and nothing held open */
   return rc;
 }
 
 static int mnist_next(sqlite3_vtab_cursor *base) {
   mnist_cursor *cur = (mnist_cursor *)base;
-  if (++cur->row >= cur->count) return SQLITE_OK;
+  if (++cur->base.rowid >= cur->count) return SQLITE_OK;
   return mnist_read_record(cur);
 }
 
 static int mnist_eof(sqlite3_vtab_cursor *base) {
   const mnist_cursor *cur = (const mnist_cursor *)base;
-  return cur->images == NULL || cur->row >= cur->count;
+  return cur->images == NULL || cur->base.rowid >= cur->count;
 }
 
 static int mnist_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
   const mnist_cursor *cur = (const mnist_cursor *)base;
   switch (col) {
   case MNIST_IDX:
-    sqlite3_result_int64(ctx, cur->row);
+    sqlite3_result_int64(ctx, cur->base.rowid);
     break;
   case MNIST_IMAGE:
     sqlite3_result_blob64(ctx, cur->image, cur->record_size, SQLITE_TRANSIENT);
@@ -359,23 +284,9 @@ static int mnist_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col
     else
       sqlite3_result_null(ctx);
     break;
-  case MNIST_IMAGES_PATH:
-    sqlite3_result_text(ctx, cur->images_path, -1, SQLITE_TRANSIENT);
-    break;
-  case MNIST_LABELS_PATH:
-    if (cur->labels_path)
-      sqlite3_result_text(ctx, cur->labels_path, -1, SQLITE_TRANSIENT);
-    else
-      sqlite3_result_null(ctx);
-    break;
   default:
-    break;
+    return cnn_vtab_arg_column(&cur->base, ctx, col);
   }
-  return SQLITE_OK;
-}
-
-static int mnist_rowid(sqlite3_vtab_cursor *base, sqlite3_int64 *rowid) {
-  *rowid = ((const mnist_cursor *)base)->row;
   return SQLITE_OK;
 }
 
@@ -386,15 +297,15 @@ const sqlite3_module cnn_mnist_module = {
     .xCreate = NULL,
     .xConnect = mnist_connect,
     .xBestIndex = mnist_best_index,
-    .xDisconnect = mnist_disconnect,
+    .xDisconnect = cnn_vtab_disconnect,
     .xDestroy = NULL,
-    .xOpen = mnist_open,
-    .xClose = mnist_close,
+    .xOpen = cnn_vtab_open,
+    .xClose = cnn_vtab_close,
     .xFilter = mnist_filter,
     .xNext = mnist_next,
     .xEof = mnist_eof,
     .xColumn = mnist_column,
-    .xRowid = mnist_rowid,
+    .xRowid = cnn_vtab_rowid,
 };
 
 /* ---------------------------------------------------------------------------
@@ -419,66 +330,61 @@ static const struct {
     {"mnist_test", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"},
 };
 
-/* dir/base.gz if it exists, else dir/base if it exists; NULL (and a message)
- * when neither does. The result is sqlite3_malloc'd. */
-static char *import_find(const char *dir, const char *base, int *rc, char **msg) {
+/* dir/base.gz if it exists, else dir/base if it exists. *path is
+ * sqlite3_malloc'd. */
+static int import_find(const char *dir, const char *base, char **path, char *err) {
   struct stat st;
-  char *path = sqlite3_mprintf("%s/%s.gz", dir, base);
-  if (path && stat(path, &st) == 0) return path;
-  sqlite3_free(path);
-  path = sqlite3_mprintf("%s/%s", dir, base);
-  if (path && stat(path, &st) == 0) return path;
-  sqlite3_free(path);
-  if (!path) {
-    *rc = SQLITE_NOMEM;
-  } else {
-    *rc = SQLITE_ERROR;
-    *msg = sqlite3_mprintf("cnn_import_mnist: no %s.gz or %s in %s", base, base, dir);
-  }
-  return NULL;
+  *path = sqlite3_mprintf("%s/%s.gz", dir, base);
+  if (*path && stat(*path, &st) == 0) return CNN_OK;
+  sqlite3_free(*path);
+  *path = sqlite3_mprintf("%s/%s", dir, base);
+  if (*path && stat(*path, &st) == 0) return CNN_OK;
+  if (!*path) return cnn_nomem(err);
+  sqlite3_free(*path);
+  *path = NULL;
+  return cnn_error(err, CNN_ERROR, "no %s.gz or %s in %s", base, base, dir);
 }
 
-/* Streams one image/label file pair into table through `insert`. Returns an
- * SQLite code; on SQLITE_ERROR *msg holds the message. */
+/* An SQLite result code as a status, with SQLite's message after `what`. */
+static int sql_failure(sqlite3 *db, int rc, const char *what, char *err) {
+  if (rc == SQLITE_NOMEM) return cnn_nomem(err);
+  return cnn_error(err, CNN_ERROR, "%s%s", what, sqlite3_errmsg(db));
+}
+
+/* Streams one image/label file pair into table through `insert`. */
 static int import_set(sqlite3 *db, sqlite3_stmt *insert, cnn_idx *images, cnn_idx *labels,
-                      uint8_t *image, char **msg) {
-  char err[CNN_ERRMAX];
+                      uint8_t *image, int *sqlrc, char *err) {
   uint32_t count = cnn_idx_count(images);
   size_t record_size = cnn_idx_record_size(images);
   for (uint32_t i = 0; i < count; i++) {
     uint8_t label;
     int st = cnn_idx_read(images, image, 1, err);
     if (st == CNN_OK) st = cnn_idx_read(labels, &label, 1, err);
-    if (st == CNN_NOMEM) return SQLITE_NOMEM;
-    if (st != CNN_OK) {
-      *msg = sqlite3_mprintf("cnn_import_mnist: %s", err);
-      return SQLITE_ERROR;
-    }
-    if (label > 9) {
-      *msg = sqlite3_mprintf("cnn_import_mnist: %s: label %u in record %u is not a digit 0..9",
-                             cnn_idx_name(labels), (unsigned)label, i);
-      return SQLITE_ERROR;
-    }
+    if (st != CNN_OK) return st;
+    if (label > 9)
+      return cnn_error(err, CNN_ERROR, "%s: label %u in record %u is not a digit 0..9",
+                       cnn_idx_name(labels), (unsigned)label, i);
     sqlite3_bind_int64(insert, 1, i);
     sqlite3_bind_blob64(insert, 2, image, record_size, SQLITE_STATIC);
     sqlite3_bind_int(insert, 3, label);
     int rc = sqlite3_step(insert);
     if (rc != SQLITE_DONE) {
-      *msg = sqlite3_mprintf("cnn_import_mnist: %s", sqlite3_errmsg(db));
+      *sqlrc = rc == SQLITE_ROW ? SQLITE_ERROR : rc;
+      st = sql_failure(db, *sqlrc, "", err);
       sqlite3_reset(insert);
-      return rc == SQLITE_ROW ? SQLITE_ERROR : rc;
+      return st;
     }
     sqlite3_reset(insert);
   }
-  return SQLITE_OK;
+  return CNN_OK;
 }
 
 void cnn_fn_import_mnist(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   sqlite3 *db = sqlite3_context_db_handle(ctx);
-  char err[CNN_ERRMAX], buf[64];
-  int rc = SQLITE_OK;
-  char *msg = NULL; /* sqlite3_malloc'd error message, when rc says so */
+  char err[CNN_ERRMAX] = "", buf[64];
+  int rc = CNN_OK;
+  int sqlrc = SQLITE_OK; /* SQLite's code when SQLite failed, to pass on */
   char *paths[NSETS][2] = {{NULL}};
   cnn_idx *files[NSETS][2] = {{NULL}}; /* [set][0 images, 1 labels] */
   uint8_t *image = NULL;
@@ -486,54 +392,42 @@ void cnn_fn_import_mnist(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int in_savepoint = 0, owns_transaction = 0;
   const char *step = ""; /* what failed, for SQLite's messages */
   sqlite3_int64 total = 0;
+  const char *dir = NULL;
+  struct stat st;
 
   if (sqlite3_value_type(argv[0]) != SQLITE_TEXT || sqlite3_value_bytes(argv[0]) == 0) {
-    cnn_result_errorf(ctx, "cnn_import_mnist: dir must be a text path; got %s",
-                      sqlite3_value_type(argv[0]) == SQLITE_TEXT
-                          ? "an empty text"
-                          : cnn_value_describe(argv[0], buf, sizeof buf));
-    return;
+    rc = cnn_error(err, CNN_ERROR, "dir must be a text path; got %s",
+                   sqlite3_value_type(argv[0]) == SQLITE_TEXT
+                       ? "an empty text"
+                       : cnn_value_describe(argv[0], buf, sizeof buf));
+    goto done;
   }
-  const char *dir = (const char *)sqlite3_value_text(argv[0]);
-  if (!dir) {
-    sqlite3_result_error_nomem(ctx);
-    return;
+  if (!(dir = (const char *)sqlite3_value_text(argv[0]))) {
+    rc = cnn_nomem(err);
+    goto done;
   }
-  struct stat st;
   if (stat(dir, &st) != 0) {
-    cnn_result_errorf(ctx, "cnn_import_mnist: cannot open directory %s: %s", dir, strerror(errno));
-    return;
+    rc = cnn_error(err, CNN_ERROR, "cannot open directory %s: %s", dir, strerror(errno));
+    goto done;
   }
   if (!S_ISDIR(st.st_mode)) {
-    cnn_result_errorf(ctx, "cnn_import_mnist: %s is not a directory", dir);
-    return;
+    rc = cnn_error(err, CNN_ERROR, "%s is not a directory", dir);
+    goto done;
   }
 
   /* 1. Find, open and check all four files; the database is not touched yet. */
-  for (int s = 0; s < NSETS; s++) {
-    for (int k = 0; k < 2; k++) {
-      paths[s][k] = import_find(dir, k ? mnist_sets[s].labels : mnist_sets[s].images, &rc, &msg);
-      if (!paths[s][k]) goto done;
-    }
-  }
-  for (int s = 0; s < NSETS; s++) {
-    for (int k = 0; k < 2; k++) {
-      int status = cnn_idx_open(&files[s][k], paths[s][k], k ? 1 : 3, err);
-      if (status == CNN_NOMEM) {
-        rc = SQLITE_NOMEM;
+  for (int s = 0; s < NSETS; s++)
+    for (int k = 0; k < 2; k++)
+      if ((rc = import_find(dir, k ? mnist_sets[s].labels : mnist_sets[s].images, &paths[s][k],
+                            err)))
         goto done;
-      }
-      if (status != CNN_OK) {
-        rc = SQLITE_ERROR;
-        msg = sqlite3_mprintf("cnn_import_mnist: %s", err);
-        goto done;
-      }
-    }
+  for (int s = 0; s < NSETS; s++) {
+    for (int k = 0; k < 2; k++)
+      if ((rc = cnn_idx_open(&files[s][k], paths[s][k], k ? 1 : 3, err))) goto done;
     if (cnn_idx_count(files[s][0]) != cnn_idx_count(files[s][1])) {
-      rc = SQLITE_ERROR;
-      msg = sqlite3_mprintf("cnn_import_mnist: %s has %u images but %s has %u labels",
-                            cnn_idx_name(files[s][0]), cnn_idx_count(files[s][0]),
-                            cnn_idx_name(files[s][1]), cnn_idx_count(files[s][1]));
+      rc = cnn_error(err, CNN_ERROR, "%s has %u images but %s has %u labels",
+                     cnn_idx_name(files[s][0]), cnn_idx_count(files[s][0]),
+                     cnn_idx_name(files[s][1]), cnn_idx_count(files[s][1]));
       goto done;
     }
     total += cnn_idx_count(files[s][0]);
@@ -542,16 +436,15 @@ void cnn_fn_import_mnist(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
    * image size. */
   if (cnn_idx_rows(files[SET_TRAIN][0]) != cnn_idx_rows(files[SET_TEST][0]) ||
       cnn_idx_cols(files[SET_TRAIN][0]) != cnn_idx_cols(files[SET_TEST][0])) {
-    rc = SQLITE_ERROR;
-    msg = sqlite3_mprintf("cnn_import_mnist: %s holds %ux%u images but %s holds %ux%u",
-                          cnn_idx_name(files[SET_TRAIN][0]), cnn_idx_rows(files[SET_TRAIN][0]),
-                          cnn_idx_cols(files[SET_TRAIN][0]), cnn_idx_name(files[SET_TEST][0]),
-                          cnn_idx_rows(files[SET_TEST][0]), cnn_idx_cols(files[SET_TEST][0]));
+    rc = cnn_error(err, CNN_ERROR, "%s holds %ux%u images but %s holds %ux%u",
+                   cnn_idx_name(files[SET_TRAIN][0]), cnn_idx_rows(files[SET_TRAIN][0]),
+                   cnn_idx_cols(files[SET_TRAIN][0]), cnn_idx_name(files[SET_TEST][0]),
+                   cnn_idx_rows(files[SET_TEST][0]), cnn_idx_cols(files[SET_TEST][0]));
     goto done;
   }
   image = sqlite3_malloc64(cnn_idx_record_size(files[SET_TRAIN][0])); /* <= CNN_IDX_MAX_RECORD */
   if (!image) {
-    rc = SQLITE_NOMEM;
+    rc = cnn_nomem(err);
     goto done;
   }
 
@@ -563,54 +456,53 @@ void cnn_fn_import_mnist(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
    * (tests/python/test_import.py). */
   for (sqlite3_stmt *s = sqlite3_next_stmt(db, NULL); s; s = sqlite3_next_stmt(db, s)) {
     if (sqlite3_stmt_busy(s) && !sqlite3_stmt_readonly(s)) {
-      rc = SQLITE_ERROR;
-      msg = sqlite3_mprintf(
-          "cnn_import_mnist: cannot run inside a statement that writes (call it "
-          "from a SELECT of its own)");
+      rc = cnn_error(err, CNN_ERROR,
+                     "cannot run inside a statement that writes (call it from a SELECT of its "
+                     "own)");
       goto done;
     }
   }
   owns_transaction = sqlite3_get_autocommit(db);
-  rc = sqlite3_exec(db, "SAVEPOINT cnn_import_mnist", NULL, NULL, NULL);
-  if (rc != SQLITE_OK) goto sql_error;
+  sqlrc = sqlite3_exec(db, "SAVEPOINT cnn_import_mnist", NULL, NULL, NULL);
+  if (sqlrc != SQLITE_OK) goto sql_error;
   in_savepoint = 1;
   step = "cannot replace mnist_train and mnist_test: ";
-  rc = sqlite3_exec(db,
-                    "DROP TABLE IF EXISTS main.mnist_train;"
-                    "DROP TABLE IF EXISTS main.mnist_test;"
-                    "CREATE TABLE main.mnist_train(id INTEGER PRIMARY KEY, image BLOB NOT NULL, "
-                    "label INTEGER NOT NULL);"
-                    "CREATE TABLE main.mnist_test(id INTEGER PRIMARY KEY, image BLOB NOT NULL, "
-                    "label INTEGER NOT NULL);",
-                    NULL, NULL, NULL);
-  if (rc != SQLITE_OK) goto sql_error;
+  sqlrc = sqlite3_exec(db,
+                       "DROP TABLE IF EXISTS main.mnist_train;"
+                       "DROP TABLE IF EXISTS main.mnist_test;"
+                       "CREATE TABLE main.mnist_train(id INTEGER PRIMARY KEY, image BLOB NOT "
+                       "NULL, label INTEGER NOT NULL);"
+                       "CREATE TABLE main.mnist_test(id INTEGER PRIMARY KEY, image BLOB NOT NULL, "
+                       "label INTEGER NOT NULL);",
+                       NULL, NULL, NULL);
+  if (sqlrc != SQLITE_OK) goto sql_error;
   /* The way out if an interrupt stops the commit (see below); prepared after
    * the schema changes so that it never needs preparing again. */
-  rc = sqlite3_prepare_v2(db, "DELETE FROM main.mnist_test WHERE 0", -1, &abort, NULL);
-  if (rc != SQLITE_OK) goto sql_error;
+  sqlrc = sqlite3_prepare_v2(db, "DELETE FROM main.mnist_test WHERE 0", -1, &abort, NULL);
+  if (sqlrc != SQLITE_OK) goto sql_error;
   step = "";
   for (int s = 0; s < NSETS; s++) {
     char *sql = sqlite3_mprintf("INSERT INTO main.%s(id, image, label) VALUES (?1, ?2, ?3)",
                                 mnist_sets[s].table);
     if (!sql) {
-      rc = SQLITE_NOMEM;
+      rc = cnn_nomem(err);
       goto done;
     }
-    rc = sqlite3_prepare_v2(db, sql, -1, &insert, NULL);
+    sqlrc = sqlite3_prepare_v2(db, sql, -1, &insert, NULL);
     sqlite3_free(sql);
-    if (rc != SQLITE_OK) goto sql_error;
-    rc = import_set(db, insert, files[s][0], files[s][1], image, &msg);
+    if (sqlrc != SQLITE_OK) goto sql_error;
+    rc = import_set(db, insert, files[s][0], files[s][1], image, &sqlrc, err);
     sqlite3_finalize(insert);
     insert = NULL;
-    if (rc != SQLITE_OK) goto done;
+    if (rc != CNN_OK) goto done;
   }
-  rc = sqlite3_exec(db, "RELEASE cnn_import_mnist", NULL, NULL, NULL);
-  if (rc != SQLITE_OK) goto sql_error;
+  sqlrc = sqlite3_exec(db, "RELEASE cnn_import_mnist", NULL, NULL, NULL);
+  if (sqlrc != SQLITE_OK) goto sql_error;
   in_savepoint = 0;
   goto done;
 
 sql_error:
-  if (rc != SQLITE_NOMEM) msg = sqlite3_mprintf("cnn_import_mnist: %s%s", step, sqlite3_errmsg(db));
+  rc = sql_failure(db, sqlrc, step, err);
 
 done:
   sqlite3_finalize(insert);
@@ -634,13 +526,13 @@ done:
       sqlite3_free(paths[s][k]);
     }
   }
-  if (rc == SQLITE_OK) {
+  if (rc == CNN_OK) {
     sqlite3_result_int64(ctx, total);
-  } else if (rc == SQLITE_NOMEM || (rc != SQLITE_OK && !msg)) {
-    sqlite3_result_error_nomem(ctx);
   } else {
-    sqlite3_result_error(ctx, msg, -1);
-    if (rc != SQLITE_ERROR) sqlite3_result_error_code(ctx, rc);
+    cnn_result_status(ctx, rc, err);
+    /* SQLite's own failures keep their code (SQLITE_FULL, SQLITE_INTERRUPT,
+     * SQLITE_BUSY, ...) under our message. */
+    if (rc == CNN_ERROR && sqlrc != SQLITE_OK && sqlrc != SQLITE_ERROR)
+      sqlite3_result_error_code(ctx, sqlrc);
   }
-  sqlite3_free(msg);
 }

@@ -33,7 +33,7 @@ int cnn_source_prepare(sqlite3 *db, const char *source, sqlite3_stmt **stmt, cha
   const char *tail = NULL;
   *stmt = NULL;
   if (!source || !source[0])
-    return cnn_error(err, CNN_ERROR, "source must be a table name or a query");
+    return cnn_error(err, CNN_ERROR, "source must be a table name or a query; got an empty text");
   int rc = SQLITE_ERROR;
   if (is_name(source)) {
     /* A table: its image and label columns if it has them (mnist_train has

@@ -153,6 +153,15 @@ void cnn_tx_rollback(sqlite3 *db, cnn_tx *tx) {
   tx->opened = CNN_TX_NONE;
 }
 
+void cnn_tx_finish(sqlite3_context *ctx, sqlite3 *db, cnn_tx *tx, int rc, const char *err) {
+  char cerr[CNN_ERRMAX];
+  if (rc == CNN_OK && (rc = cnn_tx_commit(db, tx, cerr)) != CNN_OK) err = cerr;
+  if (rc != CNN_OK) {
+    cnn_tx_rollback(db, tx);
+    cnn_result_status(ctx, rc, err);
+  }
+}
+
 int cnn_store_exists(sqlite3 *db, const char *name, char *err) {
   sqlite3_stmt *st = NULL;
   int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM cnn_models WHERE name = ?1", -1, &st, NULL);
@@ -282,7 +291,7 @@ int cnn_store_save(sqlite3 *db, const char *name, const cnn_net *net, const cnn_
   return rc;
 }
 
-void cnn_model_release(cnn_model *m) {
+void cnn_stored_model_release(cnn_stored_model *m) {
   if (!m || --m->refs > 0) return;
   cnn_free(m->name);
   cnn_net_free(m->net);
@@ -350,9 +359,10 @@ static int read_blob_rows(sqlite3 *db, const char *name, const cnn_net *net, flo
   return rc;
 }
 
-int cnn_store_load(sqlite3 *db, const char *name, int with_optim, cnn_model **out, char *err) {
+int cnn_store_load(sqlite3 *db, const char *name, int with_optim, cnn_stored_model **out,
+                   char *err) {
   sqlite3_stmt *st = NULL;
-  cnn_model *m = NULL;
+  cnn_stored_model *m = NULL;
   cnn_json *oj = NULL;
   char sub[CNN_ERRMAX];
   int rc = CNN_OK;
@@ -419,7 +429,7 @@ done:
   sqlite3_finalize(st);
   cnn_json_free(oj);
   if (rc) {
-    cnn_model_release(m);
+    cnn_stored_model_release(m);
     return rc;
   }
   *out = m;
@@ -491,7 +501,7 @@ int cnn_store_version(sqlite3 *db, const char *name, sqlite3_int64 *version, cha
 void cnn_cache_forget(cnn_conn *conn, const char *name) {
   for (int i = 0; i < CNN_CACHE_MODELS; i++) {
     if (conn->cache[i] && (!name || !strcmp(conn->cache[i]->name, name))) {
-      cnn_model_release(conn->cache[i]);
+      cnn_stored_model_release(conn->cache[i]);
       conn->cache[i] = NULL;
     }
   }
@@ -505,7 +515,8 @@ cnn_threads *cnn_conn_pool(cnn_conn *conn) {
   return conn->pool;
 }
 
-int cnn_model_get(cnn_conn *conn, sqlite3 *db, const char *name, cnn_model **out, char *err) {
+int cnn_cache_get(cnn_conn *conn, sqlite3 *db, const char *name, cnn_stored_model **out,
+                  char *err) {
   char *dflt = NULL;
   sqlite3_int64 version = 0;
   int rc;
@@ -518,13 +529,13 @@ int cnn_model_get(cnn_conn *conn, sqlite3 *db, const char *name, cnn_model **out
   int slot = -1;
   for (int i = 0; i < CNN_CACHE_MODELS; i++)
     if (conn->cache[i] && !strcmp(conn->cache[i]->name, name)) slot = i;
-  cnn_model *m = slot >= 0 ? conn->cache[slot] : NULL;
+  cnn_stored_model *m = slot >= 0 ? conn->cache[slot] : NULL;
   if (!m || m->version != version) {
-    cnn_model *fresh = NULL;
+    cnn_stored_model *fresh = NULL;
     if ((rc = cnn_store_load(db, name, 0, &fresh, err))) goto done;
     cnn_net_set_pool(fresh->net, cnn_conn_pool(conn));
     if (slot < 0) slot = CNN_CACHE_MODELS - 1; /* evict the least recent */
-    cnn_model_release(conn->cache[slot]);
+    cnn_stored_model_release(conn->cache[slot]);
     conn->cache[slot] = m = fresh;
   }
   /* Most recent first. */

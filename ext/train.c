@@ -21,6 +21,48 @@
 #include "ext.h"
 #include "json.h"
 
+/* The options of cnn_train that are the SQL side's own: the engine receives
+ * everything else in one cnn_train_config (src/options.c) and never sees
+ * these. Options choosing the engine's kernels ("isa") or arithmetic
+ * ("precision") for a run would be read here too, from the same document. */
+typedef struct sql_options {
+  const char *validation; /* borrowed from the parsed options: a source, or NULL */
+  int threads;            /* 0 = all cores */
+  int progress;           /* -1 = when stderr is a terminal, 0, 1 */
+} sql_options;
+
+static const char *const sql_keys[] = {"validation", "threads", "progress", NULL};
+
+/* Reads the SQL side's options from the parsed document (NULL: none). */
+static int sql_options_read(sql_options *o, const cnn_json *root, char *err) {
+  char got[64];
+  o->validation = NULL, o->threads = 0, o->progress = -1;
+  for (size_t i = 0; root && i < root->count; i++) {
+    const char *k = root->keys[i];
+    const cnn_json *x = &root->items[i];
+    if (!strcmp(k, "validation")) {
+      if (x->type == CNN_JSON_NULL) continue;
+      if (x->type != CNN_JSON_STRING || !x->string[0])
+        return cnn_error(err, CNN_ERROR,
+                         "option validation must be a table name or a query; got %s",
+                         cnn_json_describe(x, got, sizeof got));
+      o->validation = x->string;
+    } else if (!strcmp(k, "threads")) {
+      if (x->type != CNN_JSON_NUMBER || x->number != floor(x->number) || x->number < 0 ||
+          x->number > CNN_MAX_THREADS)
+        return cnn_error(err, CNN_ERROR, "option threads must be an integer 0..%d; got %s",
+                         CNN_MAX_THREADS, cnn_json_describe(x, got, sizeof got));
+      o->threads = (int)x->number;
+    } else if (!strcmp(k, "progress")) {
+      if (x->type != CNN_JSON_TRUE && x->type != CNN_JSON_FALSE)
+        return cnn_error(err, CNN_ERROR, "option progress must be true or false; got %s",
+                         cnn_json_describe(x, got, sizeof got));
+      o->progress = x->type == CNN_JSON_TRUE;
+    }
+  }
+  return CNN_OK;
+}
+
 typedef struct {
   sqlite3 *db;
   const char *name;
@@ -124,10 +166,12 @@ static void json_stat(cnn_buf *b, const char *key, double v) {
 
 void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3 *db = sqlite3_context_db_handle(ctx);
-  cnn_conn *conn = sqlite3_user_data(ctx);
+  cnn_conn *conn = cnn_ctx_conn(ctx);
   char err[CNN_ERRMAX] = "", what[48];
-  cnn_train_options o = {0};
-  cnn_model *m = NULL;
+  cnn_train_config cfg;
+  sql_options o;
+  cnn_json *root = NULL;
+  cnn_stored_model *m = NULL;
   cnn_net *fresh = NULL;
   cnn_optim fresh_opt = {0};
   cnn_rows rows = {0}, vrows = {0};
@@ -135,24 +179,23 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   train_ctx t = {0};
   int rc;
 
-  const char *name = cnn_arg_name(ctx, "cnn_train", argv[0]);
-  if (!name) return;
-  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT) {
-    cnn_result_errorf(ctx, "cnn_train: source must be a table name or a query; got %s",
-                      cnn_value_describe(argv[1], what, sizeof what));
+  const char *name, *source, *options = NULL;
+  if ((rc = cnn_arg_name(argv[0], &name, err))) {
+    cnn_result_status(ctx, rc, err);
     return;
   }
-  const char *source = (const char *)sqlite3_value_text(argv[1]);
-  const char *options = NULL;
+  if ((rc = cnn_arg_source(argv[1], &source, err))) goto done;
   if (argc > 2 && sqlite3_value_type(argv[2]) != SQLITE_NULL) {
     if (sqlite3_value_type(argv[2]) != SQLITE_TEXT) {
-      cnn_result_errorf(ctx, "cnn_train: options must be JSON text or NULL; got %s",
-                        cnn_value_describe(argv[2], what, sizeof what));
-      return;
+      rc = cnn_error(err, CNN_ERROR, "options must be JSON text or NULL; got %s",
+                     cnn_value_describe(argv[2], what, sizeof what));
+      goto done;
     }
     options = (const char *)sqlite3_value_text(argv[2]);
   }
-  if ((rc = cnn_train_options_parse(&o, options, err))) goto done;
+  if ((rc = cnn_train_config_parse(&cfg, options, sql_keys, &root, err)) ||
+      (rc = sql_options_read(&o, root, err)))
+    goto done;
   if ((rc = cnn_store_init(db, err))) goto done;
 
   /* The model as stored (with its optimizer state), or a new one. */
@@ -169,21 +212,14 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if ((rc = cnn_spec_parse(&spec, NULL, err)) || (rc = cnn_net_new(&fresh, &spec, err)))
       goto done;
     uint64_t seed;
-    if (o.has_seed)
-      seed = o.seed;
+    if (cfg.has_seed)
+      seed = cfg.seed;
     else
       sqlite3_randomness(sizeof seed, &seed);
     cnn_net_init(fresh, seed);
     t.net = fresh, t.opt = &fresh_opt;
   }
-  /* Keras: compiling with another optimizer starts its state afresh; the
-   * same optimizer (or none named) continues where it stopped. */
   int epochs_done = m ? m->epochs : 0;
-  if (!t.opt->n || (o.has_optimizer && memcmp(&o.optimizer, &t.opt->cfg, sizeof o.optimizer))) {
-    cnn_optim_clear(t.opt);
-    if ((rc = cnn_optim_init(t.opt, &o.optimizer, cnn_net_nparams(t.net), err))) goto done;
-  }
-  if (o.learning_rate > 0) t.opt->cfg.learning_rate = o.learning_rate;
 
   cnn_shape in = cnn_net_input(t.net);
   int classes = cnn_net_classes(t.net);
@@ -200,27 +236,12 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
   t.db = db, t.name = name;
   t.progress.enabled = o.progress < 0 ? isatty(2) : o.progress;
-  t.total_epochs = epochs_done + o.epochs;
-  uint64_t seed;
-  if (o.has_seed)
-    seed = o.seed;
-  else
-    sqlite3_randomness(sizeof seed, &seed);
+  t.total_epochs = epochs_done + cfg.epochs;
+  if (!cfg.has_seed) sqlite3_randomness(sizeof cfg.seed, &cfg.seed);
   cnn_dataset train = {rows.images, rows.labels, rows.count};
   cnn_dataset val = {vrows.images, vrows.labels, vrows.count};
-  cnn_train_config cfg = {.epochs = o.epochs,
-                          .batch_size = o.batch_size,
-                          .shuffle = o.shuffle,
-                          .seed = seed,
-                          .first_epoch = epochs_done + 1,
-                          .max_seconds = o.max_seconds,
-                          .patience = o.patience,
-                          .min_delta = o.min_delta,
-                          .restore_best = o.restore_best,
-                          .on_batch = on_batch,
-                          .on_epoch = on_epoch,
-                          .stop = stop,
-                          .ctx = &t};
+  cfg.first_epoch = epochs_done + 1;
+  cfg.on_batch = on_batch, cfg.on_epoch = on_epoch, cfg.stop = stop, cfg.ctx = &t;
   cnn_train_result res;
   rc = cnn_train(t.net, t.opt, &train, o.validation ? &val : NULL, &cfg, &res, err);
   if (t.progress.epoch_open) fprintf(stderr, "\n");
@@ -232,7 +253,7 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (rc) goto done;
   /* Early stopping restored an earlier epoch's weights: store them. */
   if (res.best_epoch && (rc = commit_epoch(&t, &t.last, 0, err))) goto done;
-  if (o.epochs == 0 && !t.stored) {
+  if (cfg.epochs == 0 && !t.stored) {
     cnn_epoch_stats none = {0};
     none.epoch = epochs_done;
     if ((rc = commit_epoch(&t, &none, 0, err))) goto done;
@@ -273,10 +294,11 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 done:
   if (rc) {
     if (rc == CNN_INTERRUPTED) {
-      cnn_result_errorf(ctx, "cnn_train: %s", err);
+      /* The message says how many epochs were kept; the code says why. */
+      cnn_result_status(ctx, CNN_ERROR, err);
       sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
     } else {
-      cnn_result_status(ctx, "cnn_train", rc, err);
+      cnn_result_status(ctx, rc, err);
     }
   }
   sqlite3_finalize(t.probe);
@@ -284,9 +306,9 @@ done:
   cnn_threads_free(pool);
   cnn_rows_clear(&rows);
   cnn_rows_clear(&vrows);
-  cnn_train_options_clear(&o);
+  cnn_json_free(root);
   cnn_optim_clear(&fresh_opt);
   cnn_net_free(fresh);
-  cnn_model_release(m);
+  cnn_stored_model_release(m);
   cnn_cache_forget(conn, name);
 }

@@ -277,16 +277,24 @@ typedef struct cnn_batch_progress {
 /* Asked between pieces of long work: nonzero means stop (an interrupt). */
 typedef int (*cnn_stop_fn)(void *ctx);
 
+/* Everything a training run needs. The first part is what cnn_train's
+ * options say (cnn_train_config_parse, Keras' defaults); the rest the caller
+ * fills in. */
 typedef struct cnn_train_config {
-  int epochs; /* to run now */
-  int batch_size;
-  int shuffle;
+  int epochs;                 /* to run now (10) */
+  int batch_size;             /* 32 */
+  int has_optimizer;          /* an optimizer was named: one unlike opt's starts afresh */
+  cnn_optim_config optimizer; /* adam; used when opt is empty or has_optimizer */
+  double learning_rate;       /* > 0: overrides the optimizer's, a continued one's too */
+  int shuffle;                /* 1 */
+  int has_seed;               /* seed was given; else the caller draws one */
   uint64_t seed;
-  int first_epoch;    /* number of the first epoch of this run (1 + done) */
   double max_seconds; /* <= 0: none; else stop after the epoch that passes it */
   int patience;       /* early stopping: 0 = off */
   double min_delta;
-  int restore_best;
+  int restore_best; /* 1 */
+
+  int first_epoch; /* number of the first epoch of this run (1 + done) */
   /* Called after every batch; nonzero stops training (interrupt). */
   int (*on_batch)(void *ctx, const cnn_batch_progress *p);
   /* Polled between the forward and backward pass of a batch and between
@@ -307,9 +315,13 @@ typedef struct cnn_train_result {
   double seconds;
 } cnn_train_result;
 
-/* Trains for cfg->epochs epochs. With early stopping and restore_best, the
- * net ends with the best epoch's parameters. An interrupt returns
- * CNN_INTERRUPTED with every completed epoch already reported. */
+/* Trains for cfg->epochs epochs. The optimizer: opt as it is (continuing a
+ * stored state), or set up afresh from cfg->optimizer when opt is empty or
+ * cfg names a different one (Keras: compiling with another optimizer starts
+ * its state over); cfg->learning_rate > 0 then overrides its rate. With
+ * early stopping and restore_best, the net ends with the best epoch's
+ * parameters. An interrupt returns CNN_INTERRUPTED with every completed
+ * epoch already reported. */
 int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_dataset *val,
               const cnn_train_config *cfg, cnn_train_result *res, char *err);
 
@@ -320,32 +332,21 @@ int cnn_evaluate(cnn_net *net, const cnn_dataset *data, cnn_stop_fn stop, void *
 
 /* ---- training options (the JSON of cnn_train) ----------------------------- */
 
-typedef struct cnn_train_options {
-  int epochs;                 /* 10 */
-  int batch_size;             /* 32 */
-  int has_optimizer;          /* "optimizer" given */
-  cnn_optim_config optimizer; /* adam */
-  double learning_rate;       /* > 0: overrides the optimizer's */
-  char *validation;           /* owned: a source (table name or query), or NULL */
-  int shuffle;                /* 1 */
-  int has_seed;
-  uint64_t seed;
-  int threads;        /* 0 = all cores */
-  int progress;       /* -1 = when stderr is a terminal, 0, 1 */
-  int patience;       /* early_stopping; 0 = off */
-  int restore_best;   /* early_stopping.restore_best (true) */
-  double min_delta;   /* early_stopping.min_delta (0) */
-  double max_seconds; /* 0 = no budget */
-} cnn_train_options;
-
 #define CNN_MAX_EPOCHS 100000
 #define CNN_MAX_BATCH 65536
 #define CNN_MAX_THREADS 256
 
-/* Parses cnn_train's options (NULL or "" = all defaults). Unknown keys and
- * out-of-range values are errors naming the key. */
-int cnn_train_options_parse(cnn_train_options *o, const char *json, char *err);
-void cnn_train_options_clear(cnn_train_options *o);
+/* Keras' defaults: 10 epochs, batch 32, Adam, shuffled, first_epoch 1. */
+void cnn_train_config_defaults(cnn_train_config *cfg);
+
+/* Parses cnn_train's options (NULL or "" = all defaults) into the option
+ * part of cfg. Unknown keys and out-of-range values are errors naming the
+ * key and the value. caller_keys (NULL-terminated, or NULL) are options the
+ * caller reads itself from *root (the parsed document, owned by the caller,
+ * NULL without options; root may be NULL): skipped here, named in the
+ * message for an unknown key. */
+int cnn_train_config_parse(cnn_train_config *cfg, const char *json, const char *const *caller_keys,
+                           cnn_json **root, char *err);
 
 /* ---- little helpers shared by engine and face ------------------------------ */
 

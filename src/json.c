@@ -870,3 +870,32 @@ void cnn_buf_clear(cnn_buf *b) {
   b->len = b->cap = 0;
   b->failed = 0;
 }
+
+const char *cnn_json_describe(const cnn_json *v, char *buf, size_t size) {
+  c_locale_scope scope;
+  switch (v->type) {
+  case CNN_JSON_NULL:
+    return "null";
+  case CNN_JSON_FALSE:
+    return "false";
+  case CNN_JSON_TRUE:
+    return "true";
+  case CNN_JSON_STRING:
+    snprintf(buf, size, "\"%.40s\"%s", v->string, strlen(v->string) > 40 ? "..." : "");
+    return buf;
+  case CNN_JSON_ARRAY:
+    return "an array";
+  case CNN_JSON_OBJECT:
+    return "an object";
+  case CNN_JSON_NUMBER:
+    break;
+  }
+  if (c_locale_enter(&scope)) return "a number";
+  if (v->number == floor(v->number) && fabs(v->number) < 1e16)
+    snprintf(buf, size, "%.0f", v->number);
+  else
+    shortest_g(buf, size, v->number, 1, 17, 0);
+  c_locale_leave(&scope);
+  tidy_exponent(buf);
+  return buf;
+}

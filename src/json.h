@@ -51,6 +51,9 @@ void cnn_json_free(cnn_json *v);
 const cnn_json *cnn_json_get(const cnn_json *v, const char *key);
 /* Name of a JSON type for messages: "null", "boolean", "number", ... */
 const char *cnn_json_type_name(cnn_json_type t);
+/* A value for messages: 12, 0.5, "text" (cut at 40 bytes), true, null, an
+ * array, an object. buf holds at least 64 bytes. */
+const char *cnn_json_describe(const cnn_json *v, char *buf, size_t size);
 
 /* A growable string; start from `cnn_buf b = {0};`. On allocation failure it
  * records the failure, keeps accepting calls as no-ops, and cnn_buf_finish

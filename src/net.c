@@ -286,7 +286,7 @@ void cnn_net_init(cnn_net *net, uint64_t seed) {
 static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
 
 int cnn_net_reserve(cnn_net *net, int n, int training, char *err) {
-  if (n < 1) return cnn_error(err, CNN_ERROR, "batch size must be at least 1");
+  if (n < 1) return cnn_error(err, CNN_ERROR, "batch size must be at least 1, got %d", n);
   if (net->arena && n <= net->cap && (!training || net->cap_training)) return CNN_OK;
   int L = net->nlayers;
   /* Offsets in floats, then one allocation. */

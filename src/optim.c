@@ -71,15 +71,17 @@ static int takes(cnn_optim_kind k, const char *key) {
 
 static int number_in(const cnn_json *v, const char *key, double lo, double hi, int lo_open,
                      double *out, char *err) {
+  char got[64];
   if (v->type != CNN_JSON_NUMBER || !(lo_open ? v->number > lo : v->number >= lo) ||
       !(v->number <= hi))
-    return cnn_error(err, CNN_ERROR, "optimizer %s must be a number in %c%g, %g]", key,
-                     lo_open ? '(' : '[', lo, hi);
+    return cnn_error(err, CNN_ERROR, "optimizer %s must be a number in %c%g, %g], got %s", key,
+                     lo_open ? '(' : '[', lo, hi, cnn_json_describe(v, got, sizeof got));
   *out = v->number;
   return CNN_OK;
 }
 
 int cnn_optim_parse(cnn_optim_config *cfg, const cnn_json *v, char *err) {
+  char got[64];
   if (v->type == CNN_JSON_STRING) return cnn_optim_defaults(cfg, v->string, err);
   if (v->type != CNN_JSON_OBJECT)
     return cnn_error(err, CNN_ERROR, "optimizer must be a name or an object with \"name\", got %s",
@@ -110,7 +112,8 @@ int cnn_optim_parse(cnn_optim_config *cfg, const cnn_json *v, char *err) {
     else if (!strcmp(k, "initial_accumulator_value"))
       rc = number_in(x, k, 0, 1e6, 0, &cfg->initial_accumulator_value, err);
     else if (x->type != CNN_JSON_TRUE && x->type != CNN_JSON_FALSE)
-      rc = cnn_error(err, CNN_ERROR, "optimizer %s must be true or false", k);
+      rc = cnn_error(err, CNN_ERROR, "optimizer %s must be true or false, got %s", k,
+                     cnn_json_describe(x, got, sizeof got));
     else if (!strcmp(k, "nesterov"))
       cfg->nesterov = x->type == CNN_JSON_TRUE;
     else
@@ -118,7 +121,10 @@ int cnn_optim_parse(cnn_optim_config *cfg, const cnn_json *v, char *err) {
     if (rc) return rc;
   }
   if (cfg->beta_1 >= 1 || cfg->beta_2 >= 1 || cfg->rho >= 1)
-    return cnn_error(err, CNN_ERROR, "optimizer beta_1, beta_2 and rho must be below 1");
+    return cnn_error(err, CNN_ERROR, "optimizer %s must be below 1, got 1",
+                     cfg->beta_1 >= 1   ? "beta_1"
+                     : cfg->beta_2 >= 1 ? "beta_2"
+                                        : "rho");
   return CNN_OK;
 }
 
@@ -202,7 +208,8 @@ int cnn_optim_init(cnn_optim *opt, const cnn_optim_config *cfg, size_t nparams, 
   if (opt->nslots) {
     size_t bytes;
     if (cnn_mul_size(&bytes, nparams, (size_t)opt->nslots * sizeof(float)))
-      return cnn_error(err, CNN_ERROR, "optimizer state too large");
+      return cnn_error(err, CNN_ERROR, "optimizer state of %d arrays of %zu values is too large",
+                       opt->nslots, nparams);
     opt->state = cnn_calloc(1, bytes);
     if (!opt->state) return cnn_nomem(err);
   }

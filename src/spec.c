@@ -194,8 +194,12 @@ static int parse_act(cnn_act *a, const cnn_json *v, const ctx_t *c, char *err) {
     if (alpha) {
       if (a->kind != CNN_ACT_LEAKY_RELU && a->kind != CNN_ACT_ELU)
         return fail(err, c, "only leaky_relu and elu take \"alpha\"");
-      if (alpha->type != CNN_JSON_NUMBER || !(alpha->number >= 0 && alpha->number <= 100))
-        return fail(err, c, "activation alpha must be a number 0..100");
+      if (alpha->type != CNN_JSON_NUMBER || !(alpha->number >= 0 && alpha->number <= 100)) {
+        char got[64];
+        snprintf(msg, sizeof msg, "activation alpha must be a number 0..100, got %s",
+                 cnn_json_describe(alpha, got, sizeof got));
+        return fail(err, c, msg);
+      }
       a->alpha = (float)alpha->number;
     }
     return CNN_OK;
@@ -209,7 +213,7 @@ static int parse_act(cnn_act *a, const cnn_json *v, const ctx_t *c, char *err) {
 
 static int parse_layer(cnn_layer_spec *l, const cnn_json *v, int index, char *err) {
   ctx_t c;
-  char msg[CNN_ERRMAX];
+  char msg[CNN_ERRMAX], got[64];
   snprintf(c.where, sizeof c.where, "layer %d: ", index + 1);
   if (v->type != CNN_JSON_OBJECT) {
     snprintf(msg, sizeof msg, "must be an object, got %s", cnn_json_type_name(v->type));
@@ -263,8 +267,11 @@ static int parse_layer(cnn_layer_spec *l, const cnn_json *v, int index, char *er
     break;
   case CNN_LAYER_DROPOUT:
     if (!(x = cnn_json_get(v, "rate"))) return fail(err, &c, "needs \"rate\"");
-    if (x->type != CNN_JSON_NUMBER || !(x->number >= 0 && x->number < 1))
-      return fail(err, &c, "rate must be a number in [0, 1)");
+    if (x->type != CNN_JSON_NUMBER || !(x->number >= 0 && x->number < 1)) {
+      snprintf(msg, sizeof msg, "rate must be a number in [0, 1), got %s",
+               cnn_json_describe(x, got, sizeof got));
+      return fail(err, &c, msg);
+    }
     l->rate = (float)x->number;
     break;
   case CNN_LAYER_FLATTEN:
@@ -278,21 +285,30 @@ static int parse_layer(cnn_layer_spec *l, const cnn_json *v, int index, char *er
       l->padding = CNN_PAD_VALID;
     else if (x->type == CNN_JSON_STRING && !strcmp(x->string, "same"))
       l->padding = CNN_PAD_SAME;
-    else
-      return fail(err, &c, "padding must be \"valid\" or \"same\"");
+    else {
+      snprintf(msg, sizeof msg, "padding must be \"valid\" or \"same\", got %s",
+               cnn_json_describe(x, got, sizeof got));
+      return fail(err, &c, msg);
+    }
   }
   if ((x = cnn_json_get(v, "use_bias"))) {
-    if (x->type != CNN_JSON_TRUE && x->type != CNN_JSON_FALSE)
-      return fail(err, &c, "use_bias must be true or false");
+    if (x->type != CNN_JSON_TRUE && x->type != CNN_JSON_FALSE) {
+      snprintf(msg, sizeof msg, "use_bias must be true or false, got %s",
+               cnn_json_describe(x, got, sizeof got));
+      return fail(err, &c, msg);
+    }
     l->use_bias = x->type == CNN_JSON_TRUE;
   }
   if ((x = cnn_json_get(v, "kernel_initializer"))) {
     size_t i = 0, ni = sizeof init_names / sizeof init_names[0];
     while (i < ni && !(x->type == CNN_JSON_STRING && !strcmp(x->string, init_names[i]))) i++;
-    if (i == ni)
-      return fail(err, &c,
-                  "kernel_initializer must be one of glorot_uniform, glorot_normal, he_uniform, "
-                  "he_normal, lecun_uniform, lecun_normal, zeros");
+    if (i == ni) {
+      snprintf(msg, sizeof msg,
+               "kernel_initializer must be one of glorot_uniform, glorot_normal, he_uniform, "
+               "he_normal, lecun_uniform, lecun_normal, zeros; got %s",
+               cnn_json_describe(x, got, sizeof got));
+      return fail(err, &c, msg);
+    }
     l->init = (cnn_init_kind)i;
   }
   if ((x = cnn_json_get(v, "activation"))) return parse_act(&l->act, x, &c, err);
@@ -325,7 +341,16 @@ int cnn_spec_parse(cnn_spec *spec, const char *json, char *err) {
   spec->h = spec->w = 28, spec->c = 1;
   if (in) {
     if (in->type != CNN_JSON_ARRAY || in->count < 2 || in->count > 3) {
-      rc = fail(err, &top, "input must be [height, width] or [height, width, channels]");
+      char msg[160];
+      if (in->type == CNN_JSON_ARRAY)
+        snprintf(msg, sizeof msg,
+                 "input must be [height, width] or [height, width, channels], got an array of %zu",
+                 in->count);
+      else
+        snprintf(msg, sizeof msg,
+                 "input must be [height, width] or [height, width, channels], got %s",
+                 cnn_json_type_name(in->type));
+      rc = fail(err, &top, msg);
       goto done;
     }
     if ((rc = get_int(&in->items[0], &top, "input height", 1, CNN_SPEC_MAX_SIDE, &spec->h, err)) ||

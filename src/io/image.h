@@ -52,7 +52,7 @@ int cnn_image_decode(cnn_gray *out, const uint8_t *data, size_t len, char *err);
 int cnn_image_to_mnist(uint8_t out[CNN_MNIST_BYTES], const uint8_t *data, size_t len, char *err);
 
 /* Preprocesses an already decoded image (the second half of the above). The
- * method is described at the top of image.c. */
+ * method is described at the top of decode.c. */
 int cnn_gray_to_mnist(uint8_t out[CNN_MNIST_BYTES], const cnn_gray *g, char *err);
 
 /* PNG of a grayscale image w x h, each pixel scaled up `scale` times (1..64).

@@ -176,7 +176,9 @@ int cnn_model_load(cnn_net **netp, cnn_optim *opt, int *epochs, const uint8_t *b
   uint32_t lo, hi, ep, nt;
   if (r_u32(&r, &lo) || r_u32(&r, &hi) || r_u32(&r, &ep) || r_u32(&r, &nt))
     BAD("model blob is truncated");
-  if (hi >> 31 || ep > 1000000000u) BAD("model blob: bad step or epoch count");
+  if (hi >> 31 || ep > 1000000000u)
+    BAD("model blob: step %llu or epoch count %u is out of range (below 2^63, at most 10^9)",
+        (unsigned long long)hi << 32 | lo, ep);
   if ((rc = cnn_spec_parse(&spec, spec_text, sub))) {
     if (rc == CNN_NOMEM) NOMEM();
     BAD("model blob: %s", sub);

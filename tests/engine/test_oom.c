@@ -64,7 +64,7 @@ typedef struct result {
  * starts NULL and is freed at the one exit, whatever failed. */
 static int cycle(result *out, char *err) {
   int rc = CNN_OK;
-  cnn_train_options o = {0};
+  cnn_train_config tc;
   cnn_spec spec = {0};
   cnn_net *net = NULL, *back = NULL;
   cnn_json *oj = NULL;
@@ -76,12 +76,13 @@ static int cycle(result *out, char *err) {
   int epochs = 0;
   out->blob = NULL, out->len = 0;
 
-  if ((rc = cnn_train_options_parse(&o, options_json, err))) goto done;
+  static const char *const face_keys[] = {"validation", NULL}; /* the SQL face's own */
+  if ((rc = cnn_train_config_parse(&tc, options_json, face_keys, NULL, err))) goto done;
   if ((rc = cnn_spec_parse(&spec, spec_json, err))) goto done;
   if ((rc = cnn_net_new(&net, &spec, err))) goto done;
   cnn_net_init(net, 42);
   /* The optimizer as the face builds it: from the stored JSON of the options. */
-  char *cfg_json = cnn_optim_to_json(&o.optimizer);
+  char *cfg_json = cnn_optim_to_json(&tc.optimizer);
   if (!cfg_json) {
     rc = cnn_nomem(err);
     goto done;
@@ -95,11 +96,6 @@ static int cycle(result *out, char *err) {
 
   cnn_dataset train = {images, labels, NTRAIN};
   cnn_dataset val = {images + NTRAIN * SIDE * SIDE, labels + NTRAIN, NVAL};
-  cnn_train_config tc = {.epochs = o.epochs,
-                         .batch_size = o.batch_size,
-                         .shuffle = o.shuffle,
-                         .seed = o.seed,
-                         .first_epoch = 1};
   cnn_train_result res;
   if ((rc = cnn_train(net, &opt, &train, &val, &tc, &res, err))) goto done;
 
@@ -127,7 +123,6 @@ static int cycle(result *out, char *err) {
   out->blob = blob, out->len = blob_len;
   blob = NULL;
 done:
-  cnn_train_options_clear(&o);
   cnn_spec_clear(&spec);
   cnn_net_free(net);
   cnn_net_free(back);

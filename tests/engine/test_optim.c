@@ -81,13 +81,13 @@ int main(void) {
               "unknown optimizer \"adadelta\" (sgd, momentum, adam, adamax, adagrad, rmsprop)");
   parse_error("{\"name\":\"adam\",\"momentum\":0.9}", "optimizer adam has no setting \"momentum\"");
   parse_error("{\"name\":\"sgd\",\"learning_rate\":-1}",
-              "optimizer learning_rate must be a number in (0, 10]");
+              "optimizer learning_rate must be a number in (0, 10], got -1");
   parse_error("{\"name\":\"sgd\",\"learning_rate\":\"fast\"}",
-              "optimizer learning_rate must be a number in (0, 10]");
+              "optimizer learning_rate must be a number in (0, 10], got \"fast\"");
   parse_error("{\"learning_rate\":0.1}", "optimizer object needs \"name\" (text)");
-  parse_error("{\"name\":\"adam\",\"beta_1\":1}",
-              "optimizer beta_1, beta_2 and rho must be below 1");
-  parse_error("{\"name\":\"sgd\",\"nesterov\":1}", "optimizer nesterov must be true or false");
+  parse_error("{\"name\":\"adam\",\"beta_1\":1}", "optimizer beta_1 must be below 1, got 1");
+  parse_error("{\"name\":\"sgd\",\"nesterov\":1}",
+              "optimizer nesterov must be true or false, got 1");
   parse_error("42", "optimizer must be a name or an object with \"name\", got number");
   return check_done();
 }

@@ -141,13 +141,13 @@ int main(void) {
           "layer 1 (dense): unknown key \"filters\"");
   refused(L("{\"type\":\"conv2d\",\"filters\":3}"), "layer 1 (conv2d): needs \"kernel\"");
   refused(L("{\"type\":\"conv2d\",\"filters\":3,\"kernel\":3,\"padding\":\"full\"}"),
-          "layer 1 (conv2d): padding must be \"valid\" or \"same\"");
+          "layer 1 (conv2d): padding must be \"valid\" or \"same\", got \"full\"");
   refused(L("{\"type\":\"dense\",\"units\":10,\"activation\":\"relu6x\"}"),
           "layer 1 (dense): unknown activation \"relu6x\" (linear, relu, sigmoid, tanh, softmax, "
           "leaky_relu, elu, selu, gelu, swish, softplus, softsign, hard_sigmoid, exponential, or "
           "{\"expr\": ...})");
   refused(L("{\"type\":\"dropout\",\"rate\":1}"),
-          "layer 1 (dropout): rate must be a number in [0, 1)");
+          "layer 1 (dropout): rate must be a number in [0, 1), got 1");
   refused(L("{\"type\":\"conv2d\",\"filters\":3,\"kernel\":[3,3,3]}"),
           "layer 1 (conv2d): kernel must be a number or [height, width], got an array of 3");
   /* Shapes that shrink below 1 name the layer (Keras-style name). */

@@ -1,5 +1,5 @@
 /*
- * fuzz_image.c - libFuzzer target for image input (src/io/image.c, stb.c):
+ * fuzz_image.c - libFuzzer target for image input (src/io/decode.c, stb.c):
  * decoding any encoded image and preprocessing it into the 28x28 MNIST
  * convention, exactly what cnn_predict does with a blob.
  *

@@ -10,3 +10,7 @@ SELECT name, narg,
 SELECT name FROM pragma_module_list WHERE name LIKE 'cnn\_%' ESCAPE '\' ORDER BY name;
 SELECT cnn_version() = '0.1.0' AS version_ok;
 SELECT cnn_debug() LIKE 'version=0.1.0%' AS debug_ok;
+-- A registration that fails names the function: loading again while one of
+-- the extension's functions runs cannot replace it.
+.headers off
+SELECT cnn_version(), load_extension('@SO@');

@@ -10,7 +10,7 @@ expected="${src%.sql}.expected"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cd "$dir" || exit 1
-{ printf '.load %s\n' "$CNN_SO"; sed "s|@DATA@|$CNN_DATA|g; s|@ROOT@|$CNN_ROOT|g" "$src"; } > test.sql
+{ printf '.load %s\n' "$CNN_SO"; sed "s|@DATA@|$CNN_DATA|g; s|@ROOT@|$CNN_ROOT|g; s|@SO@|$CNN_SO|g" "$src"; } > test.sql
 # Line-buffered so results and error messages interleave as they happen.
 stdbuf -oL sqlite3 -batch test.db < test.sql > actual.txt 2>&1
 if [ "${CNN_UPDATE_EXPECTED:-}" = 1 ]; then

@@ -114,7 +114,7 @@ PNG
 OUT
 cat > expected_errors.txt <<'OUT'
 Runtime error near line 21: cnn_train: source row 1: image must be 784 raw bytes or an encoded image; got a 1-byte blob
-Runtime error near line 22: cnn_train: option batch_size must be an integer 1..65536
+Runtime error near line 22: cnn_train: option batch_size must be an integer 1..65536; got 0
 Runtime error near line 23: cnn_train: validation source row 1: label must be an integer 0..9; got 12
 Runtime error near line 24: cnn_predict: image must be 784 raw bytes or an encoded image; got a 2-byte blob
 Runtime error near line 25: cnn_import: model blob is corrupt or truncated (checksum mismatch)

@@ -1,8 +1,8 @@
 /*
- * train.c - the training loop: epochs of shuffled mini-batches over a uint8
- * dataset, loss and accuracy per epoch, validation, early stopping, a time
- * budget, and callbacks through which the caller commits each epoch and can
- * interrupt.
+ * fit.c - the training loop (Keras' fit): epochs of shuffled mini-batches
+ * over a uint8 dataset, loss and accuracy per epoch, validation, early
+ * stopping, a time budget, and callbacks through which the caller commits
+ * each epoch and can interrupt.
  *
  * Reproducibility: epoch e of a run with seed s shuffles with a generator
  * seeded from (s, e) and draws dropout masks from another, so a model trained
@@ -49,11 +49,24 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   double t0 = now_seconds();
 
   if (train->count == 0) return cnn_error(err, CNN_ERROR, "no training rows");
-  if (train->count > UINT32_MAX) return cnn_error(err, CNN_ERROR, "too many training rows");
-  if (cfg->batch_size < 1) return cnn_error(err, CNN_ERROR, "batch_size must be at least 1");
-  if (opt->n != nparams) return cnn_error(err, CNN_ERROR, "optimizer does not match the model");
+  if (train->count > UINT32_MAX)
+    return cnn_error(err, CNN_ERROR, "%zu training rows; the limit is %u", train->count,
+                     UINT32_MAX);
+  if (cfg->batch_size < 1)
+    return cnn_error(err, CNN_ERROR, "batch_size must be at least 1, got %d", cfg->batch_size);
+  if (opt->n && opt->n != nparams)
+    return cnn_error(err, CNN_ERROR, "optimizer has %zu values but the model has %zu parameters",
+                     opt->n, nparams);
   if ((rc = check_labels(train, classes, "training", err))) return rc;
   if (val && val->count && (rc = check_labels(val, classes, "validation", err))) return rc;
+
+  /* Keras: compiling with another optimizer starts its state afresh; the
+   * same optimizer (or none named) continues where it stopped. */
+  if (!opt->n || (cfg->has_optimizer && memcmp(&cfg->optimizer, &opt->cfg, sizeof opt->cfg))) {
+    cnn_optim_clear(opt);
+    if ((rc = cnn_optim_init(opt, &cfg->optimizer, nparams, err))) return rc;
+  }
+  if (cfg->learning_rate > 0) opt->cfg.learning_rate = cfg->learning_rate;
 
   int batch = (size_t)cfg->batch_size < train->count ? cfg->batch_size : (int)train->count;
   if ((rc = cnn_net_reserve(net, batch, 1, err))) return rc;

@@ -1,5 +1,5 @@
 /*
- * image.c - images in: decoding any image argument to grayscale, and turning a
+ * decode.c - images in: decoding any image argument to grayscale, and turning a
  * grayscale photo or scan of a digit into the 28x28 MNIST convention.
  *
  * Conventions: gray 0 = black, 255 = white; output white ink (255) on black (0)

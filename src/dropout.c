@@ -1,36 +1,14 @@
 /*
- * reshape.c - the layers that move values without weights: flatten (NHWC is
- * already Keras' flattened order, so it is a copy) and inverted dropout.
- *
- * Dropout, training only: each value is kept with probability 1 - rate and
- * scaled by 1 / (1 - rate), so inference is the identity. The mask (0 or the
- * scale, per value) is kept for backward; a frozen network reuses it, which is
- * what the gradient check needs.
+ * dropout.c - inverted dropout, training only: each value is kept with
+ * probability 1 - rate and scaled by 1 / (1 - rate), so inference is the
+ * identity. The mask (0 or the scale, per value) is kept for backward; a
+ * frozen network reuses it, which is what the gradient check needs.
  */
 #include <string.h>
 
 #include "layer.h"
 
 static size_t size_of(cnn_shape s) { return (size_t)s.h * s.w * s.c; }
-
-static int flatten_setup(cnn_layer *l, char *err) {
-  (void)err;
-  l->out = (cnn_shape){1, 1, l->in.h * l->in.w * l->in.c};
-  l->nweights = l->nbias = l->work_per_sample = l->aux_per_sample = 0;
-  return CNN_OK;
-}
-
-static void copy_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
-                         const float *restrict x, int n) {
-  (void)run;
-  memcpy(y, x, (size_t)n * size_of(l->in) * sizeof *y);
-}
-
-static void copy_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
-                          const float *restrict dy, const float *restrict x, int n) {
-  (void)run, (void)x;
-  if (dx) memcpy(dx, dy, (size_t)n * size_of(l->in) * sizeof *dx);
-}
 
 static int dropout_setup(cnn_layer *l, char *err) {
   (void)err;
@@ -76,7 +54,5 @@ static void dropout_backward(cnn_layer *l, const cnn_run *run, float *restrict d
   }
 }
 
-const cnn_layer_ops cnn_flatten_ops = {"Flatten",    "flatten",     flatten_setup,
-                                       copy_forward, copy_backward, 0};
 const cnn_layer_ops cnn_dropout_ops = {"Dropout",       "dropout",        dropout_setup,
                                        dropout_forward, dropout_backward, 0};

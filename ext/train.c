@@ -23,20 +23,22 @@
 
 /* The options of cnn_train that are the SQL side's own: the engine receives
  * everything else in one cnn_train_config (src/options.c) and never sees
- * these. Options choosing the engine's kernels ("isa") or arithmetic
- * ("precision") for a run would be read here too, from the same document. */
+ * these. "isa" caps the instruction set of the run's kernels, as $CNN_ISA
+ * does for the whole process (for comparisons and tests). */
 typedef struct sql_options {
   const char *validation; /* borrowed from the parsed options: a source, or NULL */
   int threads;            /* 0 = all cores */
   int progress;           /* -1 = when stderr is a terminal, 0, 1 */
+  int has_isa;
+  cnn_isa isa; /* when has_isa */
 } sql_options;
 
-static const char *const sql_keys[] = {"validation", "threads", "progress", NULL};
+static const char *const sql_keys[] = {"validation", "threads", "progress", "isa", NULL};
 
 /* Reads the SQL side's options from the parsed document (NULL: none). */
 static int sql_options_read(sql_options *o, const cnn_json *root, char *err) {
   char got[64];
-  o->validation = NULL, o->threads = 0, o->progress = -1;
+  o->validation = NULL, o->threads = 0, o->progress = -1, o->has_isa = 0;
   for (size_t i = 0; root && i < root->count; i++) {
     const char *k = root->keys[i];
     const cnn_json *x = &root->items[i];
@@ -58,6 +60,15 @@ static int sql_options_read(sql_options *o, const cnn_json *root, char *err) {
         return cnn_error(err, CNN_ERROR, "option progress must be true or false; got %s",
                          cnn_json_describe(x, got, sizeof got));
       o->progress = x->type == CNN_JSON_TRUE;
+    } else if (!strcmp(k, "isa")) {
+      char why[CNN_ERRMAX];
+      if (x->type != CNN_JSON_STRING)
+        return cnn_error(err, CNN_ERROR,
+                         "option isa must be one of baseline, avx2, avx512, amx; got %s",
+                         cnn_json_describe(x, got, sizeof got));
+      if (cnn_isa_parse(x->string, &o->isa, why))
+        return cnn_error(err, CNN_ERROR, "option %.200s", why);
+      o->has_isa = 1;
     }
   }
   return CNN_OK;
@@ -231,6 +242,7 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     goto done;
   }
   if ((rc = cnn_threads_new(&pool, o.threads, err))) goto done;
+  if (o.has_isa) cnn_threads_set_isa(pool, o.isa);
   cnn_net_set_pool(t.net, pool);
   if ((rc = cnn_probe_open(db, &t.probe, err))) goto done;
 
@@ -278,6 +290,7 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                  : res.out_of_time ? "max_seconds"
                                    : "completed");
   if (res.best_epoch) cnn_buf_printf(&b, ",\"restored_epoch\":%d", res.best_epoch);
+  cnn_buf_printf(&b, ",\"isa\":\"%s\"", cnn_isa_name(cnn_threads_isa(pool)));
   cnn_buf_puts(&b, ",\"optimizer\":");
   char *ojs = cnn_optim_to_json(&t.opt->cfg);
   if (ojs) cnn_buf_puts(&b, ojs);

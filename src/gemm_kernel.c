@@ -122,10 +122,13 @@ typedef __m256i gm;
 /* Returns its second operand for NaN, so a fused ReLU maps NaN to 0. */
 #define GV_RELU(a) GV_MAX(a, GV_ZERO())
 
-/* Cache blocking, sized for 32 KB L1d and 512 KB L2 per core. KC: the depth
- * of a k block; a B panel (KC*NR*4 = 24 KB) stays in L1 while tiles use it
- * (256..512 measured within 4% of each other; 384 cuts K = 576, the dense
- * layer, into 2 x 288). MC: a packed A block (MC*KC*4 = 216 KB) stays in L2.
+/* Cache blocking, sized for 32 KB L1d and 512 KB L2 per core (AVX2
+ * machines; AVX-512 ones have 48 KB and 1-2 MB). KC: the depth of a k block,
+ * the same for every instruction set so that they sum in the same order; a
+ * B panel (KC*NR*4 = 24 KB with AVX2, 48 KB with AVX-512) stays in L1 or L2
+ * while tiles use it (256..512 measured within 4% of each other with AVX2;
+ * 384 cuts K = 576, the dense layer, into 2 x 288). MC: a packed A block
+ * (MC*KC*4 = 216 KB) stays in L2.
  * NC: the blocked nest's B block (KC*NC*4 = 1.5 MB) stays in L3. L2B: the
  * direct nest's B block (256 KB) stays in L2 beside A. */
 #define KC 384
@@ -133,7 +136,7 @@ typedef __m256i gm;
 #define NC 1024
 #define L2B (64 * 1024)
 
-/* How a tile's writeback treats C (see gemm_row_avx2): overwrite it (the
+/* How a tile's writeback treats C (see gemm_row_vec): overwrite it (the
  * first k block with beta == 0) rather than add beta times its source; and
  * clamp at 0 (the last k block of a product with a fused ReLU). */
 #define GEMM_OVERWRITE 1

@@ -130,6 +130,17 @@ const char *cnn_isa_loops(cnn_isa isa) {
   return isa >= CNN_ISA_AVX512 ? "avx512" : isa == CNN_ISA_AVX2 ? "avx2" : "baseline";
 }
 
+cnn_bf16 cnn_isa_bf16(cnn_isa isa) {
+  const isa_cpu *c = isa_get();
+  if (isa > c->best || isa < CNN_ISA_AVX512 || !c->avx512_bf16) return CNN_BF16_NONE;
+  return isa >= CNN_ISA_AMX && c->amx_bf16 ? CNN_BF16_AMX : CNN_BF16_AVX512;
+}
+
+const char *cnn_isa_gemm_bf16_kernel(cnn_isa isa) {
+  static const char *const names[] = {"none (fp32)", "avx512-bf16 8x32", "amx-bf16 32x32"};
+  return names[cnn_isa_bf16(isa)];
+}
+
 /* The first feature of the level that this CPU lacks. */
 static const char *isa_missing(const isa_cpu *c, cnn_isa isa) {
   if (isa >= CNN_ISA_AVX2) {

@@ -48,13 +48,17 @@ void cnn_gemm_bias_serial(cnn_isa isa, int ta, int tb, int M, int N, int K, floa
 }
 
 /* Whether a bf16 product of this shape beats fp32's. Converting and
- * packing the operands costs per element of A and B, the tiles gain per
- * multiply-add: products with little work per operand element lose
- * (measured on the model's shapes, tests/bench/bench_gemm.c). Decided from
- * the shape alone, so that results never depend on the pool size. */
+ * packing cost per element of A and B; the tiles gain per multiply-add, but
+ * only on whole tiles: k steps of 32 and 16 rows. Measured with AMX on one
+ * Sapphire Rapids core (tests/bench/bench_gemm_bf16.c, "sweep"): K = 9 loses
+ * at every M and N (0.4-1.0x: the first convolution, K padded to 32), K = 16
+ * breaks even, K >= 24 wins (1.2-9x); fewer than 16 rows lose when N is
+ * small (9 x 32 x 21632, the first convolution's dW: 0.76x) and a single row
+ * always (batch-1 inference: 0.57x, converting all of B for one row). Decided
+ * from the shape alone, so that results never depend on the pool size. */
 static int gemm_bf16_pays(int M, int N, int K) {
-  (void)M, (void)N, (void)K;
-  return 1;
+  (void)N;
+  return K >= 24 && M >= 16;
 }
 
 static void gemm_dispatch_bf16(cnn_isa isa, cnn_threads *pool, int ta, int tb, int M, int N, int K,

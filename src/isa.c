@@ -133,7 +133,11 @@ const char *cnn_isa_loops(cnn_isa isa) {
 cnn_bf16 cnn_isa_bf16(cnn_isa isa) {
   const isa_cpu *c = isa_get();
   if (isa > c->best || isa < CNN_ISA_AVX512 || !c->avx512_bf16) return CNN_BF16_NONE;
-  return isa >= CNN_ISA_AMX && c->amx_bf16 ? CNN_BF16_AMX : CNN_BF16_AVX512;
+  /* A core with AMX runs VDPBF16PS no faster than its fp32 FMAs, so there
+   * the AVX-512 kernel lost to fp32 (0.6x over a training step, see
+   * gemm_bf16.c): a level capped below amx keeps fp32 products. */
+  if (c->amx_bf16) return isa >= CNN_ISA_AMX ? CNN_BF16_AMX : CNN_BF16_NONE;
+  return CNN_BF16_AVX512;
 }
 
 const char *cnn_isa_gemm_bf16_kernel(cnn_isa isa) {

@@ -57,8 +57,9 @@ const char *cnn_isa_loops(cnn_isa isa);
 
 /* The mixed-precision (bf16) matrix product a level runs on this CPU (see
  * cnn_gemm_bf16): AMX tiles at level amx with amx_bf16 and avx512_bf16
- * (which packs the operands); AVX512-BF16 at level avx512 or amx with
- * avx512_bf16; else none, and bf16 products run in fp32. */
+ * (which packs the operands); AVX512-BF16 at level avx512 or amx on CPUs
+ * with avx512_bf16 but no AMX; else none, and bf16 products run in fp32
+ * (also on AMX CPUs capped below amx, where the AVX-512 kernel loses). */
 typedef enum cnn_bf16 {
   CNN_BF16_NONE = 0,
   CNN_BF16_AVX512 = 1,

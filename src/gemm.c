@@ -1,8 +1,9 @@
 /*
  * gemm.c - the matrix product's entry points (see gemm.h): each call runs
  * the blocked product of gemm_kernel.c compiled for the instruction set of
- * its thread pool (isa.h), and cnn_gemm_ref, the naive twin the tests and
- * benchmarks compare against.
+ * its thread pool (isa.h), or for the bf16 entry points the kernels of
+ * gemm_bf16.c where the CPU has them and they pay; and cnn_gemm_ref, the
+ * naive twin the tests and benchmarks compare against.
  */
 #include "gemm.h"
 
@@ -44,6 +45,59 @@ void cnn_gemm_bias_serial(cnn_isa isa, int ta, int tb, int M, int N, int K, floa
                           int relu, float *C, int ldc) {
   gemm_dispatch(isa, NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, bias ? 1.0f : 0.0f, bias, relu,
                 C, ldc);
+}
+
+/* Whether a bf16 product of this shape beats fp32's. Converting and
+ * packing cost per element of A and B; the tiles gain per multiply-add, but
+ * only on whole tiles: k steps of 32 and 16 rows. Measured with AMX on one
+ * Sapphire Rapids core (tests/bench/bench_gemm_bf16.c, "sweep"): K = 9 loses
+ * at every M and N (0.4-1.0x: the first convolution, K padded to 32), K = 16
+ * breaks even, K >= 24 wins (1.2-9x); fewer than 16 rows lose when N is
+ * small (9 x 32 x 21632, the first convolution's dW: 0.76x) and a single row
+ * always (batch-1 inference: 0.57x, converting all of B for one row). Decided
+ * from the shape alone, so that results never depend on the pool size. */
+static int gemm_bf16_pays(int M, int N, int K) {
+  (void)N;
+  return K >= 24 && M >= 16;
+}
+
+static void gemm_dispatch_bf16(cnn_isa isa, cnn_threads *pool, int ta, int tb, int M, int N, int K,
+                               float alpha, const float *A, int lda, const float *B, int ldb,
+                               float beta, const float *bias, int relu, float *C, int ldc) {
+#if CNN_HAVE_X86_KERNELS
+  cnn_bf16 kernel = cnn_isa_bf16(isa);
+  if (kernel != CNN_BF16_NONE && M > 0 && N > 0 && K > 0 && alpha != 0.0f &&
+      gemm_bf16_pays(M, N, K)) {
+    if (kernel == CNN_BF16_AMX)
+      cnn_gemm_run_bf16_amx(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, relu, C, ldc);
+    else
+      cnn_gemm_run_bf16_avx512(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, relu, C,
+                               ldc);
+    return;
+  }
+#endif
+  gemm_dispatch(isa, pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, relu, C, ldc);
+}
+
+void cnn_gemm_bf16(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                   int ldc) {
+  gemm_dispatch_bf16(cnn_threads_isa(pool), pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta,
+                     NULL, 0, C, ldc);
+}
+
+void cnn_gemm_bias_bf16(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, const float *bias,
+                        int relu, float *C, int ldc) {
+  gemm_dispatch_bf16(cnn_threads_isa(pool), pool, ta, tb, M, N, K, alpha, A, lda, B, ldb,
+                     bias ? 1.0f : 0.0f, bias, relu, C, ldc);
+}
+
+void cnn_gemm_bias_serial_bf16(cnn_isa isa, int ta, int tb, int M, int N, int K, float alpha,
+                               const float *A, int lda, const float *B, int ldb, const float *bias,
+                               int relu, float *C, int ldc) {
+  gemm_dispatch_bf16(isa, NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, bias ? 1.0f : 0.0f, bias,
+                     relu, C, ldc);
 }
 
 /* op(A)[i][k] and op(B)[k][j] for the stored layouts. */

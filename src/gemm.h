@@ -48,6 +48,34 @@ void cnn_gemm_run_baseline(CNN_GEMM_RUN_PARAMS);
 void cnn_gemm_run_avx2(CNN_GEMM_RUN_PARAMS);
 void cnn_gemm_run_avx512(CNN_GEMM_RUN_PARAMS);
 
+/* Mixed precision, as PyTorch's CPU autocast: the same products with A and B
+ * rounded to bfloat16 (8 significant bits, round to nearest even; denormals
+ * count as zero) and every sum in fp32; C, alpha, beta, the bias and the
+ * ReLU stay fp32. Each operand is within 2^-8 of itself (relative), so per
+ * element |C - exact| <= about 2^-7 * |alpha| * sum_k |a_ik b_kj| plus
+ * fp32's own rounding (over long sums the roundings mostly cancel). Results
+ * are bitwise identical for any pool size, but equal neither the fp32
+ * products' nor each other between the AMX and AVX-512 kernels. They run
+ * when the pool's level has a bf16 kernel on this CPU (cnn_isa_bf16 in
+ * isa.h) and the product is big enough to gain from it (gemm.c); otherwise
+ * these are exactly cnn_gemm, cnn_gemm_bias and cnn_gemm_bias_serial. Each
+ * thread that runs one keeps 768 KB of thread-local packing buffers. */
+void cnn_gemm_bf16(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void cnn_gemm_bias_bf16(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, const float *bias,
+                        int relu, float *C, int ldc);
+void cnn_gemm_bias_serial_bf16(cnn_isa isa, int ta, int tb, int M, int N, int K, float alpha,
+                               const float *A, int lda, const float *B, int ldb, const float *bias,
+                               int relu, float *C, int ldc);
+
+/* The bf16 kernels (gemm_bf16.c), with CNN_GEMM_RUN_PARAMS' contract: AMX
+ * tiles, and AVX512-BF16 for CPUs without them. They are compiled for those
+ * instructions: call the first only where cnn_isa_bf16 reports CNN_BF16_AMX,
+ * the second where it reports either. */
+void cnn_gemm_run_bf16_amx(CNN_GEMM_RUN_PARAMS);
+void cnn_gemm_run_bf16_avx512(CNN_GEMM_RUN_PARAMS);
+
 /* The naive reference twin (triple loop, double accumulation) the tests and
  * benchmarks compare against. */
 void cnn_gemm_ref(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

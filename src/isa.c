@@ -130,6 +130,21 @@ const char *cnn_isa_loops(cnn_isa isa) {
   return isa >= CNN_ISA_AVX512 ? "avx512" : isa == CNN_ISA_AVX2 ? "avx2" : "baseline";
 }
 
+cnn_bf16 cnn_isa_bf16(cnn_isa isa) {
+  const isa_cpu *c = isa_get();
+  if (isa > c->best || isa < CNN_ISA_AVX512 || !c->avx512_bf16) return CNN_BF16_NONE;
+  /* A core with AMX runs VDPBF16PS no faster than its fp32 FMAs, so there
+   * the AVX-512 kernel lost to fp32 (0.6x over a training step, see
+   * gemm_bf16.c): a level capped below amx keeps fp32 products. */
+  if (c->amx_bf16) return isa >= CNN_ISA_AMX ? CNN_BF16_AMX : CNN_BF16_NONE;
+  return CNN_BF16_AVX512;
+}
+
+const char *cnn_isa_gemm_bf16_kernel(cnn_isa isa) {
+  static const char *const names[] = {"none (fp32)", "avx512-bf16 8x32", "amx-bf16 32x32"};
+  return names[cnn_isa_bf16(isa)];
+}
+
 /* The first feature of the level that this CPU lacks. */
 static const char *isa_missing(const isa_cpu *c, cnn_isa isa) {
   if (isa >= CNN_ISA_AVX2) {

@@ -55,6 +55,20 @@ const char *cnn_isa_cpu_name(void);
 const char *cnn_isa_gemm_kernel(cnn_isa isa);
 const char *cnn_isa_loops(cnn_isa isa);
 
+/* The mixed-precision (bf16) matrix product a level runs on this CPU (see
+ * cnn_gemm_bf16): AMX tiles at level amx with amx_bf16 and avx512_bf16
+ * (which packs the operands); AVX512-BF16 at level avx512 or amx on CPUs
+ * with avx512_bf16 but no AMX; else none, and bf16 products run in fp32
+ * (also on AMX CPUs capped below amx, where the AVX-512 kernel loses). */
+typedef enum cnn_bf16 {
+  CNN_BF16_NONE = 0,
+  CNN_BF16_AVX512 = 1,
+  CNN_BF16_AMX = 2,
+} cnn_bf16;
+cnn_bf16 cnn_isa_bf16(cnn_isa isa);
+/* Its name: "amx-bf16 32x32", "avx512-bf16 8x32" or "none (fp32)". */
+const char *cnn_isa_gemm_bf16_kernel(cnn_isa isa);
+
 /* Kernels compiled for every level from one source: CNN_ISA_CLONES(name,
  * params, args) defines name_avx512, name_avx2 and name_baseline, each
  * compiling the always-inline name##_body for its instruction set, and

@@ -133,7 +133,7 @@ void cnn_fn_debug(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char *s = sqlite3_mprintf(
       "version=%s\nsqlite=%s\ncompiler=%s\nbuild=%s\ncpu=%s\ncpu_features=%s\n"
       "isa_cpu=%s\nisa_env=%s%s%s\nisa=%s\n"
-      "gemm=%s\nim2col=%s\npooling=%s\noptimizer=%s\nactivations=%s\n"
+      "gemm=%s\ngemm_bf16=%s\nim2col=%s\npooling=%s\noptimizer=%s\nactivations=%s\n"
       "cpus=%ld\nsanitize=%d\n",
       CNN_VERSION, sqlite3_libversion(), __VERSION__,
 #ifdef CNN_NATIVE_BUILD
@@ -143,7 +143,8 @@ void cnn_fn_debug(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 #endif
       cnn_isa_cpu_name(), cnn_isa_features(), cnn_isa_name(cnn_isa_cpu()),
       env && *env ? env : "(unset)", bad ? " (refused: " : "", bad ? err : "", cnn_isa_name(isa),
-      cnn_isa_gemm_kernel(isa), loops, loops, loops, loops, sysconf(_SC_NPROCESSORS_ONLN),
+      cnn_isa_gemm_kernel(isa), cnn_isa_gemm_bf16_kernel(isa), loops, loops, loops, loops,
+      sysconf(_SC_NPROCESSORS_ONLN),
 #if defined(__SANITIZE_ADDRESS__)
       1
 #else

@@ -24,21 +24,25 @@
 /* The options of cnn_train that are the SQL side's own: the engine receives
  * everything else in one cnn_train_config (src/options.c) and never sees
  * these. "isa" caps the instruction set of the run's kernels, as $CNN_ISA
- * does for the whole process (for comparisons and tests). */
+ * does for the whole process (for comparisons and tests); "precision":
+ * "bf16" runs its matrix products in mixed precision (bf16 operands, fp32
+ * sums, fp32 weights and optimizer state, as PyTorch's CPU autocast). */
 typedef struct sql_options {
   const char *validation; /* borrowed from the parsed options: a source, or NULL */
   int threads;            /* 0 = all cores */
   int progress;           /* -1 = when stderr is a terminal, 0, 1 */
   int has_isa;
   cnn_isa isa; /* when has_isa */
+  int bf16;    /* "precision": "bf16" */
 } sql_options;
 
-static const char *const sql_keys[] = {"validation", "threads", "progress", "isa", NULL};
+static const char *const sql_keys[] = {"validation", "threads",   "progress",
+                                       "isa",        "precision", NULL};
 
 /* Reads the SQL side's options from the parsed document (NULL: none). */
 static int sql_options_read(sql_options *o, const cnn_json *root, char *err) {
   char got[64];
-  o->validation = NULL, o->threads = 0, o->progress = -1, o->has_isa = 0;
+  o->validation = NULL, o->threads = 0, o->progress = -1, o->has_isa = 0, o->bf16 = 0;
   for (size_t i = 0; root && i < root->count; i++) {
     const char *k = root->keys[i];
     const cnn_json *x = &root->items[i];
@@ -69,6 +73,11 @@ static int sql_options_read(sql_options *o, const cnn_json *root, char *err) {
       if (cnn_isa_parse(x->string, &o->isa, why))
         return cnn_error(err, CNN_ERROR, "option %.200s", why);
       o->has_isa = 1;
+    } else if (!strcmp(k, "precision")) {
+      if (x->type != CNN_JSON_STRING || (strcmp(x->string, "fp32") && strcmp(x->string, "bf16")))
+        return cnn_error(err, CNN_ERROR, "option precision must be \"fp32\" or \"bf16\"; got %s",
+                         cnn_json_describe(x, got, sizeof got));
+      o->bf16 = !strcmp(x->string, "bf16");
     }
   }
   return CNN_OK;
@@ -242,7 +251,23 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     goto done;
   }
   if ((rc = cnn_threads_new(&pool, o.threads, err))) goto done;
-  if (o.has_isa) cnn_threads_set_isa(pool, o.isa);
+  /* Like $CNN_ISA, the option only lowers the level. */
+  if (o.has_isa && o.isa < cnn_threads_isa(pool)) cnn_threads_set_isa(pool, o.isa);
+  if (o.bf16) {
+    cnn_isa isa = cnn_threads_isa(pool);
+    if (cnn_isa_bf16(isa) == CNN_BF16_NONE) {
+      if (cnn_isa_bf16(cnn_isa_cpu()) == CNN_BF16_NONE)
+        rc = cnn_error(err, CNN_ERROR,
+                       "option precision \"bf16\" needs amx_bf16 or avx512_bf16, which this CPU "
+                       "lacks");
+      else
+        rc = cnn_error(err, CNN_ERROR,
+                       "option precision \"bf16\" needs isa avx512 or amx; the run's isa is \"%s\"",
+                       cnn_isa_name(isa));
+      goto done;
+    }
+    cnn_threads_set_bf16(pool, 1);
+  }
   cnn_net_set_pool(t.net, pool);
   if ((rc = cnn_probe_open(db, &t.probe, err))) goto done;
 
@@ -290,7 +315,8 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                  : res.out_of_time ? "max_seconds"
                                    : "completed");
   if (res.best_epoch) cnn_buf_printf(&b, ",\"restored_epoch\":%d", res.best_epoch);
-  cnn_buf_printf(&b, ",\"isa\":\"%s\"", cnn_isa_name(cnn_threads_isa(pool)));
+  cnn_buf_printf(&b, ",\"isa\":\"%s\",\"precision\":\"%s\"", cnn_isa_name(cnn_threads_isa(pool)),
+                 cnn_threads_bf16(pool) ? "bf16" : "fp32");
   cnn_buf_puts(&b, ",\"optimizer\":");
   char *ojs = cnn_optim_to_json(&t.opt->cfg);
   if (ojs) cnn_buf_puts(&b, ojs);

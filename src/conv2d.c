@@ -186,7 +186,7 @@ static void conv_chunk_task(void *ctx, int task, int thread) {
   for (int i = 0; i < m; i++)
     im2col_isa(t->isa, l, cols + (size_t)i * l->work_per_sample, t->x + (size_t)(i0 + i) * in, 0,
                l->out.h);
-  cnn_gemm_bias_serial(t->isa, 0, 0, (int)(m * rows), N, K, 1.0f, cols, K, l->w, N,
+  cnn_gemm_bias_serial(t->run->pool, 0, 0, (int)(m * rows), N, K, 1.0f, cols, K, l->w, N,
                        l->nbias ? l->b : NULL, t->run->relu, t->y + (size_t)i0 * rows * N, N);
 }
 

@@ -27,26 +27,6 @@ static void gemm_dispatch(cnn_isa isa, cnn_threads *pool, int ta, int tb, int M,
   }
 }
 
-void cnn_gemm(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
-              int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-  gemm_dispatch(cnn_threads_isa(pool), pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, 0,
-                C, ldc);
-}
-
-void cnn_gemm_bias(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha,
-                   const float *A, int lda, const float *B, int ldb, const float *bias, int relu,
-                   float *C, int ldc) {
-  gemm_dispatch(cnn_threads_isa(pool), pool, ta, tb, M, N, K, alpha, A, lda, B, ldb,
-                bias ? 1.0f : 0.0f, bias, relu, C, ldc);
-}
-
-void cnn_gemm_bias_serial(cnn_isa isa, int ta, int tb, int M, int N, int K, float alpha,
-                          const float *A, int lda, const float *B, int ldb, const float *bias,
-                          int relu, float *C, int ldc) {
-  gemm_dispatch(isa, NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, bias ? 1.0f : 0.0f, bias, relu,
-                C, ldc);
-}
-
 /* Whether a bf16 product of this shape beats fp32's. Converting and
  * packing cost per element of A and B; the tiles gain per multiply-add, but
  * only on whole tiles: k steps of 32 and 16 rows. Measured with AMX on one
@@ -98,6 +78,30 @@ void cnn_gemm_bias_serial_bf16(cnn_isa isa, int ta, int tb, int M, int N, int K,
                                int relu, float *C, int ldc) {
   gemm_dispatch_bf16(isa, NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, bias ? 1.0f : 0.0f, bias,
                      relu, C, ldc);
+}
+
+/* The pool's precision picks the product; `like` lends its kernels to a
+ * call on the calling thread alone. */
+void cnn_gemm(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+              int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  (cnn_threads_bf16(pool) ? gemm_dispatch_bf16 : gemm_dispatch)(
+      cnn_threads_isa(pool), pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, 0, C, ldc);
+}
+
+void cnn_gemm_bias(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha,
+                   const float *A, int lda, const float *B, int ldb, const float *bias, int relu,
+                   float *C, int ldc) {
+  (cnn_threads_bf16(pool) ? gemm_dispatch_bf16 : gemm_dispatch)(
+      cnn_threads_isa(pool), pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, bias ? 1.0f : 0.0f, bias,
+      relu, C, ldc);
+}
+
+void cnn_gemm_bias_serial(const cnn_threads *like, int ta, int tb, int M, int N, int K, float alpha,
+                          const float *A, int lda, const float *B, int ldb, const float *bias,
+                          int relu, float *C, int ldc) {
+  (cnn_threads_bf16(like) ? gemm_dispatch_bf16 : gemm_dispatch)(
+      cnn_threads_isa(like), NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, bias ? 1.0f : 0.0f, bias,
+      relu, C, ldc);
 }
 
 /* op(A)[i][k] and op(B)[k][j] for the stored layouts. */

@@ -19,6 +19,9 @@
 
 #include "threads.h"
 
+/* The pool's instruction set picks the kernel; a pool set to bf16
+ * (cnn_threads_set_bf16) runs these as cnn_gemm_bf16 and cnn_gemm_bias_bf16
+ * below. */
 void cnn_gemm(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
               int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
@@ -31,9 +34,10 @@ void cnn_gemm_bias(cnn_threads *pool, int ta, int tb, int M, int N, int K, float
                    const float *A, int lda, const float *B, int ldb, const float *bias, int relu,
                    float *C, int ldc);
 
-/* cnn_gemm_bias on the calling thread alone with the kernels of isa: for
- * tasks that already run on a pool (which cannot start another run). */
-void cnn_gemm_bias_serial(cnn_isa isa, int ta, int tb, int M, int N, int K, float alpha,
+/* cnn_gemm_bias on the calling thread alone, with the kernels (instruction
+ * set and precision) of the pool `like`: for tasks that already run on a
+ * pool, which cannot start another run. */
+void cnn_gemm_bias_serial(const cnn_threads *like, int ta, int tb, int M, int N, int K, float alpha,
                           const float *A, int lda, const float *B, int ldb, const float *bias,
                           int relu, float *C, int ldc);
 

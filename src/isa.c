@@ -167,12 +167,12 @@ int cnn_isa_parse(const char *name, cnn_isa *out, char *err) {
     const char *missing = isa_missing(isa_get(), (cnn_isa)i);
     if (missing)
       return cnn_error(err, CNN_ERROR,
-                       "isa '%s' needs %s, which this CPU lacks (it has up to '%s')", name, missing,
-                       cnn_isa_name(cnn_isa_cpu()));
+                       "isa \"%s\" needs %s, which this CPU lacks (it has up to \"%s\")", name,
+                       missing, cnn_isa_name(cnn_isa_cpu()));
     *out = (cnn_isa)i;
     return CNN_OK;
   }
-  return cnn_error(err, CNN_ERROR, "isa must be one of baseline, avx2, avx512, amx; got '%.40s'",
+  return cnn_error(err, CNN_ERROR, "isa must be one of baseline, avx2, avx512, amx; got \"%.40s\"",
                    name);
 }
 

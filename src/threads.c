@@ -61,6 +61,7 @@ struct cnn_threads {
   int spin;               /* poll before sleeping: no more threads than CPUs */
   int started;            /* workers actually running (for a partial cleanup) */
   cnn_isa isa;            /* the kernels' instruction set */
+  int bf16;               /* matrix products in mixed precision */
   pool_worker *workers;   /* owned: size-1 entries */
   pthread_mutex_t run_mu; /* held through a run: concurrent callers take turns */
   pthread_mutex_t mu;
@@ -219,6 +220,12 @@ cnn_isa cnn_threads_isa(const cnn_threads *pool) {
 
 void cnn_threads_set_isa(cnn_threads *pool, cnn_isa isa) {
   if (pool) pool->isa = isa;
+}
+
+int cnn_threads_bf16(const cnn_threads *pool) { return pool ? pool->bf16 : 0; }
+
+void cnn_threads_set_bf16(cnn_threads *pool, int on) {
+  if (pool) pool->bf16 = on != 0;
 }
 
 void cnn_threads_run(cnn_threads *pool, cnn_task_fn task, void *ctx, int ntasks) {

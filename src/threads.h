@@ -32,6 +32,11 @@ int cnn_threads_size(const cnn_threads *pool);
 cnn_isa cnn_threads_isa(const cnn_threads *pool);
 /* Sets it (callers check it with cnn_isa_parse first). */
 void cnn_threads_set_isa(cnn_threads *pool, cnn_isa isa);
+/* Whether the matrix products on this pool run in mixed precision (bf16
+ * operands, fp32 sums: cnn_gemm_bf16 in gemm.h); off by default and for a
+ * NULL pool. */
+int cnn_threads_bf16(const cnn_threads *pool);
+void cnn_threads_set_bf16(cnn_threads *pool, int on);
 /* Blocks until every task has run. A NULL pool runs the tasks in order on the
  * calling thread. Not reentrant: a task must not call cnn_threads_run. Runs
  * from several threads on one pool are serialised. */

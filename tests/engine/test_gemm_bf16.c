@@ -406,7 +406,7 @@ static void test_entry_points(cnn_isa isa) {
         if (run) run(pool, ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 1.0f, bias, 1, K16, N);
       } else {
         cnn_gemm_bias_serial_bf16(isa, ta, tb, M, N, K, 0.5f, A, lda, B, ldb, bias, 0, C, N);
-        cnn_gemm_bias_serial(isa, ta, tb, M, N, K, 0.5f, A, lda, B, ldb, bias, 0, F32, N);
+        cnn_gemm_bias_serial(pool, ta, tb, M, N, K, 0.5f, A, lda, B, ldb, bias, 0, F32, N);
         if (run) run(NULL, ta, tb, M, N, K, 0.5f, A, lda, B, ldb, 1.0f, bias, 0, K16, N);
       }
       int is_f32 = memcmp(C, F32, nc * sizeof(float)) == 0;

@@ -50,7 +50,8 @@ void cnn_fn_create(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     rc = cnn_error(err, CNN_ERROR, "a model named '%s' already exists (cnn_drop it first)", name);
   else
     rc = cnn_store_create(db, name, net, err);
-  if (rc == CNN_OK) sqlite3_result_int64(ctx, (sqlite3_int64)cnn_net_nparams(net));
+  if (rc == CNN_OK)
+    sqlite3_result_int64(ctx, (sqlite3_int64)(cnn_net_nparams(net) + cnn_net_nstate(net)));
 done:
   cnn_tx_finish(ctx, db, &tx, rc, err);
   cnn_net_free(net);

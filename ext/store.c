@@ -250,6 +250,7 @@ static int write_tensors(sqlite3 *db, const char *name, const cnn_net *net, cons
     for (int i = 0; i < cnn_net_tensors(net) && rc == CNN_OK; i++) {
       cnn_tensor_info t = cnn_net_tensor(net, i);
       void *tmp;
+      if (!t.trainable) continue; /* moving statistics: no optimizer state */
       const void *blob = le_floats(opt->state + (size_t)s * opt->n + t.offset, t.count, &tmp);
       if (!blob) return cnn_nomem(err);
       rc = run(db, err,
@@ -272,7 +273,7 @@ int cnn_store_create(sqlite3 *db, const char *name, const cnn_net *net, char *er
   int rc = run(db, err,
                "INSERT INTO cnn_models(name, spec, params, version) "
                "VALUES (?1, ?2, ?3, abs(random() % 1000000000000000))",
-               "tti", name, spec, (sqlite3_int64)cnn_net_nparams(net));
+               "tti", name, spec, (sqlite3_int64)(cnn_net_nparams(net) + cnn_net_nstate(net)));
   cnn_free(spec);
   return rc ? rc : write_tensors(db, name, net, NULL, err);
 }
@@ -299,11 +300,21 @@ void cnn_stored_model_release(cnn_stored_model *m) {
   cnn_free(m);
 }
 
+/* The tensor after `from` that has rows of this kind (optimizer state rows
+ * skip the non-trainable tensors but keep their tensor's idx), or the count. */
+static int next_tensor(const cnn_net *net, int from, int slot) {
+  int i = from;
+  while (slot >= 0 && i < cnn_net_tensors(net) && !cnn_net_tensor(net, i).trainable) i++;
+  return i;
+}
+
 /* Reads the rows of one kind of tensor blob into the arena. */
 static int read_blob_rows(sqlite3 *db, const char *name, const cnn_net *net, float *arena, int slot,
                           char *err) {
   sqlite3_stmt *st = NULL;
-  int rc = CNN_OK, seen = 0;
+  int rc = CNN_OK, seen = 0, want = next_tensor(net, 0, slot), expected = 0;
+  for (int i = 0; i < cnn_net_tensors(net); i++)
+    expected += slot < 0 || cnn_net_tensor(net, i).trainable;
   const char *sql =
       slot < 0 ? "SELECT idx, name, shape, data FROM cnn_weights WHERE model = ?1 ORDER BY idx"
                : "SELECT idx, name, '', data FROM cnn_optimizer_state "
@@ -321,8 +332,10 @@ static int read_blob_rows(sqlite3 *db, const char *name, const cnn_net *net, flo
                      (long long)idx, cnn_net_tensors(net));
       break;
     }
-    if (idx != seen) {
-      rc = cnn_error(err, CNN_ERROR, "model '%s': %s row idx %d is missing", name, what, seen);
+    if (idx != want) {
+      rc = cnn_error(err, CNN_ERROR, "model '%s': %s row idx %lld is %s", name, what,
+                     (long long)(idx > want ? want : idx),
+                     idx > want ? "missing" : "extra: that tensor is not trainable");
       break;
     }
     cnn_tensor_info t = cnn_net_tensor(net, (int)idx);
@@ -350,11 +363,12 @@ static int read_blob_rows(sqlite3 *db, const char *name, const cnn_net *net, flo
       break;
     }
     seen++;
+    want = next_tensor(net, want + 1, slot);
   }
   if (rc == CNN_OK && src != SQLITE_DONE) rc = sql_status(db, src, err);
-  if (rc == CNN_OK && seen != cnn_net_tensors(net))
+  if (rc == CNN_OK && seen != expected)
     rc = cnn_error(err, CNN_ERROR, "model '%s': %s has %d of %d tensors", name, what, seen,
-                   cnn_net_tensors(net));
+                   expected);
   sqlite3_finalize(st);
   return rc;
 }
@@ -407,6 +421,10 @@ int cnn_store_load(sqlite3 *db, const char *name, int with_optim, cnn_stored_mod
     goto done;
   }
   if ((rc = read_blob_rows(db, name, m->net, cnn_net_params(m->net), -1, err))) goto done;
+  if ((rc = cnn_net_check_weights(m->net, sub))) {
+    cnn_error(err, rc, "model '%s': %s", name, sub);
+    goto done;
+  }
   const char *opt_text = (const char *)sqlite3_column_text(st, 1);
   if (with_optim && opt_text) {
     cnn_optim_config cfg;

@@ -5,7 +5,9 @@
  *   -- conv2d_1 | Conv2D | (None, 26, 26, 32) | 320 ...
  *
  * layer ("conv2d_1"), type ("Conv2D"), output_shape ("(None, 26, 26, 32)",
- * "(None, 576)" once the data is a vector: after Flatten or Dense), params.
+ * "(None, 576)" once the data is a vector: after Flatten, Dense or
+ * GlobalAveragePooling2D), params (all of a layer's weights, non-trainable
+ * ones too, as Keras counts: BatchNormalization has 4 per channel).
  * The model comes from the connection's cache (ext/store.c). Only reads the
  * model tables, so views may use it; not deterministic, since training may
  * replace the model.
@@ -57,7 +59,8 @@ static int sum_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
 }
 
 static int is_vector_layer(const char *type) {
-  return !strcmp(type, "Flatten") || !strcmp(type, "Dense");
+  return !strcmp(type, "Flatten") || !strcmp(type, "Dense") ||
+         !strcmp(type, "GlobalAveragePooling2D");
 }
 
 static int sum_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr, int argc,

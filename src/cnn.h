@@ -7,8 +7,10 @@
  *   conv kernel  (KH, KW, IC, OC), i.e. a (KH*KW*IC) x OC matrix after im2col
  *   dense kernel (IN, OUT)
  *   flatten      free: an NHWC image is already the (h*w*c) vector Keras builds
- * All parameters of a network live in one flat arena, in layer order, kernel
- * before bias; gradients and optimizer state are arenas of the same length.
+ * All parameters of a network live in one flat arena: first the trainable
+ * ones in layer order, kernel before bias (gradients and optimizer state are
+ * arenas of that length), then the non-trainable weights (batchnorm's moving
+ * statistics), which layers update themselves and the optimizer never sees.
  *
  * Errors follow base.h: status return + err[CNN_ERRMAX].
  */
@@ -61,6 +63,9 @@ typedef enum cnn_layer_type {
   CNN_LAYER_FLATTEN,
   CNN_LAYER_DENSE,
   CNN_LAYER_DROPOUT,
+  CNN_LAYER_BATCHNORM,
+  CNN_LAYER_GLOBALAVGPOOL,
+  CNN_LAYER_ACTIVATION,
 } cnn_layer_type;
 
 typedef enum cnn_padding { CNN_PAD_VALID, CNN_PAD_SAME } cnn_padding;
@@ -85,7 +90,10 @@ typedef struct cnn_layer_spec {
   float rate;         /* dropout */
   int use_bias;       /* conv2d, dense (default 1) */
   cnn_init_kind init; /* conv2d, dense kernels */
-  cnn_act act;        /* conv2d, dense */
+  cnn_act act;        /* conv2d, dense, activation */
+  float momentum;     /* batchnorm (0.99) */
+  float epsilon;      /* batchnorm (0.001) */
+  int center, scale;  /* batchnorm: has beta, gamma (1, 1) */
 } cnn_layer_spec;
 
 typedef struct cnn_spec {
@@ -127,7 +135,8 @@ typedef struct cnn_layer_info {
   const char *name; /* "conv2d_1" */
   const char *type; /* "Conv2D" */
   cnn_shape out;
-  size_t params;
+  size_t params;    /* all of them, as Keras counts */
+  size_t trainable; /* of which the optimizer updates */
 } cnn_layer_info;
 
 /* One tensor of the parameter arena, for storage. */
@@ -137,6 +146,7 @@ typedef struct cnn_tensor_info {
   int dims[4];
   size_t offset; /* into the parameter arena */
   size_t count;  /* elements */
+  int trainable; /* 0: past cnn_net_nparams, no gradient, no optimizer state */
 } cnn_tensor_info;
 
 /* Builds the network of a spec (taking ownership of *spec's contents, which is
@@ -145,7 +155,8 @@ int cnn_net_new(cnn_net **out, cnn_spec *spec, char *err);
 void cnn_net_free(cnn_net *net);
 const cnn_spec *cnn_net_spec(const cnn_net *net);
 
-/* Glorot/He/LeCun kernels and zero biases from one seeded generator. */
+/* Glorot/He/LeCun kernels and zero biases from one seeded generator;
+ * batchnorm: gamma 1, beta 0, moving mean 0, moving variance 1. */
 void cnn_net_init(cnn_net *net, uint64_t seed);
 
 /* Seeds the generator of dropout masks (cnn_train does this per run). */
@@ -160,11 +171,19 @@ cnn_layer_info cnn_net_layer(const cnn_net *net, int i);
 cnn_shape cnn_net_input(const cnn_net *net);
 int cnn_net_classes(const cnn_net *net); /* units of the output vector */
 
+/* Trainable parameters: what gradients and optimizers cover. */
 size_t cnn_net_nparams(const cnn_net *net);
+/* Non-trainable weights, stored after them in cnn_net_params (Keras' total
+ * count is the sum of both). */
+size_t cnn_net_nstate(const cnn_net *net);
+/* The whole arena, nparams + nstate floats. */
 float *cnn_net_params(cnn_net *net);
 float *cnn_net_grads(cnn_net *net);
 int cnn_net_tensors(const cnn_net *net);
 cnn_tensor_info cnn_net_tensor(const cnn_net *net, int i);
+/* Checks weights read from outside (blob, table) beyond finiteness: a moving
+ * variance must not be negative. Names the tensor and index. */
+int cnn_net_check_weights(const cnn_net *net, char *err);
 
 /* Makes room for batches of up to n samples (training needs more room per
  * sample than inference). Called by the functions below as needed; call it
@@ -174,8 +193,9 @@ int cnn_net_reserve(cnn_net *net, int n, int training, char *err);
 /* Input buffer of the reserved batch: n x h x w x c floats. */
 float *cnn_net_input_buffer(cnn_net *net);
 
-/* Forward over the n samples in the input buffer. training: dropout active
- * and pre-activations kept for backward. Returns the output (n x classes,
+/* Forward over the n samples in the input buffer. training: dropout active,
+ * batchnorm normalises with the batch's statistics and updates its moving
+ * ones, and pre-activations are kept for backward. Returns the output (n x classes,
  * borrowed: logits, or probabilities when the last activation is softmax). */
 const float *cnn_net_forward(cnn_net *net, int n, int training);
 

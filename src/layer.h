@@ -12,7 +12,9 @@
  * one call, so the 12 MB gradient arena of the notebook's model is never
  * cleared separately). Nothing is allocated in forward or
  * backward: scratch comes from run->work, per-sample state (pool argmax,
- * dropout masks) from l->aux.
+ * dropout masks) from l->aux. Non-trainable weights (batchnorm's moving
+ * statistics) are l->state, a view into the tail of the parameter arena that
+ * a training forward updates and no optimizer sees.
  */
 #ifndef CNN_LAYER_H
 #define CNN_LAYER_H
@@ -36,8 +38,8 @@ typedef struct cnn_layer_ops {
   const char *keras_type; /* "Conv2D": summary's type column */
   const char *keras_name; /* "conv2d": base of the layer's name */
   /* From l->spec and l->in: checks sizes, sets out, nweights, nbias,
-   * work_per_sample (floats), aux_per_sample (bytes) and keep_per_sample
-   * (floats; fields it leaves alone are 0). */
+   * nstate, work_per_sample (floats), aux_per_sample (bytes),
+   * keep_per_sample and keep_fixed (floats; fields it leaves alone are 0). */
   int (*setup)(cnn_layer *l, char *err);
   void (*forward)(cnn_layer *l, const cnn_run *run, float *restrict y, const float *restrict x,
                   int n);
@@ -51,19 +53,22 @@ struct cnn_layer {
   const cnn_layer_spec *spec; /* borrowed from the network's spec */
   char name[32];
   cnn_shape in, out;
-  int pad_top, pad_left; /* conv/pool 'same' padding before the image */
-  size_t nweights, nbias;
+  int pad_top, pad_left;  /* conv/pool 'same' padding before the image */
+  size_t nweights, nbias; /* trainable: kernel (batchnorm: gamma), bias (beta) */
+  size_t nstate;          /* non-trainable floats (batchnorm: moving mean, variance) */
   size_t work_per_sample; /* floats */
   size_t aux_per_sample;  /* bytes, 64-byte multiple */
   size_t keep_per_sample; /* floats a training forward keeps for backward */
+  size_t keep_fixed;      /* more such floats, whatever the batch (batch statistics) */
   float *w, *b, *dw, *db; /* borrowed: parameter and gradient arenas */
   unsigned char *aux;     /* borrowed: cap * aux_per_sample bytes */
-  float *keep;            /* borrowed: cap * keep_per_sample floats when
-                             reserved for training, else NULL */
+  float *state;           /* borrowed: nstate floats of the parameter arena */
+  float *keep;            /* borrowed: cap * keep_per_sample + keep_fixed
+                             floats when reserved for training, else NULL */
 };
 
 extern const cnn_layer_ops cnn_conv2d_ops, cnn_maxpool_ops, cnn_avgpool_ops, cnn_flatten_ops,
-    cnn_dense_ops, cnn_dropout_ops;
+    cnn_dense_ops, cnn_dropout_ops, cnn_batchnorm_ops, cnn_globalavgpool_ops, cnn_activation_ops;
 
 /* Output size and leading padding of a window sliding over `in` (Keras'
  * rules: valid = floor((in - k) / s) + 1, same = ceil(in / s) with the extra

@@ -3,7 +3,12 @@
  * arenas, the batch buffers, forward, loss and backward.
  *
  * Memory: parameters and gradients are two flat arenas (layer order, kernel
- * then bias). Everything that depends on the batch size lives in one batch
+ * then bias). The parameter arena goes on past the nparams trainable values
+ * with the nstate non-trainable ones (batchnorm's moving statistics, layer
+ * order): tensors, blobs and the weights table reach them through the same
+ * offsets, while gradients, optimizer state and their loops stop at nparams,
+ * so no optimizer can touch them and models without them keep the layout
+ * they always had. Everything that depends on the batch size lives in one batch
  * arena allocated by cnn_net_reserve and reused for every batch, so training
  * allocates nothing per step:
  *   act[i]   input of layer i (act[0] the network's input), [n, shape]
@@ -24,8 +29,8 @@ struct cnn_net {
   cnn_layer *layers; /* owned, nlayers */
   cnn_shape input;
   int classes;
-  size_t nparams;
-  float *params, *grads; /* owned, nparams each */
+  size_t nparams, nstate;
+  float *params, *grads; /* owned: nparams + nstate, nparams */
   int ntensors;
   cnn_tensor_info *tensors; /* owned; names point into tensor_names */
   char (*tensor_names)[48]; /* owned */
@@ -55,15 +60,23 @@ static const cnn_layer_ops *ops_of(cnn_layer_type t) {
     return &cnn_dense_ops;
   case CNN_LAYER_DROPOUT:
     return &cnn_dropout_ops;
+  case CNN_LAYER_BATCHNORM:
+    return &cnn_batchnorm_ops;
+  case CNN_LAYER_GLOBALAVGPOOL:
+    return &cnn_globalavgpool_ops;
+  case CNN_LAYER_ACTIVATION:
+    return &cnn_activation_ops;
   }
   return NULL;
 }
 
 static size_t shape_size(cnn_shape s) { return (size_t)s.h * s.w * s.c; }
 
-/* conv2d and dense apply an activation; is it one that needs z? */
+/* conv2d, dense and the activation layer apply an activation; is it one
+ * that needs z? */
 static int has_act(const cnn_layer *l) {
-  return (l->spec->type == CNN_LAYER_CONV2D || l->spec->type == CNN_LAYER_DENSE) &&
+  cnn_layer_type t = l->spec->type;
+  return (t == CNN_LAYER_CONV2D || t == CNN_LAYER_DENSE || t == CNN_LAYER_ACTIVATION) &&
          l->spec->act.kind != CNN_ACT_LINEAR;
 }
 
@@ -77,7 +90,8 @@ static void set_tensor(cnn_net *net, const cnn_layer *l, const char *what, size_
                        size_t count, int rank, const int *dims) {
   int t = net->ntensors++;
   snprintf(net->tensor_names[t], sizeof net->tensor_names[t], "%s/%s", l->name, what);
-  net->tensors[t] = (cnn_tensor_info){net->tensor_names[t], rank, {0}, offset, count};
+  net->tensors[t] =
+      (cnn_tensor_info){net->tensor_names[t], rank, {0}, offset, count, offset < net->nparams};
   memcpy(net->tensors[t].dims, dims, rank * sizeof *dims);
 }
 
@@ -95,16 +109,17 @@ int cnn_net_new(cnn_net **out, cnn_spec *spec, char *err) {
   net->nlayers = net->spec.nlayers;
   net->input = (cnn_shape){net->spec.h, net->spec.w, net->spec.c};
   net->layers = cnn_calloc(net->nlayers, sizeof *net->layers);
-  net->tensors = cnn_calloc(2 * (size_t)net->nlayers, sizeof *net->tensors);
-  net->tensor_names = cnn_calloc(2 * (size_t)net->nlayers, sizeof *net->tensor_names);
+  /* At most four tensors a layer (batchnorm's). */
+  net->tensors = cnn_calloc(4 * (size_t)net->nlayers, sizeof *net->tensors);
+  net->tensor_names = cnn_calloc(4 * (size_t)net->nlayers, sizeof *net->tensor_names);
   if (!net->layers || !net->tensors || !net->tensor_names) {
     rc = cnn_nomem(err);
     goto done;
   }
 
-  int counts[8] = {0};
+  int counts[16] = {0};
   cnn_shape shape = net->input;
-  size_t nparams = 0, acts = shape_size(shape);
+  size_t nparams = 0, nstate = 0, acts = shape_size(shape);
   for (int i = 0; i < net->nlayers; i++) {
     cnn_layer *l = &net->layers[i];
     const cnn_layer_spec *s = &net->spec.layers[i];
@@ -122,8 +137,9 @@ int cnn_net_new(cnn_net **out, cnn_spec *spec, char *err) {
     }
     shape = l->out;
     nparams += l->nweights + l->nbias;
+    nstate += l->nstate;
     acts += shape_size(shape);
-    if (nparams > CNN_SPEC_MAX_PARAMS) {
+    if (nparams + nstate > CNN_SPEC_MAX_PARAMS) {
       rc = cnn_error(err, CNN_ERROR, "layer %d (%s): the model would have more than %u parameters",
                      i + 1, l->name, CNN_SPEC_MAX_PARAMS);
       goto done;
@@ -143,31 +159,44 @@ int cnn_net_new(cnn_net **out, cnn_spec *spec, char *err) {
     goto done;
   }
   net->classes = shape.c;
-  net->nparams = nparams;
-  net->params = cnn_calloc(nparams ? nparams : 1, sizeof(float));
+  net->nparams = nparams, net->nstate = nstate;
+  net->params = cnn_calloc(nparams + nstate ? nparams + nstate : 1, sizeof(float));
   net->grads = cnn_calloc(nparams ? nparams : 1, sizeof(float));
   if (!net->params || !net->grads) {
     rc = cnn_nomem(err);
     goto done;
   }
-  size_t off = 0;
+  /* Tensors in Keras' order of get_weights(): kernel, bias; gamma, beta,
+   * moving_mean, moving_variance. */
+  size_t off = 0, soff = nparams;
   for (int i = 0; i < net->nlayers; i++) {
     cnn_layer *l = &net->layers[i];
-    if (!l->nweights) continue;
-    l->w = net->params + off, l->dw = net->grads + off;
-    if (l->spec->type == CNN_LAYER_CONV2D) {
-      int dims[4] = {l->spec->kh, l->spec->kw, l->in.c, l->out.c};
-      set_tensor(net, l, "kernel", off, l->nweights, 4, dims);
-    } else {
-      int dims[2] = {(int)shape_size(l->in), l->out.c};
-      set_tensor(net, l, "kernel", off, l->nweights, 2, dims);
+    int bn = l->spec->type == CNN_LAYER_BATCHNORM;
+    int vec[1] = {l->out.c};
+    if (l->nweights) {
+      l->w = net->params + off, l->dw = net->grads + off;
+      if (bn) {
+        set_tensor(net, l, "gamma", off, l->nweights, 1, vec);
+      } else if (l->spec->type == CNN_LAYER_CONV2D) {
+        int dims[4] = {l->spec->kh, l->spec->kw, l->in.c, l->out.c};
+        set_tensor(net, l, "kernel", off, l->nweights, 4, dims);
+      } else {
+        int dims[2] = {(int)shape_size(l->in), l->out.c};
+        set_tensor(net, l, "kernel", off, l->nweights, 2, dims);
+      }
+      off += l->nweights;
     }
-    off += l->nweights;
     if (l->nbias) {
       l->b = net->params + off, l->db = net->grads + off;
       int dims[1] = {(int)l->nbias};
-      set_tensor(net, l, "bias", off, l->nbias, 1, dims);
+      set_tensor(net, l, bn ? "beta" : "bias", off, l->nbias, 1, dims);
       off += l->nbias;
+    }
+    if (l->nstate) {
+      l->state = net->params + soff;
+      set_tensor(net, l, "moving_mean", soff, l->nstate / 2, 1, vec);
+      set_tensor(net, l, "moving_variance", soff + l->nstate / 2, l->nstate / 2, 1, vec);
+      soff += l->nstate;
     }
   }
   cnn_rng_seed(&net->rng, 0);
@@ -202,6 +231,7 @@ int cnn_net_layers(const cnn_net *net) { return net->nlayers; }
 cnn_shape cnn_net_input(const cnn_net *net) { return net->input; }
 int cnn_net_classes(const cnn_net *net) { return net->classes; }
 size_t cnn_net_nparams(const cnn_net *net) { return net->nparams; }
+size_t cnn_net_nstate(const cnn_net *net) { return net->nstate; }
 float *cnn_net_params(cnn_net *net) { return net->params; }
 float *cnn_net_grads(cnn_net *net) { return net->grads; }
 int cnn_net_tensors(const cnn_net *net) { return net->ntensors; }
@@ -218,7 +248,23 @@ const float *cnn_net_input_grad(cnn_net *net) {
 
 cnn_layer_info cnn_net_layer(const cnn_net *net, int i) {
   const cnn_layer *l = &net->layers[i];
-  return (cnn_layer_info){l->name, l->ops->keras_type, l->out, l->nweights + l->nbias};
+  size_t trainable = l->nweights + l->nbias;
+  return (cnn_layer_info){l->name, l->ops->keras_type, l->out, trainable + l->nstate, trainable};
+}
+
+int cnn_net_check_weights(const cnn_net *net, char *err) {
+  /* A negative moving variance under a small epsilon would turn inference
+   * into NaN for every image; no training produces one. */
+  for (int i = 0; i < net->nlayers; i++) {
+    const cnn_layer *l = &net->layers[i];
+    size_t c = l->nstate / 2;
+    for (size_t j = 0; l->spec->type == CNN_LAYER_BATCHNORM && j < c; j++)
+      if (l->state[c + j] < 0)
+        return cnn_error(err, CNN_ERROR,
+                         "tensor %s/moving_variance must not be negative; index %zu is %g", l->name,
+                         j, l->state[c + j]);
+  }
+  return CNN_OK;
 }
 
 /* Keras' fans: a conv kernel's receptive field counts on both sides. */
@@ -236,6 +282,14 @@ void cnn_net_init(cnn_net *net, uint64_t seed) {
   cnn_rng_seed(&rng, seed);
   for (int i = 0; i < net->nlayers; i++) {
     cnn_layer *l = &net->layers[i];
+    if (l->spec->type == CNN_LAYER_BATCHNORM) {
+      for (size_t j = 0; j < l->nweights; j++) l->w[j] = 1.0f;
+      if (l->nbias) memset(l->b, 0, l->nbias * sizeof *l->b);
+      size_t c = l->nstate / 2;
+      memset(l->state, 0, c * sizeof *l->state);
+      for (size_t j = 0; j < c; j++) l->state[c + j] = 1.0f;
+      continue;
+    }
     if (!l->nweights) continue;
     double fi, fo;
     fans(l, &fi, &fo);
@@ -302,8 +356,8 @@ int cnn_net_reserve(cnn_net *net, int n, int training, char *err) {
     z_off[i] = SIZE_MAX;
     if (training && has_act(l) && !fused_relu(l)) z_off[i] = total, total += round_up(N * m);
     keep_off[i] = SIZE_MAX;
-    if (training && l->keep_per_sample)
-      keep_off[i] = total, total += round_up(N * l->keep_per_sample);
+    if (training && (l->keep_per_sample || l->keep_fixed))
+      keep_off[i] = total, total += round_up(N * l->keep_per_sample + l->keep_fixed);
     if (m > maxact) maxact = m;
     if (l->work_per_sample > work) work = l->work_per_sample;
     aux += l->aux_per_sample;

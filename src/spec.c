@@ -71,12 +71,19 @@ static const struct {
     {"flatten", CNN_LAYER_FLATTEN},
     {"dense", CNN_LAYER_DENSE},
     {"dropout", CNN_LAYER_DROPOUT},
+    {"batchnorm", CNN_LAYER_BATCHNORM},
+    {"batch_normalization", CNN_LAYER_BATCHNORM},
+    {"globalavgpool", CNN_LAYER_GLOBALAVGPOOL},
+    {"global_average_pooling2d", CNN_LAYER_GLOBALAVGPOOL},
+    {"activation", CNN_LAYER_ACTIVATION},
 };
 
 static const char *const type_names[] = {
-    [CNN_LAYER_CONV2D] = "conv2d",   [CNN_LAYER_MAXPOOL] = "maxpool",
-    [CNN_LAYER_AVGPOOL] = "avgpool", [CNN_LAYER_FLATTEN] = "flatten",
-    [CNN_LAYER_DENSE] = "dense",     [CNN_LAYER_DROPOUT] = "dropout",
+    [CNN_LAYER_CONV2D] = "conv2d",         [CNN_LAYER_MAXPOOL] = "maxpool",
+    [CNN_LAYER_AVGPOOL] = "avgpool",       [CNN_LAYER_FLATTEN] = "flatten",
+    [CNN_LAYER_DENSE] = "dense",           [CNN_LAYER_DROPOUT] = "dropout",
+    [CNN_LAYER_BATCHNORM] = "batchnorm",   [CNN_LAYER_GLOBALAVGPOOL] = "globalavgpool",
+    [CNN_LAYER_ACTIVATION] = "activation",
 };
 
 /* Keys each layer type accepts ("type" always). */
@@ -87,6 +94,8 @@ static const char *const keys_pool[] = {"size", "strides", "padding", NULL};
 static const char *const keys_dense[] = {"units", "activation", "use_bias", "kernel_initializer",
                                          NULL};
 static const char *const keys_dropout[] = {"rate", NULL};
+static const char *const keys_batchnorm[] = {"momentum", "epsilon", "center", "scale", NULL};
+static const char *const keys_activation[] = {"activation", NULL};
 static const char *const keys_none[] = {NULL};
 
 static const char *const *keys_of(cnn_layer_type t) {
@@ -100,6 +109,10 @@ static const char *const *keys_of(cnn_layer_type t) {
     return keys_dense;
   case CNN_LAYER_DROPOUT:
     return keys_dropout;
+  case CNN_LAYER_BATCHNORM:
+    return keys_batchnorm;
+  case CNN_LAYER_ACTIVATION:
+    return keys_activation;
   default:
     return keys_none;
   }
@@ -146,6 +159,17 @@ static int get_pair(const cnn_json *v, const ctx_t *c, const char *key, int lo, 
   int rc = get_int(v, c, key, lo, hi, h, err);
   *w = *h;
   return rc;
+}
+
+static int get_bool(const cnn_json *v, const ctx_t *c, const char *key, int *out, char *err) {
+  char msg[160], got[64];
+  if (v->type != CNN_JSON_TRUE && v->type != CNN_JSON_FALSE) {
+    snprintf(msg, sizeof msg, "%s must be true or false, got %s", key,
+             cnn_json_describe(v, got, sizeof got));
+    return fail(err, c, msg);
+  }
+  *out = v->type == CNN_JSON_TRUE;
+  return CNN_OK;
 }
 
 static int parse_act(cnn_act *a, const cnn_json *v, const ctx_t *c, char *err) {
@@ -225,11 +249,17 @@ static int parse_layer(cnn_layer_spec *l, const cnn_json *v, int index, char *er
   while (k < nt && strcmp(t->string, type_table[k].name)) k++;
   if (k == nt) {
     snprintf(msg, sizeof msg,
-             "unknown type \"%.40s\" (conv2d, maxpool, avgpool, flatten, dense, dropout)",
+             "unknown type \"%.40s\" (conv2d, maxpool, avgpool, flatten, dense, dropout, "
+             "batchnorm, globalavgpool, activation)",
              t->string);
     return fail(err, &c, msg);
   }
-  *l = (cnn_layer_spec){.type = type_table[k].type, .use_bias = 1};
+  *l = (cnn_layer_spec){.type = type_table[k].type,
+                        .use_bias = 1,
+                        .momentum = 0.99f,
+                        .epsilon = 0.001f,
+                        .center = 1,
+                        .scale = 1};
   snprintf(c.where, sizeof c.where, "layer %d (%s): ", index + 1, type_names[l->type]);
 
   const char *const *keys = keys_of(l->type);
@@ -274,7 +304,34 @@ static int parse_layer(cnn_layer_spec *l, const cnn_json *v, int index, char *er
     }
     l->rate = (float)x->number;
     break;
+  case CNN_LAYER_BATCHNORM:
+    /* Keras' defaults; a momentum of 1 would freeze the moving statistics
+     * at their start, which no one means. */
+    if ((x = cnn_json_get(v, "momentum")) &&
+        (x->type != CNN_JSON_NUMBER || !(x->number >= 0 && x->number < 1))) {
+      snprintf(msg, sizeof msg, "momentum must be a number in [0, 1), got %s",
+               cnn_json_describe(x, got, sizeof got));
+      return fail(err, &c, msg);
+    }
+    if (x) l->momentum = (float)x->number;
+    /* Capped so that var + epsilon stays an ordinary float. */
+    if ((x = cnn_json_get(v, "epsilon")) &&
+        (x->type != CNN_JSON_NUMBER || !(x->number >= 1e-12 && x->number <= 1e6))) {
+      snprintf(msg, sizeof msg, "epsilon must be a number in [1e-12, 1e6], got %s",
+               cnn_json_describe(x, got, sizeof got));
+      return fail(err, &c, msg);
+    }
+    if (x) l->epsilon = (float)x->number;
+    if ((x = cnn_json_get(v, "center")) && (rc = get_bool(x, &c, "center", &l->center, err)))
+      return rc;
+    if ((x = cnn_json_get(v, "scale")) && (rc = get_bool(x, &c, "scale", &l->scale, err)))
+      return rc;
+    break;
+  case CNN_LAYER_ACTIVATION:
+    if (!cnn_json_get(v, "activation")) return fail(err, &c, "needs \"activation\"");
+    break;
   case CNN_LAYER_FLATTEN:
+  case CNN_LAYER_GLOBALAVGPOOL:
     break;
   }
   if ((x = cnn_json_get(v, "strides")) &&
@@ -291,14 +348,8 @@ static int parse_layer(cnn_layer_spec *l, const cnn_json *v, int index, char *er
       return fail(err, &c, msg);
     }
   }
-  if ((x = cnn_json_get(v, "use_bias"))) {
-    if (x->type != CNN_JSON_TRUE && x->type != CNN_JSON_FALSE) {
-      snprintf(msg, sizeof msg, "use_bias must be true or false, got %s",
-               cnn_json_describe(x, got, sizeof got));
-      return fail(err, &c, msg);
-    }
-    l->use_bias = x->type == CNN_JSON_TRUE;
-  }
+  if ((x = cnn_json_get(v, "use_bias")) && (rc = get_bool(x, &c, "use_bias", &l->use_bias, err)))
+    return rc;
   if ((x = cnn_json_get(v, "kernel_initializer"))) {
     size_t i = 0, ni = sizeof init_names / sizeof init_names[0];
     while (i < ni && !(x->type == CNN_JSON_STRING && !strcmp(x->string, init_names[i]))) i++;
@@ -430,7 +481,20 @@ char *cnn_spec_to_json(const cnn_spec *spec) {
       cnn_buf_puts(&b, ",\"rate\":");
       cnn_buf_json_number(&b, l->rate);
       break;
+    case CNN_LAYER_BATCHNORM:
+      cnn_buf_puts(&b, ",\"momentum\":");
+      cnn_buf_json_number(&b, l->momentum);
+      cnn_buf_puts(&b, ",\"epsilon\":");
+      cnn_buf_json_number(&b, l->epsilon);
+      cnn_buf_printf(&b, ",\"center\":%s,\"scale\":%s", l->center ? "true" : "false",
+                     l->scale ? "true" : "false");
+      break;
+    case CNN_LAYER_ACTIVATION:
+      cnn_buf_puts(&b, ",\"activation\":");
+      write_act(&b, &l->act);
+      break;
     case CNN_LAYER_FLATTEN:
+    case CNN_LAYER_GLOBALAVGPOOL:
       break;
     }
     if (l->type == CNN_LAYER_CONV2D || l->type == CNN_LAYER_MAXPOOL || l->type == CNN_LAYER_AVGPOOL)

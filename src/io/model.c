@@ -10,6 +10,13 @@
  *   u32 slots, each: f32 state[parameters]  (the optimizer's arrays)
  *   u32 crc32 (zlib) of every byte before it
  *
+ * Non-trainable weights (batchnorm's moving_mean and moving_variance) are
+ * tensors like the others, in the network's tensor order (Keras' order of
+ * get_weights), so the format and its version did not change when they came:
+ * a blob of a model without them is what it always was, and every older blob
+ * loads. The optimizer's arrays cover the trainable parameters only
+ * (cnn_net_nparams), which is all an optimizer ever updates.
+ *
  * The loader trusts nothing: the checksum first, then every length against
  * what is left and against caps, names and shapes against the network the spec
  * builds, and every float for NaN/Inf.
@@ -221,6 +228,7 @@ int cnn_model_load(cnn_net **netp, cnn_optim *opt, int *epochs, const uint8_t *b
       BAD("model blob: tensor %s has a non-finite value at index %zu", ti.name, bad);
     }
   }
+  if ((rc = cnn_net_check_weights(net, sub))) BAD("model blob: %s", sub);
   uint32_t slots;
   if (r_u32(&r, &slots) || slots != (uint32_t)opt->nslots)
     BAD("model blob: optimizer state has the wrong number of arrays");

@@ -2,7 +2,10 @@
  * test_grad.c - gradient checks: every layer, activation (custom formulas
  * too), padding mode and stride, dropout with a frozen mask, and both losses
  * (logits and softmax output), against central finite differences of the
- * loss. Parameters and the input are both checked.
+ * loss. Parameters and the input are both checked. Batchnorm is checked in
+ * training mode, where every sample's gradient goes through the batch's mean
+ * and variance too (after conv2d and dense, several channel counts and
+ * batch sizes, without gamma or beta).
  *
  * The engine computes in float; the differences are taken of the float loss
  * accumulated in double, with h = 1e-3, so agreement is to about 1e-4.
@@ -62,13 +65,16 @@ static void grad_check(const char *what, const char *spec_json, int n, int sampl
   srand(7);
   for (size_t i = 0; i < n * isize; i++) x[i] = (float)rand() / RAND_MAX * 2 - 1;
   for (int i = 0; i < n; i++) labels[i] = (uint8_t)(rand() % cnn_net_classes(net));
-  /* Biases start at zero; give them values so their gradients are generic. */
+  /* Biases (and batchnorm's beta) start at zero, gamma at one; give them
+   * values so their gradients are generic. The moving statistics play no
+   * part in a training forward. */
   float *p = cnn_net_params(net);
   for (int t = 0; t < cnn_net_tensors(net); t++) {
     cnn_tensor_info ti = cnn_net_tensor(net, t);
-    if (ti.rank == 1)
+    int gamma = strstr(ti.name, "/gamma") != NULL;
+    if (ti.rank == 1 && ti.trainable)
       for (size_t j = 0; j < ti.count; j++)
-        p[ti.offset + j] = (float)rand() / RAND_MAX * 0.2f - 0.1f;
+        p[ti.offset + j] = (float)rand() / RAND_MAX * 0.2f - 0.1f + (gamma ? 1.0f : 0.0f);
   }
 
   /* First forward draws dropout masks; freeze them for every later pass.
@@ -260,6 +266,48 @@ int main(void) {
       "{\"input\":[3,3,1],\"layers\":[{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":8,"
       "\"activation\":\"relu\"},{\"type\":\"dense\",\"units\":5,\"activation\":\"softmax\"}]}",
       4, 200);
+  /* Batchnorm (training: the batch's statistics), global average pooling
+   * and the activation layer. */
+  grad_check("conv -> batchnorm -> tanh, 3 channels, batch 2",
+             "{\"input\":[5,5,2],\"layers\":[{\"type\":\"conv2d\",\"filters\":3,\"kernel\":3,"
+             "\"use_bias\":false},{\"type\":\"batchnorm\"},{\"type\":\"activation\","
+             "\"activation\":\"tanh\"},{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
+             2, 200);
+  grad_check("conv -> batchnorm -> relu -> globalavgpool, 9 channels, batch 1",
+             "{\"input\":[6,5,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":9,\"kernel\":3,"
+             "\"padding\":\"same\",\"use_bias\":false},{\"type\":\"batchnorm\","
+             "\"momentum\":0.5},{\"type\":\"activation\",\"activation\":\"relu\"},"
+             "{\"type\":\"globalavgpool\"},{\"type\":\"dense\",\"units\":4}]}",
+             1, 300);
+  grad_check("conv -> batchnorm (no gamma) -> globalavgpool, 16 channels, batch 4",
+             "{\"input\":[5,4,2],\"layers\":[{\"type\":\"conv2d\",\"filters\":16,\"kernel\":2,"
+             "\"activation\":\"elu\"},{\"type\":\"batchnorm\",\"scale\":false,\"epsilon\":0.01},"
+             "{\"type\":\"globalavgpool\"},{\"type\":\"dense\",\"units\":3}]}",
+             4, 300);
+  grad_check("dense -> batchnorm -> sigmoid, 6 features, batch 3",
+             "{\"input\":[3,3,1],\"layers\":[{\"type\":\"flatten\"},{\"type\":\"dense\","
+             "\"units\":6,\"use_bias\":false},{\"type\":\"batchnorm\"},{\"type\":\"activation\","
+             "\"activation\":\"sigmoid\"},{\"type\":\"dense\",\"units\":3}]}",
+             3, 200);
+  grad_check("dense -> batchnorm (no beta) -> dropout, 12 features, batch 6",
+             "{\"input\":[4,4,1],\"layers\":[{\"type\":\"flatten\"},{\"type\":\"dense\","
+             "\"units\":12},{\"type\":\"batchnorm\",\"center\":false},{\"type\":\"dropout\","
+             "\"rate\":0.3},{\"type\":\"dense\",\"units\":4,\"activation\":\"softmax\"}]}",
+             6, 200);
+  grad_check("batchnorm on the input, then dense",
+             "{\"input\":[4,3,2],\"layers\":[{\"type\":\"batchnorm\"},{\"type\":\"flatten\"},"
+             "{\"type\":\"dense\",\"units\":3}]}",
+             5, 200);
+  grad_check("globalavgpool after avgpool",
+             "{\"input\":[6,6,3],\"layers\":[{\"type\":\"avgpool\",\"size\":2},"
+             "{\"type\":\"globalavgpool\"},{\"type\":\"dense\",\"units\":3}]}",
+             2, 200);
+  grad_check("activation layers: custom formula, softplus",
+             "{\"input\":[3,3,2],\"layers\":[{\"type\":\"activation\",\"activation\":"
+             "{\"expr\":\"x*sigmoid(x)\"}},{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":5},"
+             "{\"type\":\"activation\",\"activation\":\"softplus\"},{\"type\":\"dense\","
+             "\"units\":3},{\"type\":\"activation\",\"activation\":\"softmax\"}]}",
+             3, 200);
   /* A small version of the notebook's model end to end. */
   grad_check("notebook-like",
              "{\"input\":[12,12,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":4,\"kernel\":3,"

@@ -43,6 +43,80 @@ static void refused(const char *json, const char *msg) {
 
 #define L(x) "{\"input\":[28,28,1],\"layers\":[" x "]}"
 
+/* Conv -> batchnorm -> relu -> global average pooling -> dense, with Keras'
+ * summary (BatchNormalization: 4 per channel, 2 of them non-trainable), its
+ * tensors in Keras' order, the moving statistics past the trainable ones,
+ * and the canonical JSON. */
+static void test_batchnorm_net(void) {
+  char err[CNN_ERRMAX];
+  static const int want[][4] = {{26, 26, 16, 144}, {26, 26, 16, 64}, {26, 26, 16, 0}, {1, 1, 16, 0},
+                                {1, 1, 10, 170},   {1, 1, 10, 30},   {1, 1, 10, 110}};
+  const char *json =
+      L("{\"type\":\"conv2d\",\"filters\":16,\"kernel\":3,\"use_bias\":false},"
+        "{\"type\":\"batchnorm\"},{\"type\":\"activation\",\"activation\":\"relu\"},"
+        "{\"type\":\"globalavgpool\"},{\"type\":\"dense\",\"units\":10},"
+        "{\"type\":\"batch_normalization\",\"momentum\":0.9,\"epsilon\":1e-5,\"center\":false},"
+        "{\"type\":\"dense\",\"units\":10}");
+  shapes(json, 7, want, 144 + 32 + 170 + 10 + 110); /* trainable */
+  cnn_net *net = build(json, err);
+  if (!CHECK(net != NULL)) return;
+  CHECK_EQ_INT(cnn_net_nstate(net), 32 + 20);
+  CHECK_STR(cnn_net_layer(net, 1).name, "batch_normalization");
+  CHECK_STR(cnn_net_layer(net, 1).type, "BatchNormalization");
+  CHECK_EQ_INT(cnn_net_layer(net, 1).trainable, 32);
+  CHECK_STR(cnn_net_layer(net, 2).type, "Activation");
+  CHECK_STR(cnn_net_layer(net, 3).name, "global_average_pooling2d");
+  CHECK_STR(cnn_net_layer(net, 3).type, "GlobalAveragePooling2D");
+  CHECK_STR(cnn_net_layer(net, 5).name, "batch_normalization_1");
+  CHECK_EQ_INT(cnn_net_layer(net, 5).params, 30);
+  CHECK_EQ_INT(cnn_net_layer(net, 5).trainable, 10);
+  static const char *const names[] = {"conv2d/kernel",
+                                      "batch_normalization/gamma",
+                                      "batch_normalization/beta",
+                                      "batch_normalization/moving_mean",
+                                      "batch_normalization/moving_variance",
+                                      "dense/kernel",
+                                      "dense/bias",
+                                      "batch_normalization_1/gamma",
+                                      "batch_normalization_1/moving_mean",
+                                      "batch_normalization_1/moving_variance",
+                                      "dense_1/kernel",
+                                      "dense_1/bias"};
+  static const size_t offsets[] = {0, 144, 160, 466, 482, 176, 336, 346, 498, 508, 356, 456};
+  if (CHECK_EQ_INT(cnn_net_tensors(net), 12))
+    for (int i = 0; i < 12; i++) {
+      cnn_tensor_info t = cnn_net_tensor(net, i);
+      CHECK_STR(t.name, names[i]);
+      CHECK_EQ_INT(t.offset, offsets[i]);
+      CHECK_EQ_INT(t.trainable, offsets[i] < 466);
+    }
+  cnn_net_init(net, 3);
+  const float *p = cnn_net_params(net);
+  CHECK(p[144] == 1 && p[159] == 1 && p[160] == 0 && p[466] == 0 && p[482] == 1 && p[517] == 1);
+  char *canon = cnn_spec_to_json(cnn_net_spec(net));
+  CHECK(canon && strstr(canon,
+                        "{\"type\":\"batchnorm\",\"momentum\":0.99,\"epsilon\":0.001,"
+                        "\"center\":true,\"scale\":true},{\"type\":\"activation\","
+                        "\"activation\":\"relu\"},{\"type\":\"globalavgpool\"}"));
+  CHECK(canon && strstr(canon,
+                        "{\"type\":\"batchnorm\",\"momentum\":0.9,\"epsilon\":1e-5,"
+                        "\"center\":false,\"scale\":true}"));
+  cnn_net *again = canon ? build(canon, err) : NULL;
+  if (CHECK(again != NULL)) {
+    char *canon2 = cnn_spec_to_json(cnn_net_spec(again));
+    CHECK_STR(canon2, canon);
+    cnn_free(canon2);
+    cnn_net_free(again);
+  }
+  /* A moving variance read from outside must not be negative. */
+  CHECK(cnn_net_check_weights(net, err) == CNN_OK);
+  cnn_net_params(net)[490] = -1;
+  CHECK(cnn_net_check_weights(net, err) == CNN_ERROR);
+  CHECK_STR(err, "tensor batch_normalization/moving_variance must not be negative; index 8 is -1");
+  cnn_free(canon);
+  cnn_net_free(net);
+}
+
 int main(void) {
   char err[CNN_ERRMAX];
   /* The notebook's model (spec NULL): Keras' summary, row by row. */
@@ -130,7 +204,33 @@ int main(void) {
   refused("{\"input\":[28,28,5],\"layers\":[{\"type\":\"flatten\"}]}",
           "input channels must be an integer 1..4, got 5");
   refused(L("{\"type\":\"conv3d\"}"),
-          "layer 1: unknown type \"conv3d\" (conv2d, maxpool, avgpool, flatten, dense, dropout)");
+          "layer 1: unknown type \"conv3d\" (conv2d, maxpool, avgpool, flatten, dense, dropout, "
+          "batchnorm, globalavgpool, activation)");
+  /* batchnorm, globalavgpool and activation: every bad option. */
+  refused(L("{\"type\":\"batchnorm\",\"momentum\":1}"),
+          "layer 1 (batchnorm): momentum must be a number in [0, 1), got 1");
+  refused(L("{\"type\":\"batchnorm\",\"momentum\":-0.5}"),
+          "layer 1 (batchnorm): momentum must be a number in [0, 1), got -0.5");
+  refused(L("{\"type\":\"batchnorm\",\"momentum\":\"0.9\"}"),
+          "layer 1 (batchnorm): momentum must be a number in [0, 1), got \"0.9\"");
+  refused(L("{\"type\":\"batchnorm\",\"epsilon\":0}"),
+          "layer 1 (batchnorm): epsilon must be a number in [1e-12, 1e6], got 0");
+  refused(L("{\"type\":\"batchnorm\",\"epsilon\":null}"),
+          "layer 1 (batchnorm): epsilon must be a number in [1e-12, 1e6], got null");
+  refused(L("{\"type\":\"batchnorm\",\"center\":1}"),
+          "layer 1 (batchnorm): center must be true or false, got 1");
+  refused(L("{\"type\":\"batchnorm\",\"scale\":\"yes\"}"),
+          "layer 1 (batchnorm): scale must be true or false, got \"yes\"");
+  refused(L("{\"type\":\"batchnorm\",\"axis\":-1}"), "layer 1 (batchnorm): unknown key \"axis\"");
+  refused(L("{\"type\":\"globalavgpool\",\"keepdims\":true}"),
+          "layer 1 (globalavgpool): unknown key \"keepdims\"");
+  refused(L("{\"type\":\"activation\"}"), "layer 1 (activation): needs \"activation\"");
+  refused(L("{\"type\":\"activation\",\"activation\":\"relu7\"}"),
+          "layer 1 (activation): unknown activation \"relu7\" (linear, relu, sigmoid, tanh, "
+          "softmax, leaky_relu, elu, selu, gelu, swish, softplus, softsign, hard_sigmoid, "
+          "exponential, or {\"expr\": ...})");
+  refused(L("{\"type\":\"activation\",\"activation\":\"relu\",\"units\":3}"),
+          "layer 1 (activation): unknown key \"units\"");
   refused(L("{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":0}"),
           "layer 2 (dense): units must be an integer 1..65536, got 0");
   refused(L("{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":10.5}"),
@@ -171,5 +271,6 @@ int main(void) {
   refused(L("{\"type\":\"dense\",\"units\":4,\"activation\":{\"expr\":\"x*\"}}"),
           "layer 1 (dense): activation formula \"x*\": at character 3 (end of formula): expected a "
           "number, x, a function or '('");
+  test_batchnorm_net();
   return check_done();
 }

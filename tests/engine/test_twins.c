@@ -7,7 +7,8 @@
  * a whole network. Odd shapes (7x5 images, 1, 3 and 10 channels, batch 1 and
  * 5) reach the edge code; larger ones reach the chunked convolution (images
  * in chunks, one per task), the 2x2 max pooling over 8-channel vectors and
- * the threaded products. run_all() makes every comparison with the thread
+ * the threaded products; batchnorm over 1 to 32 channels (its statistics in
+ * blocks of 8), batches of 1 to 32. run_all() makes every comparison with the thread
  * pool it is given; main() gives it none, then pools of 1, 2 and 3 threads.
  *
  * Tolerances (float engine against double twin), per value:
@@ -109,7 +110,7 @@ typedef struct rig {
 } rig;
 
 static void rig_close(rig *r) {
-  free(r->l.w), free(r->l.b), free(r->l.dw), free(r->l.db);
+  free(r->l.w), free(r->l.b), free(r->l.dw), free(r->l.db), free(r->l.state);
   free(r->work), free(r->keep), free(r->aux);
   memset(r, 0, sizeof *r);
 }
@@ -126,11 +127,13 @@ static int rig_open(rig *r, const cnn_layer_ops *ops, const cnn_layer_spec *s, c
   cnn_layer *l = &r->l;
   l->w = floats(l->nweights), l->dw = floats(l->nweights);
   l->b = l->nbias ? floats(l->nbias) : NULL, l->db = l->nbias ? floats(l->nbias) : NULL;
+  l->state = l->nstate ? floats(l->nstate) : NULL;
   r->work = floats(n * l->work_per_sample);
-  r->keep = floats(n * l->keep_per_sample);
+  r->keep = floats(n * l->keep_per_sample + l->keep_fixed);
   r->aux = malloc(n * l->aux_per_sample + 1);
   l->aux = l->aux_per_sample ? r->aux : NULL;
-  if (!CHECK(l->w && l->dw && (!l->nbias || (l->b && l->db)) && r->work && r->keep && r->aux)) {
+  if (!CHECK(l->w && l->dw && (!l->nbias || (l->b && l->db)) && (!l->nstate || l->state) &&
+             r->work && r->keep && r->aux)) {
     rig_close(r);
     return 0;
   }
@@ -144,7 +147,7 @@ static int rig_open(rig *r, const cnn_layer_ops *ops, const cnn_layer_spec *s, c
 static void rig_forward(rig *r, cnn_threads *pool, float *y, const float *x, int n, int training,
                         int relu) {
   cnn_run run = {pool, r->work, training, 0, NULL, relu};
-  r->l.keep = training && r->l.keep_per_sample ? r->keep : NULL;
+  r->l.keep = training && (r->l.keep_per_sample || r->l.keep_fixed) ? r->keep : NULL;
   r->l.ops->forward(&r->l, &run, y, x, n);
 }
 
@@ -533,6 +536,150 @@ static void test_dropout(cnn_threads *pool) {
   dropout_case(pool, 3, (cnn_shape){4, 4, 3}, 0.05f, 5);
 }
 
+/* ---- batchnorm and global average pooling ------------------------------------- */
+
+/* Inference forward (the moving statistics), training forward (the batch's,
+ * and the moving ones updated), backward with and without dx. Inputs sit
+ * around `offset` so the subtraction of the mean matters. Tolerances: RTOL of
+ * the scale of each value: (|x| + |mean|) |gamma| inv + |beta| forward;
+ * |before| momentum + |batch| (1 - momentum) for the moving statistics;
+ * sum |dy| and sum |dy xh| for dbeta and dgamma; |gamma| inv (|dy| +
+ * mean |dy| + (|x| + |mean|) inv mean |dy xh|) for dx. */
+static void bn_case(cnn_threads *pool, int n, cnn_shape in, int center, int scale, float momentum,
+                    float eps, float offset) {
+  snprintf(where, sizeof where, "batchnorm %dx%dx%dx%d center %d scale %d momentum %g, %s", n, in.h,
+           in.w, in.c, center, scale, momentum, pool_label);
+  cnn_layer_spec s = {.type = CNN_LAYER_BATCHNORM,
+                      .momentum = momentum,
+                      .epsilon = eps,
+                      .center = center,
+                      .scale = scale};
+  rig r;
+  if (!rig_open(&r, &cnn_batchnorm_ops, &s, in, n)) return;
+  cnn_layer *l = &r.l;
+  int C = in.c;
+  size_t rows = (size_t)n * in.h * in.w, nx = rows * C;
+  float *x = floats(nx), *y = floats(nx), *dy = floats(nx), *dx = floats(nx),
+        *before = floats(2 * C);
+  double *ry = doubles(nx), *rys = doubles(nx), *mean = doubles(C), *var = doubles(C);
+  double *moving = doubles(2 * C), *ms = doubles(2 * C), *rdx = doubles(nx), *rdxs = doubles(nx);
+  double *rdg = doubles(C), *rdb = doubles(C), *gs = doubles(C), *bs = doubles(C);
+  if (!CHECK(x && y && dy && dx && before && ry && rys && mean && var && moving && ms && rdx &&
+             rdxs && rdg && rdb && gs && bs))
+    goto done;
+  for (size_t i = 0; i < nx; i++) x[i] = offset + rnd_float() * (1 + (float)(i % C));
+  for (int c = 0; c < C; c++) {
+    l->state[c] = rnd_float();
+    l->state[C + c] = 0.25f + fabsf(rnd_float()) * 4;
+  }
+  const float *gamma = scale ? l->w : NULL, *beta = center ? l->b : NULL;
+  memcpy(before, l->state, 2 * C * sizeof *before);
+
+  fill_nan(y, nx);
+  rig_forward(&r, pool, y, x, n, 0, 0);
+  twin_batchnorm_forward(ry, rys, NULL, NULL, x, gamma, beta, before, before + C, eps, 0, rows, C);
+  near_all("batchnorm forward (inference)", y, ry, rys, nx, RTOL, 0);
+  CHECK(memcmp(before, l->state, 2 * C * sizeof *before) == 0); /* inference keeps them */
+
+  fill_nan(y, nx);
+  rig_forward(&r, pool, y, x, n, 1, 0);
+  twin_batchnorm_forward(ry, rys, mean, var, x, gamma, beta, NULL, NULL, eps, 1, rows, C);
+  near_all("batchnorm forward (training)", y, ry, rys, nx, RTOL, 0);
+  twin_batchnorm_moving(moving, before, mean, momentum, C);
+  twin_batchnorm_moving(moving + C, before + C, var, momentum, C);
+  for (int c = 0; c < C; c++) {
+    ms[c] = fabs(before[c]) * momentum + fabs(mean[c]) * (1 - momentum);
+    ms[C + c] = fabs(before[C + c]) * momentum + var[c] * (1 - momentum);
+  }
+  near_all("batchnorm moving statistics", l->state, moving, ms, 2 * (size_t)C, RTOL, 0);
+  /* Without a pool: the same output and moving statistics, bit for bit. */
+  if (pool) {
+    float *y1 = floats(nx), *after = floats(2 * C);
+    if (CHECK(y1 && after)) {
+      memcpy(after, l->state, 2 * C * sizeof *after);
+      memcpy(l->state, before, 2 * C * sizeof *before);
+      rig_forward(&r, NULL, y1, x, n, 1, 0);
+      CHECK(memcmp(y1, y, nx * sizeof *y) == 0);
+      CHECK(memcmp(after, l->state, 2 * C * sizeof *after) == 0);
+    }
+    free(y1), free(after);
+  }
+
+  fill(dy, nx);
+  fill_nan(dx, nx), fill_nan(l->dw, l->nweights);
+  if (l->db) fill_nan(l->db, l->nbias);
+  rig_backward(&r, pool, dx, dy, x, n);
+  twin_batchnorm_backward(rdx, rdg, rdb, dy, x, gamma, eps, rows, C);
+  for (int c = 0; c < C; c++) {
+    double inv = 1 / sqrt(var[c] + eps), g = gamma ? fabs(gamma[c]) : 1, ady = 0, adyxh = 0;
+    for (size_t q = 0; q < rows; q++) {
+      ady += fabs(dy[q * C + c]);
+      adyxh += fabs(dy[q * C + c] * (x[q * C + c] - mean[c]) * inv);
+    }
+    gs[c] = adyxh, bs[c] = ady;
+    for (size_t q = 0; q < rows; q++)
+      rdxs[q * C + c] = g * inv *
+                        (fabs(dy[q * C + c]) + ady / rows +
+                         (fabs(x[q * C + c]) + fabs(mean[c])) * inv * adyxh / rows);
+  }
+  near_all("batchnorm dx", dx, rdx, rdxs, nx, RTOL, 0);
+  if (scale) near_all("batchnorm dgamma", l->dw, rdg, gs, C, RTOL, 0);
+  if (center) near_all("batchnorm dbeta", l->db, rdb, bs, C, RTOL, 0);
+  /* The first layer's backward: no dx, the same parameter gradients. */
+  fill_nan(l->dw, l->nweights);
+  rig_backward(&r, pool, NULL, dy, x, n);
+  if (scale) near_all("batchnorm dgamma", l->dw, rdg, gs, C, RTOL, 0);
+done:
+  free(x), free(y), free(dy), free(dx), free(before);
+  free(ry), free(rys), free(mean), free(var), free(moving), free(ms), free(rdx), free(rdxs);
+  free(rdg), free(rdb), free(gs), free(bs);
+  rig_close(&r);
+}
+
+static void gap_case(cnn_threads *pool, int n, cnn_shape in) {
+  snprintf(where, sizeof where, "globalavgpool %dx%dx%dx%d, %s", n, in.h, in.w, in.c, pool_label);
+  cnn_layer_spec s = {.type = CNN_LAYER_GLOBALAVGPOOL};
+  rig r;
+  if (!rig_open(&r, &cnn_globalavgpool_ops, &s, in, n)) return;
+  int m = in.h * in.w, C = in.c;
+  size_t nx = (size_t)n * m * C, ny = (size_t)n * C;
+  float *x = floats(nx), *y = floats(ny), *dy = floats(ny), *dx = floats(nx);
+  double *ry = doubles(ny), *rys = doubles(ny), *rdx = doubles(nx);
+  if (!CHECK(x && y && dy && dx && ry && rys && rdx)) goto done;
+  CHECK(r.l.out.h == 1 && r.l.out.w == 1 && r.l.out.c == C);
+  fill(x, nx);
+  fill_nan(y, ny);
+  rig_forward(&r, pool, y, x, n, 1, 0);
+  twin_globalavgpool_forward(ry, x, n, m, C);
+  for (int i = 0; i < n; i++) /* scale: sum |x| / m */
+    for (int c = 0; c < C; c++) {
+      double a = 0;
+      for (int q = 0; q < m; q++) a += fabs(x[((size_t)i * m + q) * C + c]);
+      rys[(size_t)i * C + c] = a / m;
+    }
+  near_all("globalavgpool forward", y, ry, rys, ny, RTOL, 0);
+  fill(dy, ny);
+  fill_nan(dx, nx);
+  rig_backward(&r, pool, dx, dy, x, n);
+  twin_globalavgpool_backward(rdx, dy, n, m, C);
+  near_all("globalavgpool dx", dx, rdx, NULL, nx, RTOL, 0);
+done:
+  free(x), free(y), free(dy), free(dx), free(ry), free(rys), free(rdx);
+  rig_close(&r);
+}
+
+static void test_batchnorm(cnn_threads *pool) {
+  bn_case(pool, 5, (cnn_shape){7, 5, 3}, 1, 1, 0.99f, 0.001f, 0.0f);
+  bn_case(pool, 1, (cnn_shape){4, 4, 10}, 1, 1, 0.9f, 0.001f, 3.0f);  /* 8 + 2 channels */
+  bn_case(pool, 32, (cnn_shape){1, 1, 17}, 1, 0, 0.5f, 1e-5f, -2.0f); /* after dense */
+  bn_case(pool, 2, (cnn_shape){1, 1, 5}, 0, 1, 0.0f, 0.01f, 0.5f);    /* batch of 2 */
+  bn_case(pool, 9, (cnn_shape){6, 6, 32}, 0, 0, 0.99f, 0.001f, 1.0f);
+  bn_case(pool, 1, (cnn_shape){1, 1, 4}, 1, 1, 0.99f, 0.001f, 1.0f); /* one value: var 0 */
+  gap_case(pool, 5, (cnn_shape){7, 5, 3});
+  gap_case(pool, 1, (cnn_shape){1, 1, 10});
+  gap_case(pool, 9, (cnn_shape){11, 11, 64});
+}
+
 /* ---- optimizers ---------------------------------------------------------------- */
 
 static void optim_case(cnn_threads *pool, const char *name, cnn_optim_config cfg) {
@@ -818,6 +965,7 @@ static void run_all(cnn_threads *pool) {
   test_dense(pool);
   test_activations(cnn_threads_isa(pool));
   test_dropout(pool);
+  test_batchnorm(pool);
   test_optimizers(pool);
   net_case(pool, 5);
   net_case(pool, 1);

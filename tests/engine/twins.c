@@ -351,6 +351,81 @@ void twin_dropout_forward(double *y, const float *x, const uint8_t *keep, double
   for (size_t i = 0; i < count; i++) y[i] = keep[i] ? x[i] / (1 - rate) : 0.0;
 }
 
+/* ---- batchnorm ---------------------------------------------------------------- */
+
+void twin_batchnorm_forward(double *y, double *scale, double *mean, double *var, const float *x,
+                            const float *gamma, const float *beta, const float *moving_mean,
+                            const float *moving_var, double eps, int training, size_t rows, int c) {
+  for (int k = 0; k < c; k++) {
+    double mu = 0, v = 0;
+    if (training) {
+      for (size_t r = 0; r < rows; r++) mu += x[r * c + k];
+      mu /= rows;
+      for (size_t r = 0; r < rows; r++) v += (x[r * c + k] - mu) * (x[r * c + k] - mu);
+      v /= rows;
+      mean[k] = mu, var[k] = v;
+    } else {
+      mu = moving_mean[k], v = moving_var[k];
+    }
+    double g = gamma ? gamma[k] : 1.0, b = beta ? beta[k] : 0.0, sd = sqrt(v + eps);
+    for (size_t r = 0; r < rows; r++) {
+      y[r * c + k] = g * (x[r * c + k] - mu) / sd + b;
+      if (scale) scale[r * c + k] = (fabs(x[r * c + k]) + fabs(mu)) * fabs(g) / sd + fabs(b);
+    }
+  }
+}
+
+void twin_batchnorm_moving(double *moving, const float *before, const double *batch,
+                           double momentum, int c) {
+  for (int k = 0; k < c; k++) moving[k] = before[k] * momentum + batch[k] * (1 - momentum);
+}
+
+void twin_batchnorm_backward(double *dx, double *dgamma, double *dbeta, const float *dy,
+                             const float *x, const float *gamma, double eps, size_t rows, int c) {
+  for (int k = 0; k < c; k++) {
+    double mu = 0, v = 0;
+    for (size_t r = 0; r < rows; r++) mu += x[r * c + k];
+    mu /= rows;
+    for (size_t r = 0; r < rows; r++) v += (x[r * c + k] - mu) * (x[r * c + k] - mu);
+    v /= rows;
+    double g = gamma ? gamma[k] : 1.0, inv = 1 / sqrt(v + eps);
+    /* xhat = (x - mu) inv; y = g xhat + b. dL/dxhat = dy g, then through
+     * var = mean((x - mu)^2) and mu = mean(x). */
+    double dvar = 0, dmu = 0, sumdev = 0, dg = 0, db = 0;
+    for (size_t r = 0; r < rows; r++) {
+      double d = x[r * c + k] - mu, dxh = dy[r * c + k] * g;
+      dvar += dxh * d * -0.5 * inv * inv * inv;
+      dmu += -dxh * inv;
+      sumdev += -2 * d;
+      dg += dy[r * c + k] * d * inv;
+      db += dy[r * c + k];
+    }
+    dmu += dvar * sumdev / rows;
+    for (size_t r = 0; r < rows; r++) {
+      double d = x[r * c + k] - mu;
+      dx[r * c + k] = dy[r * c + k] * g * inv + dvar * 2 * d / rows + dmu / rows;
+    }
+    dgamma[k] = dg, dbeta[k] = db;
+  }
+}
+
+/* ---- global average pooling ----------------------------------------------------- */
+
+void twin_globalavgpool_forward(double *y, const float *x, int n, int m, int c) {
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < c; k++) {
+      double s = 0;
+      for (int r = 0; r < m; r++) s += x[((size_t)i * m + r) * c + k];
+      y[(size_t)i * c + k] = s / m;
+    }
+}
+
+void twin_globalavgpool_backward(double *dx, const float *dy, int n, int m, int c) {
+  for (int i = 0; i < n; i++)
+    for (int r = 0; r < m; r++)
+      for (int k = 0; k < c; k++) dx[((size_t)i * m + r) * c + k] = dy[(size_t)i * c + k] / m;
+}
+
 /* ---- optimizers -------------------------------------------------------------- */
 
 int twin_optim_init(twin_optim *o, const cnn_optim_config *cfg, size_t n) {

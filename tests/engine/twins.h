@@ -93,6 +93,29 @@ void twin_dropout_mask(uint8_t *keep, uint64_t seed, double rate, size_t count);
 void twin_dropout_forward(double *y, const float *x, const uint8_t *keep, double rate,
                           size_t count);
 
+/* ---- batchnorm: x [rows, c] (rows = n*h*w), per channel ------------------- */
+
+/* Training (the batch's mean and biased variance, written to mean and var)
+ * or inference (moving_mean and moving_var): y = gamma (x - mean) /
+ * sqrt(var + eps) + beta, gamma NULL = 1, beta NULL = 0. scale (may be
+ * NULL) gets (|x| + |mean|) |gamma| / sqrt(var + eps) + |beta| per value. */
+void twin_batchnorm_forward(double *y, double *scale, double *mean, double *var, const float *x,
+                            const float *gamma, const float *beta, const float *moving_mean,
+                            const float *moving_var, double eps, int training, size_t rows, int c);
+/* Keras 3: moving = moving * momentum + batch * (1 - momentum). */
+void twin_batchnorm_moving(double *moving, const float *before, const double *batch,
+                           double momentum, int c);
+/* The gradient of the training forward by the chain rule through the mean
+ * and variance (Ioffe and Szegedy's form, unlike the engine's): dx [rows, c],
+ * dgamma [c], dbeta [c]. */
+void twin_batchnorm_backward(double *dx, double *dgamma, double *dbeta, const float *dy,
+                             const float *x, const float *gamma, double eps, size_t rows, int c);
+
+/* ---- global average pooling: x [n, m, c] (m = h*w) -> y [n, c] ----------- */
+
+void twin_globalavgpool_forward(double *y, const float *x, int n, int m, int c);
+void twin_globalavgpool_backward(double *dx, const float *dy, int n, int m, int c);
+
 /* ---- optimizers: Keras 3's update_step, one step over n parameters -------- */
 
 typedef struct twin_optim {

@@ -4,7 +4,7 @@
  *
  * Beyond "no crash": a spec that parses writes back canonical JSON that parses
  * again to the same canonical JSON; a network that builds has tensors that tile
- * the parameter arena exactly.
+ * the parameter arena exactly (trainable ones first, then the non-trainable).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -13,15 +13,17 @@
 #include "cnn.h"
 
 static void check_tensors(const cnn_net *net) {
-  size_t off = 0;
+  /* Trainable tensors tile [0, nparams) in order, the non-trainable ones
+   * (moving statistics) [nparams, nparams + nstate). */
+  size_t off = 0, soff = cnn_net_nparams(net);
   for (int i = 0; i < cnn_net_tensors(net); i++) {
     cnn_tensor_info t = cnn_net_tensor(net, i);
-    size_t prod = 1;
+    size_t prod = 1, *at = t.trainable ? &off : &soff;
     for (int d = 0; d < t.rank; d++) prod *= (size_t)t.dims[d];
-    if (t.offset != off || t.count != prod) abort();
-    off += t.count;
+    if (t.offset != *at || t.count != prod) abort();
+    *at += t.count;
   }
-  if (off != cnn_net_nparams(net)) abort();
+  if (off != cnn_net_nparams(net) || soff != off + cnn_net_nstate(net)) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

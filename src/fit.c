@@ -45,6 +45,9 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   memset(res, 0, sizeof *res);
   cnn_shape in = cnn_net_input(net);
   size_t isize = (size_t)in.h * in.w * in.c, nparams = cnn_net_nparams(net);
+  /* The best epoch's weights include the non-trainable ones (batchnorm's
+   * moving statistics), which follow the trainable ones in the arena. */
+  size_t nkeep = nparams + cnn_net_nstate(net);
   int classes = cnn_net_classes(net);
   double t0 = now_seconds();
 
@@ -72,7 +75,7 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   if ((rc = cnn_net_reserve(net, batch, 1, err))) return rc;
   order = cnn_malloc(train->count * sizeof *order);
   labels = cnn_malloc((size_t)batch);
-  if (cfg->patience > 0 && cfg->restore_best) best = cnn_malloc(nparams * sizeof *best);
+  if (cfg->patience > 0 && cfg->restore_best) best = cnn_malloc(nkeep * sizeof *best);
   if (!order || !labels || (cfg->patience > 0 && cfg->restore_best && !best)) {
     rc = cnn_nomem(err);
     goto done;
@@ -158,7 +161,7 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
         best_metric = metric;
         wait = 0;
         res->best_epoch = epoch;
-        if (best) memcpy(best, cnn_net_params(net), nparams * sizeof *best);
+        if (best) memcpy(best, cnn_net_params(net), nkeep * sizeof *best);
       } else if (++wait >= cfg->patience) {
         res->stopped_early = 1;
         break;
@@ -171,7 +174,7 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   }
   /* Restore the best weights unless the last epoch was the best. */
   if (best && res->best_epoch && res->best_epoch != cfg->first_epoch + res->epochs_run - 1)
-    memcpy(cnn_net_params(net), best, nparams * sizeof *best);
+    memcpy(cnn_net_params(net), best, nkeep * sizeof *best);
   else
     res->best_epoch = 0;
 done:

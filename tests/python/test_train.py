@@ -74,6 +74,23 @@ def main():
     r = train(conn, "e", ROWS, epochs=20, seed=1, validation=TEST,
               early_stopping={"patience": 1, "min_delta": 10})
     assert r["epochs_run"] == 2 and r["stopped"] == "early_stopping" and r["restored_epoch"] == 1, r
+    # With batchnorm the restored weights include the moving statistics: every
+    # tensor equals that of the same run stopped after epoch 1.
+    bn = json.dumps({"input": [28, 28, 1], "layers": [
+        {"type": "conv2d", "filters": 4, "kernel": 3, "use_bias": False},
+        {"type": "batchnorm", "momentum": 0.5},
+        {"type": "activation", "activation": "relu"},
+        {"type": "globalavgpool"},
+        {"type": "dense", "units": 10}]})
+    for name in ("bn_stop", "bn_one"):
+        one(conn, "SELECT cnn_create(?, ?, 2)", name, bn)
+    r = train(conn, "bn_stop", ROWS, epochs=20, seed=1, validation=TEST,
+              early_stopping={"patience": 1, "min_delta": 10})
+    assert r["restored_epoch"] == 1, r
+    train(conn, "bn_one", ROWS, epochs=1, seed=1, validation=TEST)
+    tensors = "SELECT group_concat(name || hex(data), ' ') FROM (SELECT * FROM cnn_weights WHERE model = ? ORDER BY idx)"
+    assert "moving_variance" in one(conn, tensors, "bn_one")
+    assert one(conn, tensors, "bn_stop") == one(conn, tensors, "bn_one")
 
     # The time budget stops after the epoch in which it runs out.
     one(conn, "SELECT cnn_create('t', ?, 3)", SMALL)

@@ -305,9 +305,10 @@ static void warp(float *restrict out, const float *restrict img, int h, int w, i
         for (int j = 0; j < c; j++) o[j] = 0;
         continue;
       }
-      float x0f = floorf(xs), y0f = floorf(ys);
-      int x0 = (int)x0f, y0 = (int)y0f;
-      float ax = xs - x0f, ay = ys - y0f;
+      /* floor by truncation (floorf is a library call on baseline x86-64) */
+      int x0 = (int)xs, y0 = (int)ys;
+      x0 -= (float)x0 > xs, y0 -= (float)y0 > ys;
+      float ax = xs - (float)x0, ay = ys - (float)y0;
       int in_x0 = x0 >= 0, in_x1 = x0 + 1 < w, in_y0 = y0 >= 0, in_y1 = y0 + 1 < h;
       const float *r0 = img + ((size_t)(in_y0 ? y0 : 0) * w) * c;
       const float *r1 = img + ((size_t)(in_y1 ? y0 + 1 : 0) * w) * c;
@@ -340,24 +341,33 @@ void cnn_augment_apply(const cnn_augment *a, float *out, const uint8_t *src,
   if (d->thickness)
     morph(first, tmp, h, w, c, d->thickness > 0 ? d->thickness : -d->thickness, d->thickness > 0);
   if (elastic) {
-    for (size_t j = 0; j < plane; j++) fx[j] = (float)symmetric(&r);
-    for (size_t j = 0; j < plane; j++) fy[j] = (float)symmetric(&r);
+    /* uniform in [-1, 1), two 24-bit values per draw */
+    for (size_t j = 0; j < plane; j++) {
+      uint64_t u = cnn_rng_next(&r);
+      fx[j] = (float)(u >> 40) * 0x1.0p-23f - 1.0f;
+      fy[j] = (float)(u & 0xffffff) * 0x1.0p-23f - 1.0f;
+    }
     float alpha = (float)a->cfg.elastic_alpha;
     smooth(fx, t, h, w, a->gauss, a->radius, alpha);
     smooth(fy, t, h, w, a->gauss, a->radius, alpha);
   }
   if (affine || elastic) warp(out, img, h, w, c, d, elastic ? fx : NULL, elastic ? fy : NULL);
   if (a->cfg.noise > 0) {
-    /* Box-Muller, both values of each pair. */
-    double std = a->cfg.noise;
+    /* Marsaglia's polar method: pairs of normals, no trigonometry. */
+    float std = (float)a->cfg.noise;
     for (size_t j = 0; j < n; j += 2) {
-      double u1 = ((double)(cnn_rng_next(&r) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
-      double u2 = (double)(cnn_rng_next(&r) >> 11) * 0x1.0p-53;
-      double rad = std * sqrt(-2.0 * log(u1)), ang = 6.283185307179586 * u2;
-      float e[2] = {(float)(rad * cos(ang)), (float)(rad * sin(ang))};
+      float u, v, q;
+      do {
+        uint64_t b = cnn_rng_next(&r);
+        u = (float)(b >> 40) * 0x1.0p-23f - 1.0f;
+        v = (float)(b & 0xffffff) * 0x1.0p-23f - 1.0f;
+        q = u * u + v * v;
+      } while (q >= 1 || q == 0);
+      float m = std * sqrtf(-2 * logf(q) / q);
+      float e[2] = {u * m, v * m};
       for (size_t i = 0; i < 2 && j + i < n; i++) {
-        float v = out[j + i] + e[i];
-        out[j + i] = v < 0 ? 0 : v > 1 ? 1 : v;
+        float x = out[j + i] + e[i];
+        out[j + i] = x < 0 ? 0 : x > 1 ? 1 : x;
       }
     }
   }

@@ -173,6 +173,9 @@ static const struct {
     {"cnn_preprocess", 1, PURE, cnn_fn_preprocess},
     {"cnn_image_png", 1, PURE, cnn_fn_image_png},
     {"cnn_image_png", 2, PURE, cnn_fn_image_png},
+    /* Seeded: pure. Without a seed each call draws one: not deterministic. */
+    {"cnn_augment", 3, PURE, cnn_fn_augment},
+    {"cnn_augment", 2, SQLITE_UTF8 | SQLITE_INNOCUOUS, cnn_fn_augment},
     {"cnn_import_mnist", 1, DIRECT, cnn_fn_import_mnist},
     {"cnn_create", 1, DIRECT, cnn_fn_create},
     {"cnn_create", 2, DIRECT, cnn_fn_create},

@@ -285,6 +285,7 @@ void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv);    /
 void cnn_fn_image_png(sqlite3_context *ctx, int argc, sqlite3_value **argv);   /* pictures.c */
 void cnn_fn_grid_png(sqlite3_context *ctx, int argc, sqlite3_value **argv);    /* pictures.c */
 void cnn_fn_history_svg(sqlite3_context *ctx, int argc, sqlite3_value **argv); /* pictures.c */
+void cnn_fn_augment(sqlite3_context *ctx, int argc, sqlite3_value **argv);     /* augment.c */
 
 /* Table-valued functions, each in the file of its name. */
 extern const sqlite3_module cnn_mnist_module;

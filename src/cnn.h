@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "augment.h"
 #include "base.h"
 #include "threads.h"
 
@@ -307,6 +308,7 @@ typedef struct cnn_train_config {
   cnn_optim_config optimizer; /* adam; used when opt is empty or has_optimizer */
   double learning_rate;       /* > 0: overrides the optimizer's, a continued one's too */
   int shuffle;                /* 1 */
+  cnn_augment_config augment; /* training batches only; all zero (off) */
   int has_seed;               /* seed was given; else the caller draws one */
   uint64_t seed;
   double max_seconds; /* <= 0: none; else stop after the epoch that passes it */

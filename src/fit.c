@@ -8,7 +8,9 @@
  * seeded from (s, e) and draws dropout masks from another, so a model trained
  * 3 epochs and then 2 more sees the same batches as one trained 5 at once.
  * The dataset stays uint8; each batch is gathered and scaled to [0, 1] into
- * the network's input buffer.
+ * the network's input buffer, augmented on the way when asked (augment.h:
+ * each image from its own stream of (seed, epoch, row), so the batches do not
+ * depend on the thread count either).
  */
 #include <math.h>
 #include <string.h>
@@ -42,6 +44,7 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   uint32_t *order = NULL;
   uint8_t *labels = NULL;
   float *best = NULL;
+  cnn_augment *aug = NULL;
   memset(res, 0, sizeof *res);
   cnn_shape in = cnn_net_input(net);
   size_t isize = (size_t)in.h * in.w * in.c, nparams = cnn_net_nparams(net);
@@ -80,6 +83,10 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
     rc = cnn_nomem(err);
     goto done;
   }
+  if (cnn_augment_active(&cfg->augment) &&
+      (rc = cnn_augment_new(&aug, &cfg->augment, in.h, in.w, in.c,
+                            cnn_threads_size(cnn_net_pool(net)), err)))
+    goto done;
 
   double best_metric = INFINITY;
   int wait = 0;
@@ -104,10 +111,14 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
       size_t start = b * batch;
       int m = train->count - start < (size_t)batch ? (int)(train->count - start) : batch;
       float *x = cnn_net_input_buffer(net);
+      if (aug)
+        cnn_augment_batch(aug, x, train->images, order + start, m, cfg->seed, (uint64_t)epoch,
+                          cnn_net_pool(net));
       for (int i = 0; i < m; i++) {
         const uint8_t *src = train->images + (size_t)order[start + i] * isize;
         float *dst = x + (size_t)i * isize;
-        for (size_t j = 0; j < isize; j++) dst[j] = src[j] / 255.0f;
+        if (!aug)
+          for (size_t j = 0; j < isize; j++) dst[j] = src[j] / 255.0f;
         labels[i] = train->labels[order[start + i]];
       }
       cnn_net_forward(net, m, 1);
@@ -182,5 +193,6 @@ done:
   cnn_free(order);
   cnn_free(labels);
   cnn_free(best);
+  cnn_augment_free(aug);
   return rc;
 }

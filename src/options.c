@@ -63,9 +63,9 @@ static int early_stopping(cnn_train_config *cfg, const cnn_json *v, char *err) {
   return CNN_OK;
 }
 
-static const char *const engine_keys[] = {"epochs",         "batch_size", "optimizer",
-                                          "learning_rate",  "shuffle",    "seed",
-                                          "early_stopping", "max_seconds"};
+static const char *const engine_keys[] = {"epochs",         "batch_size",  "optimizer",
+                                          "learning_rate",  "shuffle",     "seed",
+                                          "early_stopping", "max_seconds", "augment"};
 
 static int is_listed(const char *const *list, const char *key) {
   for (; list && *list; list++)
@@ -146,6 +146,8 @@ int cnn_train_config_parse(cnn_train_config *cfg, const char *json, const char *
     } else if (!strcmp(k, "early_stopping")) {
       if (x->type == CNN_JSON_FALSE || x->type == CNN_JSON_NULL) continue;
       rc = early_stopping(cfg, x, err);
+    } else if (!strcmp(k, "augment")) {
+      rc = cnn_augment_parse(&cfg->augment, x, "augment", err);
     } else if (!strcmp(k, "max_seconds")) {
       if (x->type != CNN_JSON_NUMBER || !(x->number > 0 && x->number <= 1e9))
         rc = cnn_error(err, CNN_ERROR, "option max_seconds must be a number in (0, 1e9]; got %s",

@@ -35,6 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       c.batch_size > CNN_MAX_BATCH || c.patience < 0 || !(c.learning_rate >= 0) ||
       !(c.max_seconds >= 0) || !(c.optimizer.learning_rate > 0))
     abort();
+  const cnn_augment_config *a = &c.augment;
+  if (!(a->rotation >= 0 && a->rotation <= 180) || !(a->shift >= 0 && a->shift <= 1) ||
+      !(a->zoom >= 0 && a->zoom <= 0.9) || !(a->shear >= 0 && a->shear <= 1) ||
+      !(a->noise >= 0 && a->noise <= 1) || !(a->elastic_alpha >= 0 && a->elastic_alpha <= 1000) ||
+      (a->elastic_alpha > 0 && !(a->elastic_sigma > 0 && a->elastic_sigma <= 100)) ||
+      a->thickness < 0 || a->thickness > CNN_AUGMENT_MAX_THICKNESS)
+    abort();
   /* The optimizer settings write back as JSON (what the database stores). */
   char *oj = cnn_optim_to_json(&c.optimizer);
   cnn_free(oj);

@@ -5,7 +5,10 @@ the first TRAIN_ROWS training images, scaled to seconds per 60000-image
 epoch; test accuracy after it; inference time per image with scalar
 cnn_predict over the 10000 test rows and with cnn_predictions (batched);
 peak resident memory of the training process; MNIST import time. Each
-measurement runs in a fresh process; medians over --repeat runs.
+measurement runs in a fresh process; medians over --repeat runs. PyTorch is
+first tried in each of its variants (torch_mnist.py trial) and measured in
+the fastest fp32 one; the machine, sqlite-cnn's build (cnn_debug()) and what
+PyTorch runs on are printed first.
 
 Usage (through tests/bench/run.sh, which builds and installs what is needed):
   bench.py --so build/cnn.so --data data [--rows 60000] [--batches 32,128]
@@ -14,14 +17,26 @@ Usage (through tests/bench/run.sh, which builds and installs what is needed):
 import argparse
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 
 PY = "/usr/bin/python3"
-TORCH_ENV = {"OMP_WAIT_POLICY": "PASSIVE",
-             "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"}
+# Debian's PyTorch calls libblas.so.3 for its dense layers: netlib's reference
+# BLAS (3x slower training here) unless an OpenBLAS is installed (run.sh
+# installs both builds). The OpenMP build shares PyTorch's OpenMP threads; the
+# pthread build (the system default) starts threads of its own, which spin
+# against PyTorch's on the same cores.
+OPENBLAS_OPENMP = "/usr/lib/x86_64-linux-gnu/openblas-openmp"
+# "" leaves libgomp's default: spin a while, then sleep.
+WAIT_POLICIES = ("", "PASSIVE")
+# glibc malloc keeps freed memory instead of returning it with every batch.
+TORCH_ENV = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296"}
+# Features that decide which kernels sqlite-cnn, OpenBLAS and oneDNN can use.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
 
 CHILD = r"""
 import json, resource, sqlite3, sys, time
@@ -68,17 +83,89 @@ def ours(args, db, what, batch=32):
     return run([PY, "-c", CHILD, args.so, db, str(args.rows), str(batch), str(args.threads), what, args.data])
 
 
-def torch(args, batch):
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+def torch_env(wait):
+    # OPENBLAS_CORETYPE names a kernel for some other CPU (Haswell's on an
+    # AVX-512 machine, say): OpenBLAS detects this one better by itself.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_WAIT_POLICY")}
     env.update(TORCH_ENV)
+    if os.path.isdir(OPENBLAS_OPENMP):
+        env["LD_LIBRARY_PATH"] = ":".join(filter(None, [OPENBLAS_OPENMP, env.get("LD_LIBRARY_PATH")]))
+    if wait:
+        env["OMP_WAIT_POLICY"] = wait
+    return env
+
+
+def torch(args, batch, wait, *what):
     here = os.path.dirname(os.path.abspath(__file__))
     return run([PY, os.path.join(here, "torch_mnist.py"), args.data, str(batch), str(args.threads),
-                str(args.rows)], env)
+                str(args.rows), *what], torch_env(wait))
+
+
+def torch_trial(args, batch):
+    """Trials under each OpenMP wait policy; returns the wait policy and trial
+    of the fastest training. Threads that spin between parallel regions win
+    on an idle machine; on one shared with other work they keep the thread
+    that the others wait for off its core, and PASSIVE wins by up to 10x."""
+    trials = {wait: torch(args, batch, wait, "trial") for wait in WAIT_POLICIES}
+    for wait, trial in trials.items():
+        print(variants(batch, wait, trial), flush=True)
+    return min(trials.items(), key=lambda t: t[1]["times"]["train"][t[1]["best"]["train"]])
 
 
 def median(runs, key):
     vals = [r[key] for r in runs if key in r]
     return statistics.median(vals) if vals else float("nan")
+
+
+def machine():
+    """The CPU and the vector features it has, from /proc/cpuinfo."""
+    model, flags = "?", set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    return f"{model}, {os.cpu_count()} CPUs; " + " ".join(f for f in CPU_FLAGS if f in flags)
+
+
+def cnn_debug(so):
+    c = sqlite3.connect(":memory:")
+    c.enable_load_extension(True)
+    c.load_extension(so)
+    try:
+        return c.execute("SELECT cnn_debug()").fetchone()[0]
+    except sqlite3.Error as e:
+        return f"({e})"
+
+
+def torch_setup(s):
+    lines = [f"PyTorch {s['torch']}: {s['threads']} threads, {s['interop_threads']} interop threads, "
+             f"oneDNN {'available' if s['onednn_available'] else 'not available'} "
+             f"(instruction set {s.get('onednn_isa', '?')})",
+             f"  libraries: {' '.join(s['libraries'])}",
+             f"  OpenBLAS: {s.get('openblas', 'not loaded')}",
+             f"  environment: {' '.join(f'{k}={v}' for k, v in s['env'].items()) or '(none of the variables that matter)'}"]
+    return "\n".join(lines)
+
+
+def variants(batch, wait, trial):
+    """Every variant's time in the trial, fastest first; * marks the fastest fp32 one."""
+    units = {"train": "train us/sample", "predict_single": "predict us/image",
+             "predict_batched": "predict s/10000"}
+    out = [f"PyTorch variants at batch {batch}, OMP_WAIT_POLICY={wait or '(unset)'}, "
+           "fastest of short interleaved trial runs:"]
+    for what, times in trial["times"].items():
+        fp32 = sorted((n for n in times if "bf16" not in n), key=times.get)
+        bf16 = sorted((n for n in times if "bf16" in n), key=times.get)
+        fmt = (lambda t: f"{t:.3f}") if what == "predict_batched" else (lambda t: f"{t:.0f}")
+        line = ", ".join(f"{n} {fmt(times[n])}{'*' if n == trial['best'][what] else ''}" for n in fp32)
+        if bf16:
+            line += "; bf16 autocast (not chosen): " + ", ".join(f"{n} {fmt(times[n])}" for n in bf16)
+        out.append(f"  {units[what]:17} {line}")
+    return "\n".join(out)
 
 
 def main():
@@ -91,16 +178,25 @@ def main():
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--no-torch", action="store_true")
     args = ap.parse_args()
+    print(f"CPU: {machine()}")
+    print(f"sqlite-cnn, SELECT cnn_debug():\n{cnn_debug(args.so).rstrip()}", flush=True)
     db = os.path.join(tempfile.mkdtemp(), "bench.db")
     imp = [ours(args, db, "import") for _ in range(1)]
     rows = []
     for b in [int(x) for x in args.batches.split(",")]:
         mine = [ours(args, db, "train", b) for _ in range(args.repeat)]
         pred = [ours(args, db, "predict", b) for _ in range(args.repeat)]
-        ref = [] if args.no_torch else [torch(args, b) for _ in range(args.repeat)]
+        ref, bf16 = [], float("nan")
+        if not args.no_torch:
+            wait, trial = torch_trial(args, b)
+            if b == int(args.batches.split(",")[0]):
+                print(torch_setup(trial["setup"]))
+            ref = [torch(args, b, wait, "run", json.dumps(trial["best"])) for _ in range(args.repeat)]
+            bf16 = min(t for n, t in trial["times"]["train"].items() if "bf16" in n)
         scale = 60000 / args.rows
         rows.append((f"train s/epoch, batch {b}", median(mine, "train_s") * scale, median(ref, "seconds_per_epoch")))
         rows.append((f"train us/sample, batch {b}", median(mine, "train_s") / args.rows * 1e6, median(ref, "us_per_sample")))
+        rows.append((f"  against PyTorch bf16 (trial)", median(mine, "train_s") / args.rows * 1e6, bf16))
         rows.append((f"test accuracy after it", median(mine, "test_accuracy"), median(ref, "test_accuracy")))
         rows.append((f"peak RSS MB, batch {b}", median(mine, "peak_rss_mb"), median(ref, "peak_rss_mb")))
         if b == int(args.batches.split(",")[0]):
@@ -108,7 +204,7 @@ def main():
             rows.append(("predict s/10000, batched", median(pred, "predict_s_batched"), median(ref, "predict_s_10000_batched")))
     rows.append(("import MNIST s", median(imp, "import_s"), float("nan")))
     print(f"machine: {os.cpu_count()} cores, {threads_note(args)}; {args.rows} training rows, "
-          f"median of {args.repeat}")
+          f"median of {args.repeat}; PyTorch in its fastest fp32 variant (*)")
     print(f"{'':34}{'sqlite-cnn':>12}{'PyTorch':>12}{'ratio':>8}")
     for name, a, b in rows:
         ratio = a / b if b == b and b else float("nan")

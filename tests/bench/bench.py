@@ -49,14 +49,16 @@ if what == "import":
     t = time.perf_counter(); c.execute("SELECT cnn_import_mnist(?)", (sys.argv[7],)).fetchone()
     out["import_s"] = time.perf_counter() - t
 elif what == "train":
-    name = f"bench_{batch}_{threads}"
+    extra = json.loads(sys.argv[8]) if len(sys.argv) > 8 else {}
+    name = f"bench_{batch}_{threads}" + "".join(f"_{v}" for v in extra.values())
     c.execute("SELECT cnn_drop(?) FROM cnn_models WHERE name = ?", (name, name)).fetchall() if \
         c.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'cnn_models'").fetchone()[0] else None
     c.execute("SELECT cnn_create(?, NULL, 1)", (name,)).fetchone()
     src = f"SELECT image, label FROM mnist_train WHERE id < {int(rows)}"
     r = json.loads(c.execute("SELECT cnn_train(?, ?, ?)", (name, src, json.dumps(
-        {"epochs": 1, "batch_size": int(batch), "seed": 1, "threads": int(threads)}))).fetchone()[0])
+        {"epochs": 1, "batch_size": int(batch), "seed": 1, "threads": int(threads), **extra}))).fetchone()[0])
     out["train_s"] = r["seconds"]
+    out["isa"], out["precision"] = r["isa"], r["precision"]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["test_accuracy"] = json.loads(c.execute("SELECT cnn_evaluate(?, 'mnist_test')", (name,)).fetchone()[0])["accuracy"]
 elif what == "predict":
@@ -79,8 +81,11 @@ def run(cmd, env=None):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def ours(args, db, what, batch=32):
-    return run([PY, "-c", CHILD, args.so, db, str(args.rows), str(batch), str(args.threads), what, args.data])
+def ours(args, db, what, batch=32, **options):
+    """One measurement in a fresh process; options go to cnn_train ("isa",
+    "precision")."""
+    return run([PY, "-c", CHILD, args.so, db, str(args.rows), str(batch), str(args.threads), what, args.data,
+                json.dumps(options)])
 
 
 def torch_env(wait):
@@ -182,9 +187,25 @@ def main():
     print(f"sqlite-cnn, SELECT cnn_debug():\n{cnn_debug(args.so).rstrip()}", flush=True)
     db = os.path.join(tempfile.mkdtemp(), "bench.db")
     imp = [ours(args, db, "import") for _ in range(1)]
-    rows = []
+    rows, own = [], []
+    debug = dict(l.split("=", 1) for l in cnn_debug(args.so).splitlines() if "=" in l)
     for b in [int(x) for x in args.batches.split(",")]:
         mine = [ours(args, db, "train", b) for _ in range(args.repeat)]
+        # The same build against itself, in the same run: kernels capped at
+        # AVX2, and mixed precision where the CPU has a bf16 kernel.
+        if debug.get("isa") in ("avx512", "amx"):
+            capped = [ours(args, db, "train", b, isa="avx2") for _ in range(args.repeat)]
+            own.append((f"train s/epoch, batch {b}: {debug['isa']} / avx2", median(mine, "train_s"),
+                        median(capped, "train_s")))
+            own.append((f"  test accuracy, {debug['isa']} / avx2", median(mine, "test_accuracy"),
+                        median(capped, "test_accuracy")))
+        bf16_ours = []
+        if debug.get("gemm_bf16", "none").split()[0] not in ("none", ""):
+            bf16_ours = [ours(args, db, "train", b, precision="bf16") for _ in range(args.repeat)]
+            own.append((f"train s/epoch, batch {b}: bf16 / fp32", median(bf16_ours, "train_s"),
+                        median(mine, "train_s")))
+            own.append(("  test accuracy, bf16 / fp32", median(bf16_ours, "test_accuracy"),
+                        median(mine, "test_accuracy")))
         pred = [ours(args, db, "predict", b) for _ in range(args.repeat)]
         ref, bf16 = [], float("nan")
         if not args.no_torch:
@@ -197,6 +218,9 @@ def main():
         rows.append((f"train s/epoch, batch {b}", median(mine, "train_s") * scale, median(ref, "seconds_per_epoch")))
         rows.append((f"train us/sample, batch {b}", median(mine, "train_s") / args.rows * 1e6, median(ref, "us_per_sample")))
         rows.append((f"  against PyTorch bf16 (trial)", median(mine, "train_s") / args.rows * 1e6, bf16))
+        if bf16_ours:
+            rows.append((f"  ours bf16, against PyTorch bf16", median(bf16_ours, "train_s") / args.rows * 1e6,
+                         bf16))
         rows.append((f"test accuracy after it", median(mine, "test_accuracy"), median(ref, "test_accuracy")))
         rows.append((f"peak RSS MB, batch {b}", median(mine, "peak_rss_mb"), median(ref, "peak_rss_mb")))
         if b == int(args.batches.split(",")[0]):
@@ -211,6 +235,21 @@ def main():
         fmt = "{:>12.4f}" if abs(a) < 10 else "{:>12.1f}"
         print(f"{name:34}" + fmt.format(a) + ("{:>12.4f}" if abs(b) < 10 else "{:>12.1f}").format(b)
               + (f"{ratio:>8.2f}" if ratio == ratio else f"{'':>8}"))
+    print_own(own, args)
+
+
+def print_own(own, args):
+    if not own:
+        return
+    print(f"sqlite-cnn against itself ({args.rows} training rows, median of {args.repeat}; seconds scaled to "
+          "60000 rows):")
+    print(f"{'':42}{'this':>10}{'that':>10}{'ratio':>8}")
+    scale = 60000 / args.rows
+    for name, a, b in own:
+        if "accuracy" in name:
+            print(f"{name:42}{a:>10.4f}{b:>10.4f}{a - b:>+8.4f}")
+        else:
+            print(f"{name:42}{a * scale:>10.2f}{b * scale:>10.2f}{a / b:>8.2f}")
 
 
 def threads_note(args):

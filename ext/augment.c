@@ -7,7 +7,7 @@
  *     label FROM mnist_train LIMIT 100'));
  *
  * image: any image argument (784 raw bytes or an encoded image); options: the
- * JSON object of cnn_train's "augment" (src/augment.h); seed: an integer.
+ * JSON object of cnn_train's "augment" (src/augmentation.h); seed: an integer.
  * The result is 784 bytes, 28x28 uint8. With a seed it is pure: the same
  * arguments give the same bytes (SQLITE_DETERMINISTIC); without one each
  * call draws a fresh seed, so that form is not deterministic.

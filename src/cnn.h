@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "augment.h"
+#include "augmentation.h"
 #include "base.h"
 #include "threads.h"
 

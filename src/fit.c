@@ -8,7 +8,7 @@
  * seeded from (s, e) and draws dropout masks from another, so a model trained
  * 3 epochs and then 2 more sees the same batches as one trained 5 at once.
  * The dataset stays uint8; each batch is gathered and scaled to [0, 1] into
- * the network's input buffer, augmented on the way when asked (augment.h:
+ * the network's input buffer, augmented on the way when asked (augmentation.h:
  * each image from its own stream of (seed, epoch, row), so the batches do not
  * depend on the thread count either).
  */

@@ -1,5 +1,5 @@
 /*
- * test_augment.c - data augmentation (src/augment.c): every transform's
+ * test_augment.c - data augmentation (src/augmentation.c): every transform's
  * contract on synthetic images (identity when off, whole-pixel shifts, 90
  * degree rotations, zoom about the centre, dilation and erosion, elastic
  * fields, noise statistics), the option parser's messages, determinism per
@@ -8,7 +8,7 @@
  */
 #include <stdlib.h>
 
-#include "augment.h"
+#include "augmentation.h"
 #include "check.h"
 #include "cnn.h"
 #include "json.h"

@@ -1,6 +1,6 @@
 /*
- * augment.c - data augmentation of training images (see augment.h for the
- * transforms and their order).
+ * augmentation.c - data augmentation of training images (see augmentation.h
+ * for the transforms and their order).
  *
  * Reproducibility: an image's random choices come from a generator seeded by
  * its stream alone (cnn_augment_stream(seed, epoch, row)), its elastic field
@@ -14,7 +14,7 @@
  * thread two images and three fields of h x w floats); augmenting never
  * allocates.
  */
-#include "augment.h"
+#include "augmentation.h"
 
 #include <assert.h>
 #include <math.h>
@@ -285,7 +285,7 @@ static void smooth(float *restrict f, float *restrict t, int h, int w, const flo
  * plus the displacement (fx, fy) [h][w] (NULL: none); zero outside img. */
 static void warp(float *restrict out, const float *restrict img, int h, int w, int c,
                  const cnn_augment_draw *d, const float *fx, const float *fy) {
-  /* Output to source: the inverse of zoom, shear and rotation (augment.h). */
+  /* Output to source: the inverse of zoom, shear and rotation (augmentation.h). */
   double cs = cos(d->angle), sn = sin(d->angle), s = d->scale, k = d->shear;
   float m00 = (float)((cs - k * sn) / s), m01 = (float)((-sn - k * cs) / s);
   float m10 = (float)(sn / s), m11 = (float)(cs / s);

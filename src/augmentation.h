@@ -1,5 +1,5 @@
 /*
- * augment.h - data augmentation: random geometric, elastic, stroke and noise
+ * augmentation.h - data augmentation: random geometric, elastic, stroke and noise
  * transforms of training images, applied to each batch as it is gathered
  * (the dataset itself is never copied or changed).
  *
@@ -25,8 +25,8 @@
  * With every setting zero the output is the image scaled by 1/255 exactly as
  * training scales an image that is not augmented.
  */
-#ifndef CNN_AUGMENT_H
-#define CNN_AUGMENT_H
+#ifndef CNN_AUGMENTATION_H
+#define CNN_AUGMENTATION_H
 
 #include <stdint.h>
 

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "base.h"
+#include "bench.h"
 #include "gemm.h"
 #include "peak.h"
 #include "threads.h"
@@ -50,25 +51,6 @@ static const shape shapes[] = {
     {"dense2 dW", 1, 0, 5000, 10, 32, 'K', 0},   {"dense2 dX", 0, 1, 32, 5000, 10, 'M', 0},
 };
 #define NSHAPES (int)(sizeof shapes / sizeof shapes[0])
-
-static double bench_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int bench_cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static unsigned long long bench_rng = 88172645463325252ull;
-static float bench_rand(void) {
-  bench_rng ^= bench_rng << 13;
-  bench_rng ^= bench_rng >> 7;
-  bench_rng ^= bench_rng << 17;
-  return (float)((bench_rng >> 40) & 0xffffff) / 16777216.0f - 0.5f;
-}
 
 typedef struct operands {
   int ta, tb, M, N, K, lda, ldb;

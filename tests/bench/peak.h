@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench.h"
 #include "isa.h"
 
 #if defined(__x86_64__)
@@ -72,17 +73,6 @@ static void *peak_thread(void *arg) {
   return NULL;
 }
 
-static double peak_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int peak_cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* GFLOP/s of `threads` threads (1 or 2) running FMAs of isa (avx2 or
  * avx512); 0 where this CPU cannot run them. */
 static double peak_gflops(cnn_isa isa, int threads) {
@@ -94,14 +84,14 @@ static double peak_gflops(cnn_isa isa, int threads) {
   for (int r = 0; r < 5; r++) {
     peak_job jobs[2] = {{isa, iters, 0}, {isa, iters, 0}};
     pthread_t th;
-    double t = peak_now();
+    double t = bench_now();
     int started = threads > 1 && pthread_create(&th, NULL, peak_thread, &jobs[1]) == 0;
     peak_thread(&jobs[0]);
     if (started) pthread_join(th, NULL);
-    t = peak_now() - t;
+    t = bench_now() - t;
     rates[r] = (started ? 2.0 : 1.0) * iters * 12.0 * lanes * 2.0 / t * 1e-9;
   }
-  qsort(rates, 5, sizeof rates[0], peak_cmp);
+  qsort(rates, 5, sizeof rates[0], bench_cmp);
   return rates[2];
 }
 

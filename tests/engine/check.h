@@ -20,6 +20,7 @@
 #define CNN_CHECK_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -110,6 +111,26 @@ static inline cnn_threads *check_pool(int n, cnn_isa isa) {
     return NULL;
   cnn_threads_set_isa(pool, isa);
   return pool;
+}
+
+/* Random test data: xorshift64, the same sequence on every machine. A test
+ * that wants its own sequence calls check_seed first. */
+static uint64_t check_rng_state_ = 0x9e3779b97f4a7c15ull;
+static inline void check_seed(uint64_t seed) { check_rng_state_ = seed ? seed : 1; }
+static inline uint64_t check_rng(void) {
+  check_rng_state_ ^= check_rng_state_ << 13;
+  check_rng_state_ ^= check_rng_state_ >> 7;
+  check_rng_state_ ^= check_rng_state_ << 17;
+  return check_rng_state_;
+}
+/* An integer in [0, n). */
+static inline int check_rng_int(int n) { return (int)(check_rng() % (uint64_t)n); }
+/* A float in [-1, 1). */
+static inline float check_rng_float(void) {
+  return (float)((check_rng() >> 40) & 0xffffff) / 8388608.0f - 1.0f;
+}
+static inline void check_fill(float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) x[i] = check_rng_float();
 }
 
 #endif

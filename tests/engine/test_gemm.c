@@ -25,20 +25,6 @@
 #include "gemm.h"
 #include "threads.h"
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint64_t rng_next(void) {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return rng_state;
-}
-static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
-static float rng_float(void) { return (float)((rng_next() >> 40) & 0xffffff) / 8388608.0f - 1.0f; }
-
-static void fill(float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) x[i] = rng_float();
-}
-
 static const float SENTINEL = 12345.5f; /* fills C outside the M x N window */
 
 typedef struct gemm_case {
@@ -63,11 +49,11 @@ static int run_case(cnn_threads *pool, const gemm_case *t) {
     goto done;
   }
   /* Padding columns of A and B hold NaN: reading one would poison a result. */
-  for (size_t i = 0; i < na; i++) A[i] = (int)(i % t->lda) < acols ? rng_float() : NAN;
-  for (size_t i = 0; i < nb; i++) B[i] = (int)(i % t->ldb) < bcols ? rng_float() : NAN;
+  for (size_t i = 0; i < na; i++) A[i] = (int)(i % t->lda) < acols ? check_rng_float() : NAN;
+  for (size_t i = 0; i < nb; i++) B[i] = (int)(i % t->ldb) < bcols ? check_rng_float() : NAN;
   for (size_t i = 0; i < nc; i++) {
     int inside = (int)(i % t->ldc) < t->N;
-    C[i] = !inside ? SENTINEL : t->nan_c ? NAN : rng_float();
+    C[i] = !inside ? SENTINEL : t->nan_c ? NAN : check_rng_float();
     R[i] = C[i];
     S[i] = fabsf(C[i]);
   }
@@ -115,9 +101,9 @@ done:
 
 static gemm_case make_case(int ta, int tb, int M, int N, int K, int pad, float alpha, float beta) {
   gemm_case t = {ta, tb, M, N, K, 0, 0, 0, alpha, beta, 0};
-  t.lda = (ta ? M : K) + (pad ? rng_int(pad + 1) : 0);
-  t.ldb = (tb ? K : N) + (pad ? rng_int(pad + 1) : 0);
-  t.ldc = N + (pad ? rng_int(pad + 1) : 0);
+  t.lda = (ta ? M : K) + (pad ? check_rng_int(pad + 1) : 0);
+  t.ldb = (tb ? K : N) + (pad ? check_rng_int(pad + 1) : 0);
+  t.ldc = N + (pad ? check_rng_int(pad + 1) : 0);
   return t;
 }
 
@@ -135,16 +121,17 @@ static void test_against_ref(cnn_threads *pool) {
     for (int tb = 0; tb < 2; tb++)
       for (int mi = 0; mi < 11; mi++)
         for (int ni = 0; ni < 11; ni++) {
-          int K = dims[rng_int(nd)];
-          gemm_case t = make_case(ta, tb, dims[mi], dims[ni], K, rng_int(2) ? 5 : 0,
-                                  alphas[rng_int(3)], betas[rng_int(4)]);
+          int K = dims[check_rng_int(nd)];
+          gemm_case t = make_case(ta, tb, dims[mi], dims[ni], K, check_rng_int(2) ? 5 : 0,
+                                  alphas[check_rng_int(3)], betas[check_rng_int(4)]);
           failures += !run_case(pool, &t);
           cases++;
         }
   /* Random larger ones, every transpose, with padding. */
   for (int r = 0; r < 120; r++) {
-    gemm_case t = make_case(r & 1, (r >> 1) & 1, dims[rng_int(nd)], dims[rng_int(nd)],
-                            dims[rng_int(nd)], 9, alphas[rng_int(3)], betas[rng_int(4)]);
+    gemm_case t =
+        make_case(r & 1, (r >> 1) & 1, dims[check_rng_int(nd)], dims[check_rng_int(nd)],
+                  dims[check_rng_int(nd)], 9, alphas[check_rng_int(3)], betas[check_rng_int(4)]);
     failures += !run_case(pool, &t);
     cases++;
   }
@@ -173,8 +160,8 @@ static void test_beta_zero_ignores_nan(cnn_threads *pool) {
   for (int ta = 0; ta < 2; ta++)
     for (int tb = 0; tb < 2; tb++)
       for (int r = 0; r < 6; r++) {
-        gemm_case t = make_case(ta, tb, 1 + rng_int(40), 1 + rng_int(40), 1 + rng_int(300), 4,
-                                r & 1 ? 1.0f : -2.0f, 0.0f);
+        gemm_case t = make_case(ta, tb, 1 + check_rng_int(40), 1 + check_rng_int(40),
+                                1 + check_rng_int(300), 4, r & 1 ? 1.0f : -2.0f, 0.0f);
         t.nan_c = 1;
         failures += !run_case(pool, &t);
       }
@@ -243,9 +230,9 @@ static void test_pool_sizes_bitwise(cnn_isa isa) {
       free(A), free(B), free(C0), free(C), free(first);
       break;
     }
-    fill(A, (size_t)M * K);
-    fill(B, (size_t)K * N);
-    fill(C0, nc);
+    check_fill(A, (size_t)M * K);
+    check_fill(B, (size_t)K * N);
+    check_fill(C0, nc);
     /* Backward GEMMs accumulate (beta 1); forward ones overwrite. */
     float alpha = ta ? 1.0f : 0.75f, beta = ta ? 1.0f : 0.0f;
     int same = 1;
@@ -264,7 +251,8 @@ static void test_pool_sizes_bitwise(cnn_isa isa) {
     /* And the result is right: spot checks against double sums. */
     int wrong = 0;
     for (int r = 0; r < 300; r++) {
-      int i = r < 4 ? (r & 1) * (M - 1) : rng_int(M), j = r < 4 ? (r >> 1) * (N - 1) : rng_int(N);
+      int i = r < 4 ? (r & 1) * (M - 1) : check_rng_int(M),
+          j = r < 4 ? (r >> 1) * (N - 1) : check_rng_int(N);
       double want = alpha * dot_ref(ta, tb, K, A, lda, B, ldb, i, j) + beta * C0[(size_t)i * N + j];
       double scale = 0;
       for (int k = 0; k < K; k++) {
@@ -307,7 +295,7 @@ static void test_rows_match_batch(cnn_threads *pool) {
           free(A), free(B), free(C0), free(C), free(R);
           return;
         }
-        fill(A, (size_t)M * K), fill(B, (size_t)K * N), fill(C0, nc);
+        check_fill(A, (size_t)M * K), check_fill(B, (size_t)K * N), check_fill(C0, nc);
         memcpy(C, C0, nc * sizeof(float));
         cnn_gemm(pool, ta, 0, M, N, K, alpha, A, lda, B, N, beta, C, N);
         /* Row by row, then three rows at a time. */
@@ -353,12 +341,12 @@ static void test_bias(cnn_threads *pool) {
         free(A), free(B), free(bias), free(C), free(R);
         return;
       }
-      fill(A, (size_t)M * K), fill(B, (size_t)K * N), fill(bias, (size_t)N);
+      check_fill(A, (size_t)M * K), check_fill(B, (size_t)K * N), check_fill(bias, (size_t)N);
       bias[N / 2] = NAN;
       for (int i = 0; i < M; i++) memcpy(R + (size_t)i * N, bias, (size_t)N * sizeof(float));
       cnn_gemm(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, 1.0f, R, N);
       for (size_t i = 0; relu && i < nc; i++) R[i] = R[i] > 0 ? R[i] : 0;
-      fill(C, nc); /* garbage: the bias form never reads C */
+      check_fill(C, nc); /* garbage: the bias form never reads C */
       cnn_gemm_bias(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, bias, relu, C, N);
       mismatches += memcmp(C, R, nc * sizeof(float)) != 0;
       for (size_t i = 0; relu && i < nc; i++) relu_zeros += C[i] == 0;
@@ -426,9 +414,9 @@ static void test_isas_agree(void) {
       free(A), free(B), free(bias);
       break;
     }
-    fill(A, (size_t)M * K);
-    fill(B, (size_t)K * N);
-    fill(bias, (size_t)N);
+    check_fill(A, (size_t)M * K);
+    check_fill(B, (size_t)K * N);
+    check_fill(bias, (size_t)N);
     int ran = 0;
     for (int i = 0; i < CNN_ISA_COUNT; i++) {
       out[i] = NULL;
@@ -449,7 +437,7 @@ static void test_isas_agree(void) {
     if (out[CNN_ISA_BASELINE]) {
       int wrong = 0;
       for (int r = 0; r < 200; r++) {
-        int i = rng_int(M), j = rng_int(N);
+        int i = check_rng_int(M), j = check_rng_int(N);
         double want = 0.5 * dot_ref(ta, tb, K, A, lda, B, ldb, i, j) + bias[j], scale = 0;
         want = want > 0 ? want : 0;
         for (int k = 0; k < K; k++) {

@@ -32,20 +32,6 @@
 #include "gemm.h"
 #include "threads.h"
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static uint64_t rng_next(void) {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return rng_state;
-}
-static int rng_int(int n) { return (int)(rng_next() % (uint64_t)n); }
-static float rng_float(void) { return (float)((rng_next() >> 40) & 0xffffff) / 8388608.0f - 1.0f; }
-
-static void fill(float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) x[i] = rng_float();
-}
-
 /* x rounded to bfloat16 (the top 16 bits of a float), to nearest, ties to
  * even, as VCVTNE2PS2BF16 does; it also reads denormals as zero. NaN stays
  * NaN. */
@@ -115,13 +101,13 @@ static int run_case(const kernel *kn, cnn_threads *pool, const gemm_case *t) {
   float *Rr = m[7], *S = m[8], *AA = m[9], *AB = m[10], *Sr = m[11], *bias = m[12];
   float *absbias = m[13];
   /* Padding columns of A and B hold NaN: reading one would poison a result. */
-  for (size_t i = 0; i < na; i++) A[i] = (int)(i % t->lda) < acols ? rng_float() : NAN;
-  for (size_t i = 0; i < nb; i++) B[i] = (int)(i % t->ldb) < bcols ? rng_float() : NAN;
-  fill(bias, (size_t)t->N);
+  for (size_t i = 0; i < na; i++) A[i] = (int)(i % t->lda) < acols ? check_rng_float() : NAN;
+  for (size_t i = 0; i < nb; i++) B[i] = (int)(i % t->ldb) < bcols ? check_rng_float() : NAN;
+  check_fill(bias, (size_t)t->N);
   for (int j = 0; j < t->N; j++) absbias[j] = fabsf(bias[j]);
   for (size_t i = 0; i < nc; i++) {
     int inside = (int)(i % t->ldc) < t->N;
-    C0[i] = !inside ? SENTINEL : t->nan_c ? NAN : rng_float();
+    C0[i] = !inside ? SENTINEL : t->nan_c ? NAN : check_rng_float();
   }
   for (size_t i = 0; i < na; i++) Ar[i] = to_bf16(A[i]), AA[i] = fabsf(A[i]);
   for (size_t i = 0; i < nb; i++) Br[i] = to_bf16(B[i]), AB[i] = fabsf(B[i]);
@@ -178,9 +164,9 @@ done:
 
 static gemm_case make_case(int ta, int tb, int M, int N, int K, int pad, float alpha, float beta) {
   gemm_case t = {ta, tb, M, N, K, 0, 0, 0, alpha, beta, 0, 0, 0};
-  t.lda = (ta ? M : K) + (pad ? rng_int(pad + 1) : 0);
-  t.ldb = (tb ? K : N) + (pad ? rng_int(pad + 1) : 0);
-  t.ldc = N + (pad ? rng_int(pad + 1) : 0);
+  t.lda = (ta ? M : K) + (pad ? check_rng_int(pad + 1) : 0);
+  t.ldb = (tb ? K : N) + (pad ? check_rng_int(pad + 1) : 0);
+  t.ldc = N + (pad ? check_rng_int(pad + 1) : 0);
   return t;
 }
 
@@ -198,16 +184,18 @@ static void test_against_ref(const kernel *kn, cnn_threads *pool) {
     for (int tb = 0; tb < 2; tb++)
       for (int mi = 0; mi < 10; mi++)
         for (int ni = 0; ni < 10; ni++) {
-          gemm_case t = make_case(ta, tb, dims[mi], dims[ni], deep[rng_int(nk)], rng_int(2) ? 5 : 0,
-                                  alphas[rng_int(3)], betas[rng_int(4)]);
-          t.bias = rng_int(4) == 0;
-          t.relu = rng_int(3) == 0;
+          gemm_case t = make_case(ta, tb, dims[mi], dims[ni], deep[check_rng_int(nk)],
+                                  check_rng_int(2) ? 5 : 0, alphas[check_rng_int(3)],
+                                  betas[check_rng_int(4)]);
+          t.bias = check_rng_int(4) == 0;
+          t.relu = check_rng_int(3) == 0;
           failures += !run_case(kn, pool, &t);
           cases++;
         }
   for (int r = 0; r < 60; r++) {
-    gemm_case t = make_case(r & 1, (r >> 1) & 1, dims[rng_int(nd)], dims[rng_int(nd)],
-                            deep[rng_int(nk)], 9, alphas[rng_int(3)], betas[rng_int(4)]);
+    gemm_case t =
+        make_case(r & 1, (r >> 1) & 1, dims[check_rng_int(nd)], dims[check_rng_int(nd)],
+                  deep[check_rng_int(nk)], 9, alphas[check_rng_int(3)], betas[check_rng_int(4)]);
     t.bias = r % 5 == 0;
     t.relu = r % 3 == 0;
     failures += !run_case(kn, pool, &t);
@@ -236,8 +224,8 @@ static void test_beta_zero_ignores_nan(const kernel *kn, cnn_threads *pool) {
   for (int ta = 0; ta < 2; ta++)
     for (int tb = 0; tb < 2; tb++)
       for (int r = 0; r < 6; r++) {
-        gemm_case t = make_case(ta, tb, 1 + rng_int(70), 1 + rng_int(70), 1 + rng_int(700), 4,
-                                r & 1 ? 1.0f : -2.0f, 0.0f);
+        gemm_case t = make_case(ta, tb, 1 + check_rng_int(70), 1 + check_rng_int(70),
+                                1 + check_rng_int(700), 4, r & 1 ? 1.0f : -2.0f, 0.0f);
         t.nan_c = 1;
         t.relu = r >= 4;
         failures += !run_case(kn, pool, &t);
@@ -290,7 +278,8 @@ static void test_bias_is_beta_one(const kernel *kn, cnn_threads *pool) {
         free(A), free(B), free(bias), free(C), free(R);
         return;
       }
-      fill(A, (size_t)M * K), fill(B, (size_t)K * N), fill(bias, (size_t)N), fill(C, nc);
+      check_fill(A, (size_t)M * K), check_fill(B, (size_t)K * N), check_fill(bias, (size_t)N),
+          check_fill(C, nc);
       bias[N / 2] = NAN; /* a NaN column, which the ReLU turns into zeros */
       for (int i = 0; i < M; i++) memcpy(R + (size_t)i * N, bias, (size_t)N * sizeof(float));
       kn->run(pool, ta, 0, M, N, K, 0.75f, A, lda, B, N, 1.0f, NULL, relu, R, N);
@@ -326,7 +315,8 @@ static void test_model_pools(const kernel *kn) {
       free(A), free(B), free(C0), free(C), free(first), free(bias);
       break;
     }
-    fill(A, (size_t)M * K), fill(B, (size_t)K * N), fill(C0, nc), fill(bias, (size_t)N);
+    check_fill(A, (size_t)M * K), check_fill(B, (size_t)K * N), check_fill(C0, nc),
+        check_fill(bias, (size_t)N);
     /* Backward products accumulate (beta 1); forward ones add the bias. */
     float alpha = ta ? 1.0f : 0.75f, beta = 1.0f;
     const float *b = ta || tb ? NULL : bias;
@@ -345,7 +335,8 @@ static void test_model_pools(const kernel *kn) {
     CHECK(same);
     int wrong = 0;
     for (int r = 0; r < 300; r++) {
-      int i = r < 4 ? (r & 1) * (M - 1) : rng_int(M), j = r < 4 ? (r >> 1) * (N - 1) : rng_int(N);
+      int i = r < 4 ? (r & 1) * (M - 1) : check_rng_int(M),
+          j = r < 4 ? (r >> 1) * (N - 1) : check_rng_int(N);
       double sum = 0, scale = 0;
       for (int k = 0; k < K; k++) {
         double x = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
@@ -393,7 +384,7 @@ static void test_entry_points(cnn_isa isa) {
       free(A), free(B), free(bias), free(C), free(K16), free(F32);
       break;
     }
-    fill(A, (size_t)M * K), fill(B, (size_t)K * N), fill(bias, (size_t)N);
+    check_fill(A, (size_t)M * K), check_fill(B, (size_t)K * N), check_fill(bias, (size_t)N);
     for (int form = 0; form < 3; form++) {
       for (size_t i = 0; i < nc; i++) C[i] = K16[i] = F32[i] = (float)(i % 7) - 3;
       if (form == 0) {
@@ -436,6 +427,7 @@ static const char *missing(cnn_bf16 want) {
 }
 
 int main(void) {
+  check_seed(0x2545f4914f6cdd1dull);
   const kernel kernels[] = {
       {"amx-bf16", cnn_gemm_run_bf16_amx, CNN_ISA_AMX},
       {"avx512-bf16", cnn_gemm_run_bf16_avx512, CNN_ISA_AVX512},

@@ -31,7 +31,7 @@ void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     goto done;
   cnn_dataset data = {rows.images, rows.labels, rows.count};
   if ((rc = cnn_probe_open(db, &probe, err)) ||
-      (rc = cnn_evaluate(m->net, &data, cnn_probe_stop, probe, &loss, &accuracy, err)))
+      (rc = cnn_evaluate(m->net, &data, 0, cnn_probe_stop, probe, &loss, &accuracy, err)))
     goto done;
   cnn_buf b = {0};
   cnn_buf_puts(&b, "{\"loss\":");

@@ -205,8 +205,10 @@ const float *cnn_net_forward(cnn_net *net, int n, int training);
 void cnn_net_freeze_dropout(cnn_net *net, int freeze);
 
 /* Loss of the last forward (mean over the batch) against labels, with its
- * gradient set up for backward; counts correct predictions. */
-double cnn_net_loss(cnn_net *net, const uint8_t *labels, int n, int *correct);
+ * gradient set up for backward; counts correct predictions. label_smoothing
+ * in [0, 1): Keras' target one_hot * (1 - x) + x / classes (0: plain). */
+double cnn_net_loss(cnn_net *net, const uint8_t *labels, int n, double label_smoothing,
+                    int *correct);
 
 /* Backward after cnn_net_loss: sets every parameter gradient. */
 void cnn_net_backward(cnn_net *net, int n);
@@ -228,6 +230,7 @@ typedef enum cnn_optim_kind {
   CNN_OPTIM_ADAMAX,
   CNN_OPTIM_ADAGRAD,
   CNN_OPTIM_RMSPROP,
+  CNN_OPTIM_ADAMW, /* adam with weight decay 0.004 by default */
 } cnn_optim_kind;
 
 typedef struct cnn_optim_config {
@@ -239,12 +242,13 @@ typedef struct cnn_optim_config {
   double rho;                       /* rmsprop */
   int centered;                     /* rmsprop */
   double initial_accumulator_value; /* adagrad */
+  double weight_decay;              /* every kind: decoupled, 0 = none (adamw: 0.004) */
 } cnn_optim_config;
 
 typedef struct cnn_json cnn_json;
 
 /* Keras' defaults for a named optimizer ("sgd", "momentum" = SGD with momentum
- * 0.9, "adam", "adamax", "adagrad", "rmsprop"). */
+ * 0.9, "adam", "adamw", "adamax", "adagrad", "rmsprop"). */
 int cnn_optim_defaults(cnn_optim_config *cfg, const char *name, char *err);
 /* From JSON: a name, or {"name": ..., "learning_rate": ..., ...}. */
 int cnn_optim_parse(cnn_optim_config *cfg, const cnn_json *v, char *err);
@@ -308,6 +312,7 @@ typedef struct cnn_train_config {
   cnn_optim_config optimizer; /* adam; used when opt is empty or has_optimizer */
   double learning_rate;       /* > 0: overrides the optimizer's, a continued one's too */
   int shuffle;                /* 1 */
+  double label_smoothing;     /* [0, 1): training and validation loss; 0 */
   cnn_augment_config augment; /* training batches only; all zero (off) */
   int has_seed;               /* seed was given; else the caller draws one */
   uint64_t seed;
@@ -347,10 +352,12 @@ typedef struct cnn_train_result {
 int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_dataset *val,
               const cnn_train_config *cfg, cnn_train_result *res, char *err);
 
-/* Mean loss and accuracy over a dataset (inference mode). stop (may be
- * NULL) is polled between batches: nonzero returns CNN_INTERRUPTED. */
-int cnn_evaluate(cnn_net *net, const cnn_dataset *data, cnn_stop_fn stop, void *ctx, double *loss,
-                 double *accuracy, char *err);
+/* Mean loss and accuracy over a dataset (inference mode), the loss with
+ * label smoothing as cnn_net_loss (cnn_train's validation uses the run's,
+ * as Keras' fit does; a plain evaluation passes 0). stop (may be NULL) is
+ * polled between batches: nonzero returns CNN_INTERRUPTED. */
+int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double label_smoothing, cnn_stop_fn stop,
+                 void *ctx, double *loss, double *accuracy, char *err);
 
 /* ---- training options (the JSON of cnn_train) ----------------------------- */
 

@@ -127,7 +127,7 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
         goto done;
       }
       int correct;
-      double loss = cnn_net_loss(net, labels, m, &correct);
+      double loss = cnn_net_loss(net, labels, m, cfg->label_smoothing, &correct);
       if (!isfinite(loss)) {
         rc = cnn_error(err, CNN_ERROR,
                        "loss became %s in epoch %d, batch %zu (learning rate too high?); "
@@ -159,7 +159,8 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
     cnn_epoch_stats s = {
         epoch, loss_sum / seen, (double)right / seen, NAN, NAN, opt->cfg.learning_rate, 0, seen};
     if (val && val->count &&
-        (rc = cnn_evaluate(net, val, cfg->stop, cfg->ctx, &s.val_loss, &s.val_accuracy, err)))
+        (rc = cnn_evaluate(net, val, cfg->label_smoothing, cfg->stop, cfg->ctx, &s.val_loss,
+                           &s.val_accuracy, err)))
       goto done;
     if (val && val->count && (rc = cnn_net_reserve(net, batch, 1, err))) goto done;
     s.seconds = now_seconds() - te;

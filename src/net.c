@@ -425,10 +425,14 @@ const float *cnn_net_forward(cnn_net *net, int n, int training) {
 }
 
 /* Mean loss over n rows of `out` (logits, or probabilities when probs) and
- * the number of correct argmaxes; grad (n x k, may be NULL) gets d loss/d out. */
-static double loss_rows(const float *out, int probs, const uint8_t *labels, int n, int k,
+ * the number of correct argmaxes; grad (n x k, may be NULL) gets d loss/d out.
+ * Label smoothing ls is Keras' CategoricalCrossentropy(label_smoothing=ls):
+ * the target is one_hot * (1 - ls) + ls / k, so the loss is
+ * -sum_j t_j log p_j and its gradient over logits p - t. ls = 0 keeps the
+ * one-hot arithmetic exactly as it was. */
+static double loss_rows(const float *out, int probs, const uint8_t *labels, int n, int k, double ls,
                         float *grad, int *correct) {
-  double total = 0;
+  double total = 0, off = ls / k, on = 1 - ls + off;
   int right = 0;
   for (int i = 0; i < n; i++) {
     const float *o = out + (size_t)i * k;
@@ -439,6 +443,16 @@ static double loss_rows(const float *out, int probs, const uint8_t *labels, int 
     if (probs) {
       /* Keras clips probabilities to [eps, 1 - eps] before the log. */
       const double eps = 1e-7;
+      if (ls > 0) {
+        /* Every class has a target now; each clipped as the true one is. */
+        for (int j = 0; j < k; j++) {
+          double t = j == y ? on : off;
+          double p = o[j] < eps ? eps : o[j] > 1 - eps ? 1 - eps : o[j];
+          total -= t * log(p);
+          if (g) g[j] = (float)(-t / (p * n));
+        }
+        continue;
+      }
       double p = o[y] < eps ? eps : o[y] > 1 - eps ? 1 - eps : o[y];
       total -= log(p);
       if (g) {
@@ -450,6 +464,15 @@ static double loss_rows(const float *out, int probs, const uint8_t *labels, int 
       double sum = 0;
       for (int j = 0; j < k; j++) sum += exp((double)o[j] - m);
       double lse = m + log(sum);
+      if (ls > 0) {
+        double dot = 0;
+        for (int j = 0; j < k; j++) dot += (j == y ? on : off) * o[j];
+        total += lse - dot;
+        if (g)
+          for (int j = 0; j < k; j++)
+            g[j] = (float)((exp((double)o[j] - lse) - (j == y ? on : off)) / n);
+        continue;
+      }
       total += lse - o[y];
       if (g) {
         for (int j = 0; j < k; j++) g[j] = (float)(exp((double)o[j] - lse) / n);
@@ -466,9 +489,10 @@ static int output_is_probs(const cnn_net *net) {
   return has_act(last) && last->spec->act.kind == CNN_ACT_SOFTMAX;
 }
 
-double cnn_net_loss(cnn_net *net, const uint8_t *labels, int n, int *correct) {
+double cnn_net_loss(cnn_net *net, const uint8_t *labels, int n, double label_smoothing,
+                    int *correct) {
   return loss_rows(net->act[net->nlayers], output_is_probs(net), labels, n, net->classes,
-                   net->cap_training ? net->g0 : NULL, correct);
+                   label_smoothing, net->cap_training ? net->g0 : NULL, correct);
 }
 
 void cnn_net_backward(cnn_net *net, int n) {
@@ -514,8 +538,8 @@ int cnn_net_predict(cnn_net *net, float *out, const uint8_t *images, size_t n, c
   return CNN_OK;
 }
 
-int cnn_evaluate(cnn_net *net, const cnn_dataset *data, cnn_stop_fn stop, void *ctx, double *loss,
-                 double *accuracy, char *err) {
+int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double label_smoothing, cnn_stop_fn stop,
+                 void *ctx, double *loss, double *accuracy, char *err) {
   size_t in = shape_size(net->input);
   int batch = data->count < 128 ? (int)data->count : 128;
   *loss = NAN, *accuracy = NAN;
@@ -533,8 +557,8 @@ int cnn_evaluate(cnn_net *net, const cnn_dataset *data, cnn_stop_fn stop, void *
     for (size_t j = 0; j < (size_t)m * in; j++) x[j] = src[j] / 255.0f;
     const float *o = cnn_net_forward(net, m, 0);
     int c;
-    total +=
-        m * loss_rows(o, output_is_probs(net), data->labels + start, m, net->classes, NULL, &c);
+    total += m * loss_rows(o, output_is_probs(net), data->labels + start, m, net->classes,
+                           label_smoothing, NULL, &c);
     right += c;
   }
   *loss = total / data->count;

@@ -10,6 +10,10 @@
  *   adagrad   a += g^2;  w -= lr * g / sqrt(a + eps),  a starts at 0.1
  *   rmsprop   v = rho*v + (1 - rho) g^2;  centered: mg = rho*mg + (1 - rho) g, v - mg^2
  *             step = lr * g / sqrt(v + eps); momentum: s = m*s + step;  w -= s
+ *   adamw     adam with weight_decay 0.004
+ * Weight decay (any optimizer's weight_decay, adamw's default) is Keras 3's
+ * decoupled one, applied to every trainable value before the update above:
+ * w -= lr * weight_decay * w.
  * (epsilon inside the root for adagrad and rmsprop, outside for adam and
  * adamax: Keras' own placements, which differ by far for small gradients).
  * The arena is split into chunks across the pool: disjoint outputs, and the
@@ -23,7 +27,7 @@
 
 static const char *const names[] = {
     [CNN_OPTIM_SGD] = "sgd",         [CNN_OPTIM_ADAM] = "adam",       [CNN_OPTIM_ADAMAX] = "adamax",
-    [CNN_OPTIM_ADAGRAD] = "adagrad", [CNN_OPTIM_RMSPROP] = "rmsprop",
+    [CNN_OPTIM_ADAGRAD] = "adagrad", [CNN_OPTIM_RMSPROP] = "rmsprop", [CNN_OPTIM_ADAMW] = "adamw",
 };
 
 const char *cnn_optim_name(cnn_optim_kind kind) { return names[kind]; }
@@ -40,6 +44,8 @@ int cnn_optim_defaults(cnn_optim_config *cfg, const char *name, char *err) {
     cfg->kind = CNN_OPTIM_SGD, cfg->learning_rate = 0.01, cfg->momentum = 0.9;
   } else if (!strcmp(name, "adam")) {
     cfg->kind = CNN_OPTIM_ADAM;
+  } else if (!strcmp(name, "adamw")) {
+    cfg->kind = CNN_OPTIM_ADAMW, cfg->weight_decay = 0.004;
   } else if (!strcmp(name, "adamax")) {
     cfg->kind = CNN_OPTIM_ADAMAX;
   } else if (!strcmp(name, "adagrad")) {
@@ -48,13 +54,15 @@ int cnn_optim_defaults(cnn_optim_config *cfg, const char *name, char *err) {
     cfg->kind = CNN_OPTIM_RMSPROP;
   } else {
     return cnn_error(err, CNN_ERROR,
-                     "unknown optimizer \"%.40s\" (sgd, momentum, adam, adamax, adagrad, rmsprop)",
+                     "unknown optimizer \"%.40s\" (sgd, momentum, adam, adamw, adamax, adagrad, "
+                     "rmsprop)",
                      name);
   }
   return CNN_OK;
 }
 
-/* Which settings each optimizer takes besides name and learning_rate. */
+/* Which settings each optimizer takes besides name, learning_rate and
+ * weight_decay (which all of Keras 3's take). */
 static int takes(cnn_optim_kind k, const char *key) {
   static const char *const sgd[] = {"momentum", "nesterov", NULL};
   static const char *const adam[] = {"beta_1", "beta_2", "epsilon", NULL};
@@ -95,10 +103,12 @@ int cnn_optim_parse(cnn_optim_config *cfg, const cnn_json *v, char *err) {
     const char *k = v->keys[i];
     const cnn_json *x = &v->items[i];
     if (!strcmp(k, "name")) continue;
-    if (strcmp(k, "learning_rate") && !takes(cfg->kind, k))
+    if (strcmp(k, "learning_rate") && strcmp(k, "weight_decay") && !takes(cfg->kind, k))
       return cnn_error(err, CNN_ERROR, "optimizer %s has no setting \"%.40s\"", name->string, k);
     if (!strcmp(k, "learning_rate"))
       rc = number_in(x, k, 0, 10, 1, &cfg->learning_rate, err);
+    else if (!strcmp(k, "weight_decay"))
+      rc = number_in(x, k, 0, 1, 0, &cfg->weight_decay, err);
     else if (!strcmp(k, "momentum"))
       rc = number_in(x, k, 0, 1, 0, &cfg->momentum, err);
     else if (!strcmp(k, "beta_1") || !strcmp(k, "beta_2") || !strcmp(k, "rho"))
@@ -132,6 +142,10 @@ char *cnn_optim_to_json(const cnn_optim_config *c) {
   cnn_buf b = {0};
   cnn_buf_printf(&b, "{\"name\":\"%s\",\"learning_rate\":", names[c->kind]);
   cnn_buf_json_number(&b, c->learning_rate);
+  if (c->weight_decay > 0 || c->kind == CNN_OPTIM_ADAMW) {
+    cnn_buf_puts(&b, ",\"weight_decay\":");
+    cnn_buf_json_number(&b, c->weight_decay);
+  }
   switch (c->kind) {
   case CNN_OPTIM_SGD:
     cnn_buf_puts(&b, ",\"momentum\":");
@@ -139,6 +153,7 @@ char *cnn_optim_to_json(const cnn_optim_config *c) {
     cnn_buf_printf(&b, ",\"nesterov\":%s", c->nesterov ? "true" : "false");
     break;
   case CNN_OPTIM_ADAM:
+  case CNN_OPTIM_ADAMW:
   case CNN_OPTIM_ADAMAX:
     cnn_buf_puts(&b, ",\"beta_1\":");
     cnn_buf_json_number(&b, c->beta_1);
@@ -172,6 +187,7 @@ int cnn_optim_slots(const cnn_optim_config *c) {
   case CNN_OPTIM_SGD:
     return c->momentum > 0 ? 1 : 0;
   case CNN_OPTIM_ADAM:
+  case CNN_OPTIM_ADAMW:
   case CNN_OPTIM_ADAMAX:
     return 2;
   case CNN_OPTIM_ADAGRAD:
@@ -187,6 +203,7 @@ const char *cnn_optim_slot_name(const cnn_optim_config *c, int slot) {
   case CNN_OPTIM_SGD:
     return "momentum";
   case CNN_OPTIM_ADAM:
+  case CNN_OPTIM_ADAMW:
     return slot ? "velocity" : "momentum";
   case CNN_OPTIM_ADAMAX:
     return slot ? "norm" : "momentum";
@@ -227,7 +244,8 @@ typedef struct {
   cnn_optim *opt;
   float *w;
   const float *g;
-  float a, b; /* per-step scalars: step sizes and bias corrections */
+  float a, b;  /* per-step scalars: step sizes and bias corrections */
+  float decay; /* lr * weight_decay, 0 for none */
   size_t chunk;
   cnn_isa isa; /* of the pool */
 } step_task;
@@ -240,7 +258,11 @@ CNN_INLINE void step_range_body(const step_task *t, size_t lo, size_t hi) {
   float *restrict s0 = t->opt->state, *restrict s1 = s0 ? s0 + n : NULL;
   float *restrict s2 = s0 ? s0 + 2 * n : NULL;
   float lr = (float)c->learning_rate, eps = (float)c->epsilon;
-  float mom = (float)c->momentum;
+  float mom = (float)c->momentum, decay = t->decay;
+  /* Keras 3 decays the weights before the optimizer's own update, so the
+   * update below sees the decayed w (momentum's and Nesterov's included). */
+  if (decay > 0)
+    for (size_t i = lo; i < hi; i++) w[i] -= w[i] * decay;
   switch (c->kind) {
   case CNN_OPTIM_SGD:
     if (mom <= 0) {
@@ -257,7 +279,8 @@ CNN_INLINE void step_range_body(const step_task *t, size_t lo, size_t hi) {
       }
     }
     break;
-  case CNN_OPTIM_ADAM: {
+  case CNN_OPTIM_ADAM:
+  case CNN_OPTIM_ADAMW: {
     float b1 = 1.0f - (float)c->beta_1, b2 = 1.0f - (float)c->beta_2, alpha = t->a;
     for (size_t i = lo; i < hi; i++) {
       s0[i] += (g[i] - s0[i]) * b1;
@@ -319,8 +342,9 @@ void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_threa
   opt->step++;
   const cnn_optim_config *c = &opt->cfg;
   double t = (double)opt->step;
-  step_task task = {opt, params, grads, 0, 0, 0, cnn_threads_isa(pool)};
-  if (c->kind == CNN_OPTIM_ADAM)
+  step_task task = {opt, params, grads, 0, 0, 0, 0, cnn_threads_isa(pool)};
+  task.decay = (float)(c->learning_rate * c->weight_decay);
+  if (c->kind == CNN_OPTIM_ADAM || c->kind == CNN_OPTIM_ADAMW)
     task.a = (float)(c->learning_rate * sqrt(1 - pow(c->beta_2, t)) / (1 - pow(c->beta_1, t)));
   else if (c->kind == CNN_OPTIM_ADAMAX)
     task.a = (float)(c->learning_rate / (1 - pow(c->beta_1, t)));

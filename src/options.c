@@ -63,9 +63,9 @@ static int early_stopping(cnn_train_config *cfg, const cnn_json *v, char *err) {
   return CNN_OK;
 }
 
-static const char *const engine_keys[] = {"epochs",         "batch_size",  "optimizer",
-                                          "learning_rate",  "shuffle",     "seed",
-                                          "early_stopping", "max_seconds", "augment"};
+static const char *const engine_keys[] = {
+    "epochs", "batch_size",     "optimizer",   "learning_rate", "shuffle",
+    "seed",   "early_stopping", "max_seconds", "augment",       "label_smoothing"};
 
 static int is_listed(const char *const *list, const char *key) {
   for (; list && *list; list++)
@@ -148,6 +148,13 @@ int cnn_train_config_parse(cnn_train_config *cfg, const char *json, const char *
       rc = early_stopping(cfg, x, err);
     } else if (!strcmp(k, "augment")) {
       rc = cnn_augment_parse(&cfg->augment, x, "augment", err);
+    } else if (!strcmp(k, "label_smoothing")) {
+      /* 1 would make every target uniform: nothing left to learn. */
+      if (x->type != CNN_JSON_NUMBER || !(x->number >= 0 && x->number < 1))
+        rc = cnn_error(err, CNN_ERROR, "option label_smoothing must be a number in [0, 1); got %s",
+                       cnn_json_describe(x, got, sizeof got));
+      else
+        cfg->label_smoothing = x->number;
     } else if (!strcmp(k, "max_seconds")) {
       if (x->type != CNN_JSON_NUMBER || !(x->number > 0 && x->number <= 1e9))
         rc = cnn_error(err, CNN_ERROR, "option max_seconds must be a number in (0, 1e9]; got %s",

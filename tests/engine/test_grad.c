@@ -5,7 +5,8 @@
  * loss. Parameters and the input are both checked. Batchnorm is checked in
  * training mode, where every sample's gradient goes through the batch's mean
  * and variance too (after conv2d and dense, several channel counts and
- * batch sizes, without gamma or beta).
+ * batch sizes, without gamma or beta). Label smoothing: the smoothed loss
+ * of both kinds against finite differences, and its value by hand.
  *
  * The engine computes in float; the differences are taken of the float loss
  * accumulated in double, with h = 1e-3, so agreement is to about 1e-4.
@@ -35,10 +36,13 @@ static int judge(double lp, double l0, double lm, double ana) {
   return kink && (agrees(right, ana) || agrees(left, ana)) ? 1 : 2;
 }
 
+/* Of every loss below; the checks of label smoothing set it. */
+static double smoothing;
+
 static double loss_at(cnn_net *net, const float *x, const uint8_t *labels, int n, size_t isize) {
   memcpy(cnn_net_input_buffer(net), x, n * isize * sizeof *x);
   cnn_net_forward(net, n, 1);
-  return cnn_net_loss(net, labels, n, NULL);
+  return cnn_net_loss(net, labels, n, smoothing, NULL);
 }
 
 /* Checks up to `samples` parameters (spread over the arena) and inputs. */
@@ -164,7 +168,7 @@ static void test_maxpool_ties_nan(int C) {
   for (int cell = 0; cell < 4; cell++) x[cell] = 0.5f; /* all four tied */
   uint8_t label = 0;
   cnn_net_forward(net, 1, 1);
-  cnn_net_loss(net, &label, 1, NULL);
+  cnn_net_loss(net, &label, 1, 0, NULL);
   cnn_net_backward(net, 1);
   const float *dx = cnn_net_input_grad(net);
   CHECK(dx[0] != 0 && dx[1] == 0 && dx[2] == 0 && dx[3] == 0);
@@ -173,6 +177,42 @@ static void test_maxpool_ties_nan(int C) {
   int nans = 0;
   for (int c = 0; c < C; c++) nans += isnan(out[c]) != 0;
   CHECK_EQ_INT(nans, C);
+  cnn_net_free(net);
+}
+
+/* Logits (1, 2, 3), label 2, smoothing 0.2 over 3 classes: targets
+ * t = (1/15, 1/15, 13/15), loss = lse - t . z = 3.4076059644 - 42/15 =
+ * 0.6076059644 (0.4076059644 unsmoothed), and d loss / d z = softmax(z) - t
+ * = (0.0233639065, 0.1780618044, -0.2014257109), which is the bias gradient.
+ * A softmax output gives the same: -sum t log p. */
+static void test_smoothing_by_hand(const char *act) {
+  char err[CNN_ERRMAX], json[256];
+  cnn_spec spec;
+  cnn_net *net = NULL;
+  snprintf(json, sizeof json,
+           "{\"input\":[1,1,1],\"layers\":[{\"type\":\"flatten\"},{\"type\":\"dense\","
+           "\"units\":3,\"activation\":\"%s\"}]}",
+           act);
+  if (!CHECK(cnn_spec_parse(&spec, json, err) == CNN_OK && cnn_net_new(&net, &spec, err) == CNN_OK))
+    return;
+  CHECK(cnn_net_reserve(net, 1, 1, err) == CNN_OK);
+  float *p = cnn_net_params(net);
+  cnn_tensor_info bias = cnn_net_tensor(net, 1);
+  memset(p, 0, cnn_net_nparams(net) * sizeof *p);
+  for (int j = 0; j < 3; j++) p[bias.offset + j] = (float)(j + 1);
+  cnn_net_input_buffer(net)[0] = 0;
+  uint8_t label = 2;
+  cnn_net_forward(net, 1, 1);
+  CHECK_NEAR(cnn_net_loss(net, &label, 1, 0, NULL), 0.4076059644, 1e-6);
+  cnn_net_forward(net, 1, 1);
+  int correct = 0;
+  CHECK_NEAR(cnn_net_loss(net, &label, 1, 0.2, &correct), 0.6076059644, 1e-6);
+  CHECK_EQ_INT(correct, 1);
+  cnn_net_backward(net, 1);
+  const float *g = cnn_net_grads(net) + bias.offset;
+  CHECK_NEAR(g[0], 0.0233639065, 1e-6);
+  CHECK_NEAR(g[1], 0.1780618044, 1e-6);
+  CHECK_NEAR(g[2], -0.2014257109, 1e-6);
   cnn_net_free(net);
 }
 
@@ -316,5 +356,20 @@ int main(void) {
              "{\"type\":\"dense\",\"units\":20,\"activation\":\"relu\"},{\"type\":\"dropout\","
              "\"rate\":0.3},{\"type\":\"dense\",\"units\":10}]}",
              3, 300);
+
+  test_smoothing_by_hand("linear");
+  test_smoothing_by_hand("softmax");
+  smoothing = 0.1;
+  grad_check("label smoothing 0.1, logits",
+             "{\"input\":[4,4,2],\"layers\":[{\"type\":\"conv2d\",\"filters\":3,\"kernel\":3,"
+             "\"activation\":\"tanh\"},{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":5}]}",
+             4, 200);
+  smoothing = 0.3;
+  grad_check("label smoothing 0.3, softmax output",
+             "{\"input\":[4,4,2],\"layers\":[{\"type\":\"conv2d\",\"filters\":3,\"kernel\":3,"
+             "\"activation\":\"tanh\"},{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":5,"
+             "\"activation\":\"softmax\"}]}",
+             4, 200);
+  smoothing = 0;
   return check_done();
 }

@@ -7,6 +7,12 @@
  * v2 = 0.9 * -0.005 + 0.003 = -0.0015, w2 = 0.9935. Adam step 1: m = 0.05,
  * v = 0.00025, alpha = 0.001 * sqrt(0.001) / 0.1, w1 = 1 - alpha * 0.05 /
  * (sqrt(0.00025) + 1e-7) = 0.999000006.
+ *
+ * Weight decay comes first (Keras 3): sgd with weight_decay 0.1 (lr 0.01)
+ * w1 = 1 - 0.001 * 1 - 0.005 = 0.994, w2 = 0.994 - 0.000994 + 0.003 =
+ * 0.996006. AdamW (lr 1e-3, weight_decay 0.004) is Adam's steps after
+ * w -= 4e-6 w: w1 = 0.999996 - 0.000999994 = 0.998996006, w2 =
+ * 0.998996006 - 0.000003996 - 0.000191497 = 0.998800513.
  */
 #include "check.h"
 #include "cnn.h"
@@ -57,6 +63,9 @@ int main(void) {
   two_steps("\"rmsprop\"", 0.996837729, 0.998528034);
   two_steps("{\"name\":\"rmsprop\",\"momentum\":0.5,\"centered\":true}", 0.996666674, 0.996696386);
   two_steps("{\"name\":\"sgd\",\"learning_rate\":0.1}", 0.95, 0.98);
+  two_steps("{\"name\":\"sgd\",\"weight_decay\":0.1}", 0.994, 0.996006);
+  two_steps("\"adamw\"", 0.998996006, 0.998800513);
+  two_steps("{\"name\":\"adamw\",\"weight_decay\":0}", 0.999000006, 0.998808509);
 
   /* Keras' defaults, and the canonical form the database stores. */
   char err[CNN_ERRMAX];
@@ -76,9 +85,38 @@ int main(void) {
   CHECK_EQ_INT(cnn_optim_slots(&c), 1);
   CHECK(cnn_optim_defaults(&c, "adagrad", err) == CNN_OK);
   CHECK_EQ_INT(cnn_optim_slots(&c), 1);
+  CHECK(cnn_optim_defaults(&c, "adamw", err) == CNN_OK && c.learning_rate == 0.001 &&
+        c.weight_decay == 0.004 && c.beta_1 == 0.9 && c.beta_2 == 0.999 && c.epsilon == 1e-7);
+  CHECK_EQ_INT(cnn_optim_slots(&c), 2);
+  s = cnn_optim_to_json(&c);
+  CHECK_STR(s,
+            "{\"name\":\"adamw\",\"learning_rate\":0.001,\"weight_decay\":0.004,\"beta_1\":0.9,"
+            "\"beta_2\":0.999,\"epsilon\":1e-7}");
+  cnn_free(s);
+  /* adamw always names its decay; the others only a nonzero one. */
+  c.weight_decay = 0;
+  s = cnn_optim_to_json(&c);
+  CHECK_STR(s,
+            "{\"name\":\"adamw\",\"learning_rate\":0.001,\"weight_decay\":0,\"beta_1\":0.9,"
+            "\"beta_2\":0.999,\"epsilon\":1e-7}");
+  cnn_free(s);
+  CHECK(cnn_optim_defaults(&c, "sgd", err) == CNN_OK);
+  c.weight_decay = 0.01;
+  s = cnn_optim_to_json(&c);
+  CHECK_STR(s,
+            "{\"name\":\"sgd\",\"learning_rate\":0.01,\"weight_decay\":0.01,\"momentum\":0,"
+            "\"nesterov\":false}");
+  cnn_free(s);
 
-  parse_error("\"adadelta\"",
-              "unknown optimizer \"adadelta\" (sgd, momentum, adam, adamax, adagrad, rmsprop)");
+  parse_error(
+      "\"adadelta\"",
+      "unknown optimizer \"adadelta\" (sgd, momentum, adam, adamw, adamax, adagrad, rmsprop)");
+  parse_error("{\"name\":\"adamw\",\"weight_decay\":2}",
+              "optimizer weight_decay must be a number in [0, 1], got 2");
+  parse_error("{\"name\":\"rmsprop\",\"weight_decay\":-0.1}",
+              "optimizer weight_decay must be a number in [0, 1], got -0.1");
+  parse_error("{\"name\":\"adam\",\"weight_decay\":\"some\"}",
+              "optimizer weight_decay must be a number in [0, 1], got \"some\"");
   parse_error("{\"name\":\"adam\",\"momentum\":0.9}", "optimizer adam has no setting \"momentum\"");
   parse_error("{\"name\":\"sgd\",\"learning_rate\":-1}",
               "optimizer learning_rate must be a number in (0, 10], got -1");

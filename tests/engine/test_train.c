@@ -88,7 +88,7 @@ static double run(const char *opt_json, int epochs, int threads, uint64_t seed, 
   int rc = cnn_train(net, &opt, &train, NULL, &cfg, &res, err);
   double loss, acc = -1;
   if (rc == CNN_OK)
-    cnn_evaluate(net, &test, NULL, NULL, &loss, &acc, err);
+    cnn_evaluate(net, &test, 0, NULL, NULL, &loss, &acc, err);
   else
     fprintf(stderr, "train: %s\n", err);
   cnn_optim_clear(&opt);

@@ -705,9 +705,11 @@ static void optim_case(cnn_threads *pool, const char *name, cnn_optim_config cfg
     memcpy(prev, rw, n * sizeof *rw);
     twin_optim_step(&tw, rw, g);
     /* The step (float rounding of its terms is relative to it) and the
-     * rounding of w += step, at most 2^-24 |w| (in units of RTOL). */
+     * rounding of w += step, at most 2^-24 |w| (in units of RTOL); weight
+     * decay stores the decayed w first (as Keras does), one rounding more. */
     for (size_t i = 0; i < n; i++)
-      scale[i] += fabs(rw[i] - prev[i]) + ldexp(1.0, -24) / RTOL * fmax(fabs(rw[i]), fabs(prev[i]));
+      scale[i] += fabs(rw[i] - prev[i]) + (cfg.weight_decay > 0 ? 2 : 1) * ldexp(1.0, -24) / RTOL *
+                                              fmax(fabs(rw[i]), fabs(prev[i]));
   }
   CHECK_EQ_INT(opt.step, steps);
   near_all(name, w, rw, scale, n, RTOL, 0);
@@ -719,9 +721,10 @@ done:
 
 static void test_optimizers(cnn_threads *pool) {
   char err[CNN_ERRMAX];
-  static const char *const names[] = {"sgd", "momentum", "adam", "adamax", "adagrad", "rmsprop"};
+  static const char *const names[] = {"sgd",    "momentum", "adam",   "adamw",
+                                      "adamax", "adagrad",  "rmsprop"};
   cnn_optim_config c;
-  for (int i = 0; i < 6; i++)
+  for (int i = 0; i < 7; i++)
     if (CHECK(cnn_optim_defaults(&c, names[i], err) == CNN_OK)) optim_case(pool, names[i], c);
   cnn_optim_defaults(&c, "momentum", err);
   c.nesterov = 1;
@@ -745,6 +748,18 @@ static void test_optimizers(cnn_threads *pool) {
   optim_case(pool, "rmsprop momentum 0.5 centered", c);
   c.momentum = 0, c.rho = 0.5;
   optim_case(pool, "rmsprop rho 0.5 centered", c);
+  cnn_optim_defaults(&c, "adamw", err);
+  c.learning_rate = 0.01, c.weight_decay = 0.1;
+  optim_case(pool, "adamw lr 0.01 weight_decay 0.1", c);
+  cnn_optim_defaults(&c, "sgd", err);
+  c.weight_decay = 0.5;
+  optim_case(pool, "sgd weight_decay 0.5", c);
+  cnn_optim_defaults(&c, "momentum", err);
+  c.nesterov = 1, c.weight_decay = 0.01;
+  optim_case(pool, "nesterov weight_decay 0.01", c);
+  cnn_optim_defaults(&c, "rmsprop", err);
+  c.momentum = 0.5, c.weight_decay = 0.2;
+  optim_case(pool, "rmsprop momentum 0.5 weight_decay 0.2", c);
 }
 
 /* ---- a whole network ------------------------------------------------------------ */
@@ -933,7 +948,7 @@ static void net_case(cnn_threads *pool, int n) {
   twin_dropout_mask(c.keep, 99, 0.5, (size_t)n * 12);
   if (!CHECK(chain_forward(&c))) goto done;
   near_all("network forward", out, c.out, c.out_scale, (size_t)n * 5, RTOL, 0);
-  cnn_net_loss(net, labels, n, NULL);
+  cnn_net_loss(net, labels, n, 0, NULL);
   cnn_net_backward(net, n);
   if (!CHECK(chain_backward(&c, labels, grads, dx, dxs, ti))) goto done;
   for (int t = 0; t < 8; t++) {

@@ -456,6 +456,9 @@ void twin_optim_step(twin_optim *o, double *w, const float *grad) {
   double b1p = pow(c->beta_1, t), b2p = pow(c->beta_2, t);
   for (size_t i = 0; i < o->n; i++) {
     double g = grad[i];
+    /* Keras 3's Optimizer._apply_weight_decay, before update_step:
+     * variable - variable * weight_decay * lr. */
+    if (c->weight_decay != 0) w[i] -= w[i] * c->weight_decay * lr;
     switch (c->kind) {
     case CNN_OPTIM_SGD: /* m = m*momentum - g*lr; w += m (nesterov: m*momentum - g*lr) */
       if (mom != 0) {
@@ -465,7 +468,9 @@ void twin_optim_step(twin_optim *o, double *w, const float *grad) {
         w[i] -= g * lr;
       }
       break;
-    case CNN_OPTIM_ADAM: { /* alpha = lr sqrt(1 - b2^t) / (1 - b1^t) */
+    case CNN_OPTIM_ADAM:
+    case CNN_OPTIM_ADAMW: { /* AdamW is Adam's update_step; alpha = lr sqrt(1 - b2^t) / (1 - b1^t)
+                             */
       double alpha = lr * sqrt(1 - b2p) / (1 - b1p);
       o->m[i] += (g - o->m[i]) * (1 - c->beta_1);
       o->v[i] += (g * g - o->v[i]) * (1 - c->beta_2);

@@ -52,6 +52,12 @@ SELECT cnn_train('small', 'mnist_test', '{"threads":1000}');
 SELECT cnn_train('small', 'mnist_test', '{"seed":-5}');
 SELECT cnn_train('small', 'mnist_test', '{"epochs":1e999}');
 SELECT cnn_train('small', 'mnist_test', '{"optimizer":{"name":"sgd","learning_rate":1e30}}');
+SELECT cnn_train('small', 'mnist_test', '{"label_smoothing":1}');
+SELECT cnn_train('small', 'mnist_test', '{"label_smoothing":-0.1}');
+SELECT cnn_train('small', 'mnist_test', '{"label_smoothing":"some"}');
+SELECT cnn_train('small', 'mnist_test', '{"optimizer":{"name":"adamw","weight_decay":2}}');
+SELECT cnn_train('small', 'mnist_test', '{"optimizer":{"name":"sgd","weight_decay":true}}');
+SELECT cnn_train('small', 'mnist_test', '{"optimizer":{"name":"adamw","momentum":0.9}}');
 -- nothing above changed the model
 SELECT epochs, count(*) AS history_rows FROM cnn_models JOIN cnn_epochs ON model = name;
 -- a training run that fails before its first epoch leaves no new model
@@ -68,4 +74,19 @@ INSERT INTO log VALUES (1);
 SELECT cnn_create('boom', '{"input":[28,28,1],"layers":[{"type":"flatten"},{"type":"dense","units":32,"activation":"exponential"},{"type":"dense","units":10,"activation":"exponential"}]}', 1) AS params;
 SELECT cnn_train('boom', 'SELECT image, label FROM mnist_train WHERE id < 500', '{"epochs":1,"optimizer":{"name":"sgd","learning_rate":10}}');
 SELECT epochs, (SELECT count(*) FROM cnn_epochs WHERE model = 'boom') AS history_rows FROM cnn_models WHERE name = 'boom';
+-- label smoothing and AdamW: the smoothed loss of 10 classes cannot go below
+-- the entropy of the targets (0.5 for 0.1), and validation reports it too,
+-- while cnn_evaluate reports the plain loss of the same rows, below it
+SELECT cnn_create('smooth', '{"input":[28,28,1],"layers":[{"type":"flatten"},{"type":"dense","units":32,"activation":"relu"},{"type":"dense","units":10,"activation":"softmax"}]}', 1) AS params;
+SELECT json_extract(r, '$.loss') > 0.5 AS smoothed, json_extract(r, '$.accuracy') > 0.7 AS learned,
+       json_extract(r, '$.val_loss') > json_extract(cnn_evaluate('smooth', 'SELECT image, label FROM mnist_test WHERE id < 300'), '$.loss') AS plain_evaluate,
+       json_extract(r, '$.optimizer') AS optimizer
+  FROM (SELECT cnn_train('smooth', 'SELECT image, label FROM mnist_train WHERE id < 2000',
+                         '{"epochs":2,"seed":5,"label_smoothing":0.1,"optimizer":"adamw","validation":"SELECT image, label FROM mnist_test WHERE id < 300"}') AS r);
+SELECT optimizer, step FROM cnn_models WHERE name = 'smooth';
+SELECT cnn_import('smooth_copy', cnn_export('smooth')) AS params;
+SELECT optimizer, step FROM cnn_models WHERE name = 'smooth_copy';
+-- another optimizer's weight decay is kept in the stored optimizer too
+SELECT json_extract(cnn_train('smooth', 'SELECT image, label FROM mnist_train WHERE id < 300', '{"epochs":1,"optimizer":{"name":"sgd","weight_decay":0.01}}'), '$.optimizer') AS optimizer;
+SELECT optimizer FROM cnn_models WHERE name = 'smooth';
 PRAGMA integrity_check;

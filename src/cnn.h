@@ -302,6 +302,36 @@ typedef struct cnn_batch_progress {
 /* Asked between pieces of long work: nonzero means stop (an interrupt). */
 typedef int (*cnn_stop_fn)(void *ctx);
 
+/* A learning-rate schedule (Keras' keras.optimizers.schedules), the rate
+ * set before every optimizer step from the step count before it:
+ *   exponential_decay  initial * decay_rate^(step / decay_steps), the
+ *                      exponent floored with staircase
+ *   cosine_decay       initial * ((1 - alpha) * 0.5 * (1 + cos(pi *
+ *                      min(step, decay_steps) / decay_steps)) + alpha)
+ *   piecewise_constant values[0] for step <= boundaries[0], values[i] for
+ *                      step in (boundaries[i-1], boundaries[i]], the last
+ *                      value after the last boundary */
+typedef enum cnn_lr_kind {
+  CNN_LR_NONE,
+  CNN_LR_EXPONENTIAL,
+  CNN_LR_COSINE,
+  CNN_LR_PIECEWISE
+} cnn_lr_kind;
+#define CNN_MAX_BOUNDARIES 64
+typedef struct cnn_lr_schedule {
+  cnn_lr_kind kind; /* CNN_LR_NONE: the optimizer's own rate */
+  double initial, decay_steps, decay_rate, alpha;
+  int staircase;
+  int nboundaries; /* values holds nboundaries + 1 */
+  double boundaries[CNN_MAX_BOUNDARIES];
+  double values[CNN_MAX_BOUNDARIES + 1];
+} cnn_lr_schedule;
+
+/* From the JSON object {"schedule": name, ...}; every key checked. */
+int cnn_lr_schedule_parse(cnn_lr_schedule *s, const cnn_json *v, char *err);
+/* The rate at optimizer step `step` (updates applied before this one). */
+double cnn_lr_schedule_rate(const cnn_lr_schedule *s, int64_t step);
+
 /* Everything a training run needs. The first part is what cnn_train's
  * options say (cnn_train_config_parse, Keras' defaults); the rest the caller
  * fills in. */
@@ -311,6 +341,7 @@ typedef struct cnn_train_config {
   int has_optimizer;          /* an optimizer was named: one unlike opt's starts afresh */
   cnn_optim_config optimizer; /* adam; used when opt is empty or has_optimizer */
   double learning_rate;       /* > 0: overrides the optimizer's, a continued one's too */
+  cnn_lr_schedule schedule;   /* else this sets the rate per step; the optimizer's stays */
   int shuffle;                /* 1 */
   double label_smoothing;     /* [0, 1): training and validation loss; 0 */
   cnn_augment_config augment; /* training batches only; all zero (off) */
@@ -345,7 +376,8 @@ typedef struct cnn_train_result {
 /* Trains for cfg->epochs epochs. The optimizer: opt as it is (continuing a
  * stored state), or set up afresh from cfg->optimizer when opt is empty or
  * cfg names a different one (Keras: compiling with another optimizer starts
- * its state over); cfg->learning_rate > 0 then overrides its rate. With
+ * its state over); cfg->learning_rate > 0 then overrides its rate, or
+ * cfg->schedule sets the rate of each step (opt->cfg keeps its own). With
  * early stopping and restore_best, the net ends with the best epoch's
  * parameters. An interrupt returns CNN_INTERRUPTED with every completed
  * epoch already reported. */

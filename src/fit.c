@@ -45,6 +45,8 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   uint8_t *labels = NULL;
   float *best = NULL;
   cnn_augment *aug = NULL;
+  int scheduled = 0;
+  double base_lr = 0;
   memset(res, 0, sizeof *res);
   cnn_shape in = cnn_net_input(net);
   size_t isize = (size_t)in.h * in.w * in.c, nparams = cnn_net_nparams(net);
@@ -73,6 +75,13 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
     if ((rc = cnn_optim_init(opt, &cfg->optimizer, nparams, err))) return rc;
   }
   if (cfg->learning_rate > 0) opt->cfg.learning_rate = cfg->learning_rate;
+  /* A schedule sets the rate of each step; the optimizer's own rate is put
+   * back before each epoch is reported (the caller stores the optimizer then)
+   * and at the end, so the stored model keeps it, as Keras' optimizer keeps
+   * its schedule apart from a fit that is given one. */
+  scheduled = cfg->schedule.kind != CNN_LR_NONE;
+  base_lr = opt->cfg.learning_rate;
+  double last_lr = base_lr;
 
   int batch = (size_t)cfg->batch_size < train->count ? cfg->batch_size : (int)train->count;
   if ((rc = cnn_net_reserve(net, batch, 1, err))) return rc;
@@ -136,6 +145,8 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
         goto done;
       }
       cnn_net_backward(net, m);
+      if (scheduled) opt->cfg.learning_rate = cnn_lr_schedule_rate(&cfg->schedule, opt->step);
+      last_lr = opt->cfg.learning_rate;
       cnn_optim_step(opt, cnn_net_params(net), cnn_net_grads(net), cnn_net_pool(net));
       loss_sum += loss * m;
       right += correct;
@@ -156,8 +167,9 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
         }
       }
     }
-    cnn_epoch_stats s = {
-        epoch, loss_sum / seen, (double)right / seen, NAN, NAN, opt->cfg.learning_rate, 0, seen};
+    opt->cfg.learning_rate = base_lr;
+    /* The rate of the epoch's last step, as Keras' history logs it. */
+    cnn_epoch_stats s = {epoch, loss_sum / seen, (double)right / seen, NAN, NAN, last_lr, 0, seen};
     if (val && val->count &&
         (rc = cnn_evaluate(net, val, cfg->label_smoothing, cfg->stop, cfg->ctx, &s.val_loss,
                            &s.val_accuracy, err)))
@@ -190,6 +202,7 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   else
     res->best_epoch = 0;
 done:
+  if (scheduled) opt->cfg.learning_rate = base_lr;
   res->seconds = now_seconds() - t0;
   cnn_free(order);
   cnn_free(labels);

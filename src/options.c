@@ -129,7 +129,14 @@ int cnn_train_config_parse(cnn_train_config *cfg, const char *json, const char *
       if ((rc = cnn_optim_parse(&cfg->optimizer, x, sub)))
         rc = cnn_error(err, rc, "option optimizer: %s", sub);
     } else if (!strcmp(k, "learning_rate")) {
-      if (x->type != CNN_JSON_NUMBER || !(x->number > 0 && x->number <= 10))
+      if (x->type == CNN_JSON_OBJECT)
+        rc = cnn_lr_schedule_parse(&cfg->schedule, x, err);
+      else if (x->type != CNN_JSON_NUMBER)
+        rc = cnn_error(err, CNN_ERROR,
+                       "option learning_rate must be a number in (0, 10] or a schedule like "
+                       "{\"schedule\": \"exponential_decay\", ...}; got %s",
+                       cnn_json_describe(x, got, sizeof got));
+      else if (!(x->number > 0 && x->number <= 10))
         rc = cnn_error(err, CNN_ERROR, "option learning_rate must be a number in (0, 10]; got %s",
                        cnn_json_describe(x, got, sizeof got));
       else

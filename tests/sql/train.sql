@@ -89,4 +89,32 @@ SELECT optimizer, step FROM cnn_models WHERE name = 'smooth_copy';
 -- another optimizer's weight decay is kept in the stored optimizer too
 SELECT json_extract(cnn_train('smooth', 'SELECT image, label FROM mnist_train WHERE id < 300', '{"epochs":1,"optimizer":{"name":"sgd","weight_decay":0.01}}'), '$.optimizer') AS optimizer;
 SELECT optimizer FROM cnn_models WHERE name = 'smooth';
+-- learning-rate schedules: every bad value names the key and what came
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":"fast"}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"linear"}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"exponential_decay","initial_learning_rate":0.1,"decay_steps":10,"decay_rate":0.5,"warmup_steps":5}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"exponential_decay","initial_learning_rate":0.1,"decay_steps":10}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"exponential_decay","initial_learning_rate":0,"decay_steps":10,"decay_rate":0.5}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"exponential_decay","initial_learning_rate":0.1,"decay_steps":0,"decay_rate":0.5}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"exponential_decay","initial_learning_rate":0.1,"decay_steps":10,"decay_rate":2}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"exponential_decay","initial_learning_rate":0.1,"decay_steps":10,"decay_rate":0.5,"staircase":"yes"}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"cosine_decay","initial_learning_rate":0.1,"decay_steps":10,"alpha":1.5}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"cosine_decay","initial_learning_rate":0.1,"decay_steps":10,"decay_rate":0.5}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"cosine_decay","decay_steps":10}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"piecewise_constant","boundaries":"x","values":[0.1]}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"piecewise_constant","boundaries":[10,5],"values":[0.1,0.01,0.001]}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"piecewise_constant","boundaries":[-1],"values":[0.1,0.01]}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"piecewise_constant","boundaries":[10],"values":[0.1,0]}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"piecewise_constant","boundaries":[10],"values":[0.1]}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"piecewise_constant","boundaries":[],"values":[]}}');
+SELECT cnn_train('small', 'mnist_test', '{"learning_rate":{"schedule":"piecewise_constant","boundaries":[10]}}');
+-- a scheduled run: 4 steps an epoch, each epoch's rate is that of its last
+-- step (steps 3, 7, 11 of boundaries [3, 7]); the stored optimizer keeps
+-- Adam's own rate, and a second call passing the schedule again goes on from step 12
+SELECT cnn_create('sched', '{"input":[28,28,1],"layers":[{"type":"flatten"},{"type":"dense","units":16,"activation":"relu"},{"type":"dense","units":10}]}', 1) AS params;
+SELECT json_extract(cnn_train('sched', 'SELECT image, label FROM mnist_train WHERE id < 128', '{"epochs":3,"seed":1,"learning_rate":{"schedule":"piecewise_constant","boundaries":[3,7],"values":[0.004,0.002,0.0005]}}'), '$.optimizer') AS optimizer;
+SELECT json_extract(cnn_train('sched', 'SELECT image, label FROM mnist_train WHERE id < 128', '{"epochs":1,"seed":1,"learning_rate":{"schedule":"piecewise_constant","boundaries":[3,7],"values":[0.004,0.002,0.0005]}}'), '$.epochs') AS epochs;
+SELECT epoch, learning_rate FROM cnn_history('sched') ORDER BY epoch;
+SELECT optimizer, step FROM cnn_models WHERE name = 'sched';
 PRAGMA integrity_check;

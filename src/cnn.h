@@ -332,6 +332,25 @@ int cnn_lr_schedule_parse(cnn_lr_schedule *s, const cnn_json *v, char *err);
 /* The rate at optimizer step `step` (updates applied before this one). */
 double cnn_lr_schedule_rate(const cnn_lr_schedule *s, int64_t step);
 
+/* Keras' ReduceLROnPlateau (mode min), judged after every epoch: when the
+ * monitored loss has not fallen below best - min_delta for patience epochs
+ * (epochs in cooldown after a reduction not counted), the optimizer's rate
+ * becomes max(rate * factor, min_lr) if it is above min_lr. */
+typedef enum cnn_monitor {
+  CNN_MONITOR_AUTO, /* val_loss with validation data, else loss */
+  CNN_MONITOR_LOSS,
+  CNN_MONITOR_VAL_LOSS
+} cnn_monitor;
+typedef struct cnn_plateau_config {
+  int on;
+  cnn_monitor monitor;
+  double factor;    /* (0, 1): 0.1 */
+  int patience;     /* 10 */
+  double min_delta; /* 1e-4 */
+  int cooldown;     /* 0 */
+  double min_lr;    /* 0 */
+} cnn_plateau_config;
+
 /* Everything a training run needs. The first part is what cnn_train's
  * options say (cnn_train_config_parse, Keras' defaults); the rest the caller
  * fills in. */
@@ -342,6 +361,7 @@ typedef struct cnn_train_config {
   cnn_optim_config optimizer; /* adam; used when opt is empty or has_optimizer */
   double learning_rate;       /* > 0: overrides the optimizer's, a continued one's too */
   cnn_lr_schedule schedule;   /* else this sets the rate per step; the optimizer's stays */
+  cnn_plateau_config plateau; /* lowers the optimizer's rate (it is stored); not with schedule */
   int shuffle;                /* 1 */
   double label_smoothing;     /* [0, 1): training and validation loss; 0 */
   cnn_augment_config augment; /* training batches only; all zero (off) */

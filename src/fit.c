@@ -65,6 +65,10 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   if (opt->n && opt->n != nparams)
     return cnn_error(err, CNN_ERROR, "optimizer has %zu values but the model has %zu parameters",
                      opt->n, nparams);
+  if (cfg->plateau.on && cfg->plateau.monitor == CNN_MONITOR_VAL_LOSS && !(val && val->count))
+    return cnn_error(err, CNN_ERROR,
+                     "option reduce_lr_on_plateau.monitor is \"val_loss\" but there is no "
+                     "validation data");
   if ((rc = check_labels(train, classes, "training", err))) return rc;
   if (val && val->count && (rc = check_labels(val, classes, "validation", err))) return rc;
 
@@ -99,6 +103,13 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
 
   double best_metric = INFINITY;
   int wait = 0;
+  /* ReduceLROnPlateau's state lives for one call, as a Keras callback's
+   * does for one fit; the rate it lowers is the optimizer's, kept. */
+  const cnn_plateau_config *pl = &cfg->plateau;
+  int pl_val =
+      pl->monitor == CNN_MONITOR_VAL_LOSS || (pl->monitor == CNN_MONITOR_AUTO && val && val->count);
+  double pl_best = INFINITY;
+  int pl_wait = 0, pl_cooldown = 0;
   size_t batches = (train->count + batch - 1) / batch;
   for (int e = 0; e < cfg->epochs; e++) {
     int epoch = cfg->first_epoch + e;
@@ -175,6 +186,22 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
                            &s.val_accuracy, err)))
       goto done;
     if (val && val->count && (rc = cnn_net_reserve(net, batch, 1, err))) goto done;
+    if (pl->on) {
+      /* Keras' ReduceLROnPlateau.on_epoch_end, mode min; before the epoch
+       * is reported so the stored optimizer has the lowered rate. */
+      double metric = pl_val ? s.val_loss : s.loss;
+      if (pl_cooldown > 0) pl_cooldown--, pl_wait = 0;
+      if (metric < pl_best - pl->min_delta) {
+        pl_best = metric, pl_wait = 0;
+      } else if (pl_cooldown == 0 && ++pl_wait >= pl->patience) {
+        if (opt->cfg.learning_rate > pl->min_lr) {
+          double lr = opt->cfg.learning_rate * pl->factor;
+          opt->cfg.learning_rate = lr > pl->min_lr ? lr : pl->min_lr;
+          base_lr = opt->cfg.learning_rate;
+          pl_cooldown = pl->cooldown, pl_wait = 0;
+        }
+      }
+    }
     s.seconds = now_seconds() - te;
     res->epochs_run++;
     if (cfg->on_epoch && (rc = cfg->on_epoch(cfg->ctx, &s, err))) goto done;

@@ -63,9 +63,76 @@ static int early_stopping(cnn_train_config *cfg, const cnn_json *v, char *err) {
   return CNN_OK;
 }
 
-static const char *const engine_keys[] = {
-    "epochs", "batch_size",     "optimizer",   "learning_rate", "shuffle",
-    "seed",   "early_stopping", "max_seconds", "augment",       "label_smoothing"};
+static int plateau(cnn_train_config *cfg, const cnn_json *v, char *err) {
+  char got[64];
+  if (v->type != CNN_JSON_OBJECT)
+    return cnn_error(
+        err, CNN_ERROR,
+        "option reduce_lr_on_plateau must be an object like {\"patience\": 10}; got %s",
+        cnn_json_describe(v, got, sizeof got));
+  cnn_plateau_config *p = &cfg->plateau;
+  *p = (cnn_plateau_config){1, CNN_MONITOR_AUTO, 0.1, 10, 1e-4, 0, 0};
+  for (size_t i = 0; i < v->count; i++) {
+    const char *k = v->keys[i];
+    const cnn_json *x = &v->items[i];
+    int rc = CNN_OK;
+    if (!strcmp(k, "monitor")) {
+      if (x->type == CNN_JSON_STRING && !strcmp(x->string, "loss"))
+        p->monitor = CNN_MONITOR_LOSS;
+      else if (x->type == CNN_JSON_STRING && !strcmp(x->string, "val_loss"))
+        p->monitor = CNN_MONITOR_VAL_LOSS;
+      else
+        rc = cnn_error(
+            err, CNN_ERROR,
+            "option reduce_lr_on_plateau.monitor must be \"val_loss\" or \"loss\"; got %s",
+            cnn_json_describe(x, got, sizeof got));
+    } else if (!strcmp(k, "factor")) {
+      /* Keras refuses factor >= 1: the rate would never fall. */
+      if (x->type != CNN_JSON_NUMBER || !(x->number > 0 && x->number < 1))
+        rc = cnn_error(err, CNN_ERROR,
+                       "option reduce_lr_on_plateau.factor must be a number in (0, 1); got %s",
+                       cnn_json_describe(x, got, sizeof got));
+      else
+        p->factor = x->number;
+    } else if (!strcmp(k, "patience")) {
+      rc = int_opt(x, "reduce_lr_on_plateau.patience", 0, CNN_MAX_EPOCHS, &p->patience, err);
+    } else if (!strcmp(k, "cooldown")) {
+      rc = int_opt(x, "reduce_lr_on_plateau.cooldown", 0, CNN_MAX_EPOCHS, &p->cooldown, err);
+    } else if (!strcmp(k, "min_delta")) {
+      if (x->type != CNN_JSON_NUMBER || !(x->number >= 0 && x->number <= 1e6))
+        rc = cnn_error(err, CNN_ERROR,
+                       "option reduce_lr_on_plateau.min_delta must be a number in [0, 1e6]; got %s",
+                       cnn_json_describe(x, got, sizeof got));
+      else
+        p->min_delta = x->number;
+    } else if (!strcmp(k, "min_lr")) {
+      if (x->type != CNN_JSON_NUMBER || !(x->number >= 0 && x->number <= 10))
+        rc = cnn_error(err, CNN_ERROR,
+                       "option reduce_lr_on_plateau.min_lr must be a number in [0, 10]; got %s",
+                       cnn_json_describe(x, got, sizeof got));
+      else
+        p->min_lr = x->number;
+    } else
+      rc = cnn_error(err, CNN_ERROR,
+                     "unknown option reduce_lr_on_plateau.%.40s (monitor, factor, patience, "
+                     "min_delta, cooldown, min_lr)",
+                     k);
+    if (rc) return rc;
+  }
+  return CNN_OK;
+}
+
+static const char *const engine_keys[] = {"epochs",
+                                          "batch_size",
+                                          "optimizer",
+                                          "learning_rate",
+                                          "shuffle",
+                                          "seed",
+                                          "early_stopping",
+                                          "max_seconds",
+                                          "augment",
+                                          "label_smoothing",
+                                          "reduce_lr_on_plateau"};
 
 static int is_listed(const char *const *list, const char *key) {
   for (; list && *list; list++)
@@ -153,6 +220,9 @@ int cnn_train_config_parse(cnn_train_config *cfg, const char *json, const char *
     } else if (!strcmp(k, "early_stopping")) {
       if (x->type == CNN_JSON_FALSE || x->type == CNN_JSON_NULL) continue;
       rc = early_stopping(cfg, x, err);
+    } else if (!strcmp(k, "reduce_lr_on_plateau")) {
+      if (x->type == CNN_JSON_FALSE || x->type == CNN_JSON_NULL) continue;
+      rc = plateau(cfg, x, err);
     } else if (!strcmp(k, "augment")) {
       rc = cnn_augment_parse(&cfg->augment, x, "augment", err);
     } else if (!strcmp(k, "label_smoothing")) {
@@ -172,6 +242,11 @@ int cnn_train_config_parse(cnn_train_config *cfg, const char *json, const char *
       rc = unknown_key(k, caller_keys, err);
     }
   }
+  /* The schedule would overwrite every reduction at the next step. */
+  if (rc == CNN_OK && cfg->plateau.on && cfg->schedule.kind != CNN_LR_NONE)
+    rc = cnn_error(err, CNN_ERROR,
+                   "option reduce_lr_on_plateau cannot be combined with a learning_rate schedule; "
+                   "give learning_rate as a number");
 done:
   if (rc == CNN_OK && out)
     *out = root;

@@ -3,7 +3,8 @@
  * hand-computed steps (Keras' formulas, staircase and the piecewise
  * boundaries exactly), the rate each epoch reports, a schedule resumed in a
  * second call equal bit for bit to one call, and the optimizer's own rate
- * left as it was.
+ * left as it was; ReduceLROnPlateau's reductions, patience, cooldown and
+ * floor.
  */
 #include "check.h"
 #include "cnn.h"
@@ -168,12 +169,50 @@ done:
   cnn_net_free(one), cnn_net_free(two), cnn_net_free(flat), cnn_net_free(fixed);
 }
 
+/* ReduceLROnPlateau on a loss that cannot improve by min_delta 1 after the
+ * first epoch: with patience 1 and cooldown 2 Keras halves the rate after
+ * epochs 2, 4 and 6, the last time only down to min_lr. */
+static void plateau(void) {
+  char err[CNN_ERRMAX];
+  cnn_net *net = make();
+  cnn_optim opt = {0};
+  watch w = {0};
+  if (!CHECK(net)) return;
+  CHECK(fit(net, &opt,
+            "{\"epochs\":6,\"seed\":9,\"optimizer\":{\"name\":\"sgd\",\"learning_rate\":1e-6},"
+            "\"reduce_lr_on_plateau\":{\"monitor\":\"loss\",\"factor\":0.5,\"patience\":1,"
+            "\"min_delta\":1,\"cooldown\":2,\"min_lr\":2e-7}}",
+            1, &w) == CNN_OK);
+  CHECK_EQ_INT(w.epochs, 6);
+  const double want[] = {1e-6, 1e-6, 5e-7, 5e-7, 2.5e-7, 2.5e-7};
+  for (int e = 0; e < 6; e++) CHECK_NEAR(w.lr[e], want[e], 1e-21);
+  CHECK_NEAR(opt.cfg.learning_rate, 2e-7, 0); /* kept: the optimizer's rate */
+
+  cnn_train_config cfg;
+  CHECK(parse(&cfg, "{\"reduce_lr_on_plateau\":{\"monitor\":\"val_loss\"}}") == CNN_OK);
+  cnn_train_result res;
+  CHECK(cnn_train(net, &opt, &train, NULL, &cfg, &res, err) == CNN_ERROR);
+  CHECK_STR(err,
+            "option reduce_lr_on_plateau.monitor is \"val_loss\" but there is no "
+            "validation data");
+  CHECK(cnn_train_config_parse(&cfg,
+                               "{\"reduce_lr_on_plateau\":{},\"learning_rate\":{\"schedule\":"
+                               "\"piecewise_constant\",\"boundaries\":[],\"values\":[0.1]}}",
+                               NULL, NULL, err) == CNN_ERROR);
+  CHECK_STR(err,
+            "option reduce_lr_on_plateau cannot be combined with a learning_rate schedule; "
+            "give learning_rate as a number");
+  cnn_optim_clear(&opt);
+  cnn_net_free(net);
+}
+
 int main(void) {
   uint8_t *ti, *tl;
   rates();
   if (!CHECK(mnist_subset("train", NTRAIN, &ti, &tl) == 0)) return check_done();
   train = (cnn_dataset){ti, tl, NTRAIN};
   training();
+  plateau();
   free(ti), free(tl);
   return check_done();
 }

@@ -117,4 +117,19 @@ SELECT json_extract(cnn_train('sched', 'SELECT image, label FROM mnist_train WHE
 SELECT json_extract(cnn_train('sched', 'SELECT image, label FROM mnist_train WHERE id < 128', '{"epochs":1,"seed":1,"learning_rate":{"schedule":"piecewise_constant","boundaries":[3,7],"values":[0.004,0.002,0.0005]}}'), '$.epochs') AS epochs;
 SELECT epoch, learning_rate FROM cnn_history('sched') ORDER BY epoch;
 SELECT optimizer, step FROM cnn_models WHERE name = 'sched';
+-- ReduceLROnPlateau: every bad value, and a run whose loss cannot improve by
+-- min_delta 1: the rate halves after epochs 2 and 3 and the stored optimizer keeps it
+SELECT cnn_train('small', 'mnist_test', '{"reduce_lr_on_plateau":5}');
+SELECT cnn_train('small', 'mnist_test', '{"reduce_lr_on_plateau":{"monitor":"accuracy"}}');
+SELECT cnn_train('small', 'mnist_test', '{"reduce_lr_on_plateau":{"factor":1}}');
+SELECT cnn_train('small', 'mnist_test', '{"reduce_lr_on_plateau":{"patience":1.5}}');
+SELECT cnn_train('small', 'mnist_test', '{"reduce_lr_on_plateau":{"min_delta":-1}}');
+SELECT cnn_train('small', 'mnist_test', '{"reduce_lr_on_plateau":{"cooldown":-1}}');
+SELECT cnn_train('small', 'mnist_test', '{"reduce_lr_on_plateau":{"min_lr":11}}');
+SELECT cnn_train('small', 'mnist_test', '{"reduce_lr_on_plateau":{"mode":"min"}}');
+SELECT cnn_train('small', 'mnist_test', '{"reduce_lr_on_plateau":{},"learning_rate":{"schedule":"piecewise_constant","boundaries":[],"values":[0.1]}}');
+SELECT cnn_train('small', 'mnist_test', '{"reduce_lr_on_plateau":{"monitor":"val_loss"}}');
+SELECT cnn_create('plateau', '{"input":[28,28,1],"layers":[{"type":"flatten"},{"type":"dense","units":10}]}', 1) AS params;
+SELECT json_extract(cnn_train('plateau', 'SELECT image, label FROM mnist_train WHERE id < 128', '{"epochs":3,"seed":1,"optimizer":"sgd","reduce_lr_on_plateau":{"factor":0.5,"patience":1,"min_delta":1},"validation":"SELECT image, label FROM mnist_test WHERE id < 64"}'), '$.optimizer') AS optimizer;
+SELECT epoch, learning_rate FROM cnn_history('plateau') ORDER BY epoch;
 PRAGMA integrity_check;

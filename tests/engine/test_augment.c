@@ -463,7 +463,7 @@ static void test_train(void) {
     cnn_spec spec;
     cnn_net *net = NULL;
     cnn_optim opt = {0};
-    cnn_threads *pool = run < 3 && run > 0 ? check_pool(run + 1, cnn_isa_cpu()) : NULL;
+    cnn_threads *pool = run < 3 && run > 0 ? check_pool(run + 1, cnn_threads_isa(NULL)) : NULL;
     if (!CHECK(cnn_spec_parse(&spec, spec_json, err) == CNN_OK &&
                cnn_net_new(&net, &spec, err) == CNN_OK))
       break;

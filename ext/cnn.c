@@ -183,6 +183,8 @@ static const struct {
     {"cnn_drop", 1, DIRECT, cnn_fn_drop},
     {"cnn_default", 0, SQLITE_UTF8, cnn_fn_default},
     {"cnn_default", 1, DIRECT, cnn_fn_default},
+    {"cnn_precision", 1, SQLITE_UTF8, cnn_fn_precision},
+    {"cnn_precision", 2, DIRECT, cnn_fn_precision},
     {"cnn_export", 1, SQLITE_UTF8, cnn_fn_export},
     {"cnn_import", 2, DIRECT, cnn_fn_import},
     {"cnn_train", 2, DIRECT, cnn_fn_train},

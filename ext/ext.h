@@ -70,6 +70,9 @@ int cnn_store_save(sqlite3 *db, const char *name, const cnn_net *net, const cnn_
                    int epochs, char *err);
 /* The version of a stored model (error "no model named 'x'" if missing). */
 int cnn_store_version(sqlite3 *db, const char *name, sqlite3_int64 *version, char *err);
+/* The inference precision set for a model by cnn_precision: *bf16 = 1 for
+ * "bf16", 0 for "fp32" (the default, also without a settings table). */
+int cnn_store_bf16(sqlite3 *db, const char *name, int *bf16, char *err);
 /* Loads a model from the tables (with its optimizer state when with_optim);
  * the caller owns the result (cnn_stored_model_release). Missing model:
  * CNN_ERROR "no model named 'x'". */
@@ -276,6 +279,7 @@ void cnn_fn_import_mnist(sqlite3_context *ctx, int argc, sqlite3_value **argv); 
 void cnn_fn_create(sqlite3_context *ctx, int argc, sqlite3_value **argv);       /* models.c */
 void cnn_fn_drop(sqlite3_context *ctx, int argc, sqlite3_value **argv);         /* models.c */
 void cnn_fn_default(sqlite3_context *ctx, int argc, sqlite3_value **argv);      /* models.c */
+void cnn_fn_precision(sqlite3_context *ctx, int argc, sqlite3_value **argv);    /* models.c */
 void cnn_fn_export(sqlite3_context *ctx, int argc, sqlite3_value **argv);       /* exchange.c */
 void cnn_fn_import(sqlite3_context *ctx, int argc, sqlite3_value **argv);       /* exchange.c */
 void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv);        /* train.c */

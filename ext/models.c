@@ -1,6 +1,6 @@
 /*
- * models.c - the life of a stored model: cnn_create, cnn_drop and
- * cnn_default. Each writer runs in one transaction (cnn_tx, ext/store.c), so
+ * models.c - the life of a stored model: cnn_create, cnn_drop, cnn_default
+ * and cnn_precision. Each writer runs in one transaction (cnn_tx, ext/store.c), so
  * a failed call leaves the tables as they were. Moving a model between
  * databases, cnn_export and cnn_import, is ext/exchange.c.
  */
@@ -76,9 +76,11 @@ void cnn_fn_drop(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   static const char *const sql[] = {
       "DELETE FROM cnn_optimizer_state WHERE model = ?1",
-      "DELETE FROM cnn_weights WHERE model = ?1", "DELETE FROM cnn_epochs WHERE model = ?1",
+      "DELETE FROM cnn_weights WHERE model = ?1",
+      "DELETE FROM cnn_epochs WHERE model = ?1",
       "DELETE FROM cnn_models WHERE name = ?1",
-      "DELETE FROM cnn_settings WHERE key = 'default_model' AND value = ?1"};
+      "DELETE FROM cnn_settings WHERE key = 'default_model' AND value = ?1",
+      "DELETE FROM cnn_settings WHERE key = 'precision:' || ?1"};
   if ((rc = cnn_tx_begin(db, &tx, err))) goto done;
   for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == CNN_OK; i++) {
     sqlite3_stmt *st = NULL;
@@ -128,4 +130,68 @@ void cnn_fn_default(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       (rc = cnn_store_set_default(db, name, err)) == CNN_OK)
     sqlite3_result_text(ctx, name, -1, SQLITE_TRANSIENT);
   cnn_tx_finish(ctx, db, &tx, rc, err);
+}
+
+/* cnn_precision(name) reads a model's inference precision, "fp32" (the
+ * default) or "bf16"; cnn_precision(name, precision) sets it, for every
+ * connection (a row of cnn_settings, key 'precision:' || name). Setting
+ * "bf16" first prepares this connection's copy of the model, so a CPU
+ * without bf16 kernels refuses it before anything is stored; "fp32" always
+ * works, even where a stored "bf16" cannot run. */
+void cnn_fn_precision(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  char err[CNN_ERRMAX] = "", what[48];
+  cnn_stored_model *m = NULL;
+  cnn_tx tx = {0};
+  const char *name, *want = NULL;
+  int rc = cnn_arg_name(argv[0], &name, err), bf16 = 0;
+  if (rc) goto done;
+  if (argc > 1) {
+    want = (const char *)sqlite3_value_text(argv[1]);
+    if (sqlite3_value_type(argv[1]) != SQLITE_TEXT ||
+        (strcmp(want, "fp32") && strcmp(want, "bf16"))) {
+      if (sqlite3_value_type(argv[1]) == SQLITE_TEXT)
+        rc = cnn_error(err, CNN_ERROR, "precision must be 'fp32' or 'bf16'; got '%.40s'", want);
+      else
+        rc = cnn_error(err, CNN_ERROR, "precision must be 'fp32' or 'bf16'; got %s",
+                       cnn_value_describe(argv[1], what, sizeof what));
+      goto done;
+    }
+  }
+  int exists = cnn_store_exists(db, name, err);
+  if (exists <= 0) {
+    rc = exists == 0 ? cnn_error(err, CNN_ERROR, "no model named '%s'", name) : CNN_ERROR;
+    goto done;
+  }
+  if (!want) {
+    if ((rc = cnn_store_bf16(db, name, &bf16, err)) == CNN_OK)
+      sqlite3_result_text(ctx, bf16 ? "bf16" : "fp32", -1, SQLITE_STATIC);
+    goto done;
+  }
+  bf16 = !strcmp(want, "bf16");
+  if (bf16 && ((rc = cnn_cache_get(cnn_ctx_conn(ctx), db, name, &m, err)) ||
+               (rc = cnn_net_set_bf16_inference(m->net, 1, err))))
+    goto done;
+  if ((rc = cnn_store_init(db, err)) || (rc = cnn_tx_begin(db, &tx, err))) goto done;
+  sqlite3_stmt *st = NULL;
+  int src = sqlite3_prepare_v2(
+      db,
+      bf16 ? "INSERT INTO cnn_settings(key, value) VALUES ('precision:' || ?1, 'bf16') "
+             "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+           : "DELETE FROM cnn_settings WHERE key = 'precision:' || ?1",
+      -1, &st, NULL);
+  if (src == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    src = sqlite3_step(st);
+  }
+  if (src != SQLITE_OK && src != SQLITE_DONE)
+    rc = cnn_error(err, src == SQLITE_NOMEM ? CNN_NOMEM : CNN_ERROR, "%s", sqlite3_errmsg(db));
+  sqlite3_finalize(st);
+  if (rc == CNN_OK) sqlite3_result_text(ctx, want, -1, SQLITE_TRANSIENT);
+done:
+  if (want)
+    cnn_tx_finish(ctx, db, &tx, rc, err);
+  else if (rc)
+    cnn_result_status(ctx, rc, err);
+  cnn_stored_model_release(m);
 }

@@ -533,17 +533,39 @@ cnn_threads *cnn_conn_pool(cnn_conn *conn) {
   return conn->pool;
 }
 
+int cnn_store_bf16(sqlite3 *db, const char *name, int *bf16, char *err) {
+  sqlite3_stmt *st = NULL;
+  *bf16 = 0;
+  int rc = sqlite3_prepare_v2(db, "SELECT value FROM cnn_settings WHERE key = 'precision:' || ?1",
+                              -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+      const unsigned char *v = sqlite3_column_text(st, 0);
+      *bf16 = v && !strcmp((const char *)v, "bf16");
+      rc = SQLITE_DONE;
+    }
+  } else if (strstr(sqlite3_errmsg(db), "no such table")) {
+    rc = SQLITE_DONE; /* a database from before settings: all fp32 */
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? CNN_OK : sql_status(db, rc, err);
+}
+
 int cnn_cache_get(cnn_conn *conn, sqlite3 *db, const char *name, cnn_stored_model **out,
                   char *err) {
   char *dflt = NULL;
   sqlite3_int64 version = 0;
-  int rc;
+  int rc, bf16;
   *out = NULL;
   if (!name) {
     if ((rc = cnn_store_get_default(db, &dflt, err))) return rc;
     name = dflt;
   }
-  if ((rc = cnn_store_version(db, name, &version, err))) goto done;
+  if ((rc = cnn_store_version(db, name, &version, err)) ||
+      (rc = cnn_store_bf16(db, name, &bf16, err)))
+    goto done;
   int slot = -1;
   for (int i = 0; i < CNN_CACHE_MODELS; i++)
     if (conn->cache[i] && !strcmp(conn->cache[i]->name, name)) slot = i;
@@ -555,6 +577,13 @@ int cnn_cache_get(cnn_conn *conn, sqlite3 *db, const char *name, cnn_stored_mode
     if (slot < 0) slot = CNN_CACHE_MODELS - 1; /* evict the least recent */
     cnn_stored_model_release(conn->cache[slot]);
     conn->cache[slot] = m = fresh;
+  }
+  if (cnn_net_bf16_inference(m->net) != bf16 &&
+      (rc = cnn_net_set_bf16_inference(m->net, bf16, err))) {
+    char why[CNN_ERRMAX];
+    memcpy(why, err, sizeof why);
+    cnn_error(err, rc, "model '%s' is set to precision \"bf16\" (cnn_precision): %s", name, why);
+    goto done;
   }
   /* Most recent first. */
   for (int i = slot; i > 0; i--) conn->cache[i] = conn->cache[i - 1];

@@ -262,7 +262,9 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                        "lacks");
       else
         rc = cnn_error(err, CNN_ERROR,
-                       "option precision \"bf16\" needs isa avx512 or amx; the run's isa is \"%s\"",
+                       "option precision \"bf16\" needs isa \"%s\" or above on this CPU; the "
+                       "run's isa is \"%s\"",
+                       cnn_isa_name(cnn_isa_bf16(CNN_ISA_AVX512) ? CNN_ISA_AVX512 : CNN_ISA_AMX),
                        cnn_isa_name(isa));
       goto done;
     }

@@ -222,6 +222,18 @@ void cnn_net_set_input_grad(cnn_net *net, int on);
  * in batches; out is n x classes. */
 int cnn_net_predict(cnn_net *net, float *out, const uint8_t *images, size_t n, char *err);
 
+/* Inference in mixed precision (forward passes outside training, so
+ * cnn_net_predict and cnn_evaluate): bf16 operands and fp32 sums, as the
+ * training option precision "bf16". Turning it on converts the dense layers'
+ * kernels to bf16 once, as they are now (turn it on again after changing
+ * the weights), for the products of a few rows (one image at a time) that
+ * would otherwise read every fp32 weight per call; batches run the products
+ * of cnn_gemm_bf16 on the network's pool. Fails with CNN_ERROR where the
+ * pool's instruction set has no bf16 kernel (cnn_isa_bf16), CNN_NOMEM when
+ * out of memory (inference then stays fp32). */
+int cnn_net_set_bf16_inference(cnn_net *net, int on, char *err);
+int cnn_net_bf16_inference(const cnn_net *net);
+
 /* ---- optimizers ------------------------------------------------------------ */
 
 typedef enum cnn_optim_kind {

@@ -8,6 +8,7 @@
 #include "gemm.h"
 
 #include <stddef.h>
+#include <string.h>
 
 static void gemm_dispatch(cnn_isa isa, cnn_threads *pool, int ta, int tb, int M, int N, int K,
                           float alpha, const float *A, int lda, const float *B, int ldb, float beta,
@@ -102,6 +103,68 @@ void cnn_gemm_bias_serial(const cnn_threads *like, int ta, int tb, int M, int N,
   (cnn_threads_bf16(like) ? gemm_dispatch_bf16 : gemm_dispatch)(
       cnn_threads_isa(like), NULL, ta, tb, M, N, K, alpha, A, lda, B, ldb, bias ? 1.0f : 0.0f, bias,
       relu, C, ldc);
+}
+
+/* ---- B in bf16, converted once ------------------------------------------ */
+
+size_t cnn_bf16_packed_size(int K, int N) {
+  return K <= 0 || N <= 0 ? 0 : (size_t)((N + 15) / 16) * (size_t)((K + 1) / 2) * 32;
+}
+
+/* x rounded to bfloat16 as VCVTNE2PS2BF16 does: nearest even, denormals
+ * (and their results) zero, NaN kept quiet. */
+static uint16_t bf16_round(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static float bf16_value(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float x;
+  memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+/* Entry (k, j) of B in the packed layout. */
+static size_t bf16_packed_at(int K, int k, int j) {
+  return ((size_t)(j / 16) * (size_t)((K + 1) / 2) + (size_t)(k / 2)) * 32 + (size_t)(j % 16) * 2 +
+         (size_t)(k % 2);
+}
+
+void cnn_bf16_pack(uint16_t *bp, const float *B, int ldb, int K, int N) {
+  size_t n = cnn_bf16_packed_size(K, N);
+  if (n) memset(bp, 0, n * sizeof *bp); /* padding: k past K, columns past N */
+  for (int k = 0; k < K; k++)
+    for (int j = 0; j < N; j++) bp[bf16_packed_at(K, k, j)] = bf16_round(B[(size_t)k * ldb + j]);
+}
+
+void cnn_bf16_unpack(float *B, const uint16_t *bp, int K, int N) {
+  for (int k = 0; k < K; k++)
+    for (int j = 0; j < N; j++) B[(size_t)k * N + j] = bf16_value(bp[bf16_packed_at(K, k, j)]);
+}
+
+void cnn_gemm_bias_bf16_packed(cnn_threads *pool, int M, int N, int K, const float *A, int lda,
+                               const uint16_t *bp, const float *bias, int relu, float *C, int ldc) {
+#if CNN_HAVE_X86_KERNELS
+  if (cnn_isa_bf16(cnn_threads_isa(pool)) != CNN_BF16_NONE) {
+    cnn_gemm_run_bf16_packed(pool, M, N, K, A, lda, bp, bias, relu, C, ldc);
+    return;
+  }
+#endif
+  /* Without the instructions (a level capped below them): the same
+   * operands, one row and column at a time. */
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      float s = 0.0f;
+      for (int k = 0; k < K; k++)
+        s += bf16_value(bf16_round(A[(size_t)i * lda + k])) *
+             bf16_value(bp[bf16_packed_at(K, k, j)]);
+      if (bias) s += bias[j];
+      C[(size_t)i * ldc + j] = relu ? (s > 0 ? s : 0) : s;
+    }
 }
 
 /* op(A)[i][k] and op(B)[k][j] for the stored layouts. */

@@ -17,6 +17,9 @@
 #ifndef CNN_GEMM_H
 #define CNN_GEMM_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "threads.h"
 
 /* The pool's instruction set picks the kernel; a pool set to bf16
@@ -79,6 +82,26 @@ void cnn_gemm_bias_serial_bf16(cnn_isa isa, int ta, int tb, int M, int N, int K,
  * the second where it reports either. */
 void cnn_gemm_run_bf16_amx(CNN_GEMM_RUN_PARAMS);
 void cnn_gemm_run_bf16_avx512(CNN_GEMM_RUN_PARAMS);
+
+/* Products with B in bf16, converted once: for inference, where a layer's
+ * weights stay the same from one call to the next. cnn_bf16_pack rounds
+ * B [K, N] (row-major, leading dimension ldb) to bfloat16 as the bf16
+ * products do (nearest even, denormals to zero) into bp, which holds
+ * cnn_bf16_packed_size(K, N) values, in the layout of gemm_bf16.c's
+ * "products with B converted once". Then
+ *   C[M, N] = bf16(A)[M, K] @ bp + bias, then max(C, 0) with relu
+ * with sums in fp32 and the error bound of the bf16 products above; bitwise
+ * identical for any pool size. It runs on AVX512-BF16 when the pool's level
+ * has a bf16 kernel (cnn_isa_bf16), else through cnn_bf16_unpack and the
+ * fp32 product (same operands, another order of additions). */
+size_t cnn_bf16_packed_size(int K, int N);
+void cnn_bf16_pack(uint16_t *bp, const float *B, int ldb, int K, int N);
+/* The fp32 values of bp: B [K, N] row-major, each entry as rounded. */
+void cnn_bf16_unpack(float *B, const uint16_t *bp, int K, int N);
+void cnn_gemm_bias_bf16_packed(cnn_threads *pool, int M, int N, int K, const float *A, int lda,
+                               const uint16_t *bp, const float *bias, int relu, float *C, int ldc);
+void cnn_gemm_run_bf16_packed(cnn_threads *pool, int M, int N, int K, const float *A, int lda,
+                              const uint16_t *bp, const float *bias, int relu, float *C, int ldc);
 
 /* The naive reference twin (triple loop, double accumulation) the tests and
  * benchmarks compare against. */

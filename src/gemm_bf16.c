@@ -465,3 +465,147 @@ void cnn_gemm_run_bf16_amx(CNN_GEMM_RUN_PARAMS) {
 void cnn_gemm_run_bf16_avx512(CNN_GEMM_RUN_PARAMS) {
   bf16_run(0, pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, relu, C, ldc);
 }
+
+/* ---- products with B converted once (inference) --------------------------
+ *
+ * A trained layer's weights do not change between predictions, so a model
+ * run for inference in bf16 converts them once (cnn_bf16_pack in gemm.c)
+ * into 16-column VNNI panels that hold all of K:
+ *   bp[panel][k pair][16 columns][2 k]
+ * and a prediction then reads half the bytes of the fp32 weights and no fp32
+ * copy at all. That matters most for one image at a time, where the dense
+ * layer's product is a matrix-vector product whose time is the time to read
+ * its weights: 11.5 MB as fp32, 5.8 MB as bf16, which two cores' L2 caches
+ * hold between calls. Rows go four at a time, against four panels at a time
+ * (16 accumulators), with VDPBF16PS: each row's k pair broadcast against a
+ * row of B's pairs. Rows are converted to bf16 pairs PK_KB pairs at a time
+ * into a thread-local buffer; when K needs more than one such block, the
+ * partial sums wait in C (so a block's order of additions is fixed by K
+ * alone, and results are bitwise identical for any pool size). */
+
+#define PK_ROWS 4
+#define PK_PANELS 4
+#define PK_KB 4096 /* k pairs of A converted at a time (a multiple of 16) */
+
+static _Thread_local _Alignas(64) uint16_t bf16_arows[PK_ROWS * 2 * PK_KB];
+
+typedef struct bf16_packed_job {
+  int M, N, K;
+  const float *A; /* borrowed, like bp, bias and C */
+  int lda;
+  const uint16_t *bp;
+  const float *bias;
+  int relu;
+  float *C;
+  int ldc;
+  int npanels, ntasks;
+} bf16_packed_job;
+
+/* Rows i0..i0+mr-1 of C over panels p..p+np-1, pairs kb..kb+nkb-1 (A's in
+ * bf16_arows); mr and np are literals at each instantiation. */
+static inline __attribute__((always_inline)) void bf16_packed_block(const int mr, const int np,
+                                                                    const bf16_packed_job *g,
+                                                                    int i0, int p, int kb,
+                                                                    int nkb) {
+  const size_t KP = (size_t)(g->K + 1) / 2, pstride = KP * 32;
+  const uint16_t *b = g->bp + ((size_t)p * KP + kb) * 32;
+  const uint32_t *a = (const uint32_t *)bf16_arows;
+  const int last = kb + nkb >= (int)KP;
+  __m512 acc[PK_ROWS][PK_PANELS];
+  __mmask16 mask[PK_PANELS];
+  for (int q = 0; q < np; q++) mask[q] = bf16_mask(g->N - 16 * (p + q));
+  for (int r = 0; r < mr; r++)
+    for (int q = 0; q < np; q++)
+      acc[r][q] =
+          kb == 0 ? _mm512_setzero_ps()
+                  : _mm512_maskz_loadu_ps(mask[q], g->C + (size_t)(i0 + r) * g->ldc + 16 * (p + q));
+  for (int kk = 0; kk < nkb; kk++) {
+    __m512bh vb[PK_PANELS];
+    for (int q = 0; q < np; q++)
+      vb[q] = (__m512bh)_mm512_loadu_si512(b + q * pstride + (size_t)kk * 32);
+    for (int r = 0; r < mr; r++) {
+      __m512bh va = (__m512bh)_mm512_set1_epi32((int)a[r * PK_KB + kk]);
+      for (int q = 0; q < np; q++) acc[r][q] = _mm512_dpbf16_ps(acc[r][q], va, vb[q]);
+    }
+  }
+  for (int r = 0; r < mr; r++)
+    for (int q = 0; q < np; q++) {
+      int j = 16 * (p + q);
+      __m512 x = acc[r][q];
+      if (last && g->bias) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[q], g->bias + j));
+      if (last && g->relu) x = _mm512_max_ps(x, _mm512_setzero_ps());
+      _mm512_mask_storeu_ps(g->C + (size_t)(i0 + r) * g->ldc + j, mask[q], x);
+    }
+}
+
+#define BF16_PACKED_ROWS(np)                     \
+  switch (mr) {                                  \
+  case 1:                                        \
+    bf16_packed_block(1, np, g, i0, p, kb, nkb); \
+    break;                                       \
+  case 2:                                        \
+    bf16_packed_block(2, np, g, i0, p, kb, nkb); \
+    break;                                       \
+  case 3:                                        \
+    bf16_packed_block(3, np, g, i0, p, kb, nkb); \
+    break;                                       \
+  default:                                       \
+    bf16_packed_block(4, np, g, i0, p, kb, nkb); \
+    break;                                       \
+  }
+
+static void bf16_packed_panels(const bf16_packed_job *g, int p0, int p1) {
+  const int KP = (g->K + 1) / 2;
+  for (int i0 = 0; i0 < g->M; i0 += PK_ROWS) {
+    int mr = g->M - i0 < PK_ROWS ? g->M - i0 : PK_ROWS;
+    for (int kb = 0; kb < KP; kb += PK_KB) {
+      int nkb = KP - kb < PK_KB ? KP - kb : PK_KB, nk = g->K - 2 * kb;
+      if (nk > 2 * nkb) nk = 2 * nkb;
+      for (int r = 0; r < mr; r++) {
+        const float *src = g->A + (size_t)(i0 + r) * g->lda + 2 * (size_t)kb;
+        uint16_t *dst = bf16_arows + (size_t)r * 2 * PK_KB;
+        for (int k = 0; k < 2 * nkb; k += 32)
+          _mm512_store_si512(
+              dst + k, bf16_cvt(bf16_load(src + k, nk - k), bf16_load(src + k + 16, nk - k - 16)));
+      }
+      int p = p0;
+      for (; p + PK_PANELS <= p1; p += PK_PANELS) BF16_PACKED_ROWS(PK_PANELS)
+      for (; p < p1; p++) BF16_PACKED_ROWS(1)
+    }
+  }
+}
+#undef BF16_PACKED_ROWS
+
+static void bf16_packed_task(void *ctx, int task, int thread) {
+  const bf16_packed_job *g = ctx;
+  (void)thread; /* the row buffer is thread-local */
+  int groups = (g->npanels + PK_PANELS - 1) / PK_PANELS;
+  int p0 = PK_PANELS * (int)((long long)groups * task / g->ntasks);
+  int p1 = PK_PANELS * (int)((long long)groups * (task + 1) / g->ntasks);
+  bf16_packed_panels(g, p0, p1 < g->npanels ? p1 : g->npanels);
+}
+
+void cnn_gemm_run_bf16_packed(cnn_threads *pool, int M, int N, int K, const float *A, int lda,
+                              const uint16_t *bp, const float *bias, int relu, float *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) { /* no product: C = the bias row (or 0), then the ReLU */
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) {
+        float v = bias ? bias[j] : 0.0f;
+        C[(size_t)i * ldc + j] = relu ? (v > 0 ? v : 0) : v;
+      }
+    return;
+  }
+  bf16_packed_job g = {M, N, K, A, lda, bp, bias, relu, C, ldc, (N + 15) / 16, 1};
+  int nt = cnn_threads_size(pool);
+  /* Each task a whole number of 4-panel groups, and enough work to pay
+   * for waking a thread. */
+  int groups = (g.npanels + PK_PANELS - 1) / PK_PANELS;
+  if (2.0 * M * N * K < BF16_MIN_PARALLEL_FLOPS / 4) nt = 1;
+  if (nt > groups) nt = groups;
+  g.ntasks = nt;
+  if (nt == 1)
+    bf16_packed_panels(&g, 0, g.npanels);
+  else
+    cnn_threads_run(pool, bf16_packed_task, &g, nt);
+}

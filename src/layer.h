@@ -32,6 +32,7 @@ typedef struct cnn_run {
   int freeze;   /* dropout: reuse the last masks */
   cnn_rng *rng; /* borrowed */
   int relu;     /* forward ends with y = max(y, 0) (a fused activation) */
+  int bf16;     /* inference in mixed precision: use wbf16 where a layer has it */
 } cnn_run;
 
 typedef struct cnn_layer_ops {
@@ -65,6 +66,8 @@ struct cnn_layer {
   float *state;           /* borrowed: nstate floats of the parameter arena */
   float *keep;            /* borrowed: cap * keep_per_sample + keep_fixed
                              floats when reserved for training, else NULL */
+  const uint16_t *wbf16;  /* borrowed: w packed in bf16 for inference
+                             (cnn_bf16_pack), or NULL */
 };
 
 extern const cnn_layer_ops cnn_conv2d_ops, cnn_maxpool_ops, cnn_avgpool_ops, cnn_flatten_ops,

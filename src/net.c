@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "layer.h"
 
 struct cnn_net {
@@ -44,6 +45,8 @@ struct cnn_net {
   cnn_threads *pool; /* borrowed */
   cnn_rng rng;       /* dropout masks */
   int freeze;
+  int bf16;        /* inference in mixed precision */
+  uint16_t *wbf16; /* owned: the dense kernels in bf16, when bf16 */
 };
 
 static const cnn_layer_ops *ops_of(cnn_layer_type t) {
@@ -220,6 +223,7 @@ void cnn_net_free(cnn_net *net) {
   cnn_free(net->arena);
   cnn_free(net->act);
   cnn_free(net->z);
+  cnn_free(net->wbf16);
   cnn_free(net);
 }
 
@@ -403,8 +407,49 @@ int cnn_net_reserve(cnn_net *net, int n, int training, char *err) {
   return CNN_OK;
 }
 
+int cnn_net_set_bf16_inference(cnn_net *net, int on, char *err) {
+  size_t total = 0;
+  cnn_isa isa = cnn_threads_isa(net->pool);
+  if (on && cnn_isa_bf16(isa) == CNN_BF16_NONE) {
+    if (cnn_isa_bf16(cnn_isa_cpu()) == CNN_BF16_NONE)
+      return cnn_error(err, CNN_ERROR,
+                       "precision \"bf16\" needs amx_bf16 or avx512_bf16, which this CPU lacks");
+    return cnn_error(err, CNN_ERROR,
+                     "precision \"bf16\" needs isa \"%s\" or above on this CPU; here it is \"%s\"",
+                     cnn_isa_name(cnn_isa_bf16(CNN_ISA_AVX512) ? CNN_ISA_AVX512 : CNN_ISA_AMX),
+                     cnn_isa_name(isa));
+  }
+  for (int i = 0; i < net->nlayers; i++) net->layers[i].wbf16 = NULL;
+  cnn_free(net->wbf16);
+  net->wbf16 = NULL, net->bf16 = 0;
+  if (!on) return CNN_OK;
+  for (int i = 0; i < net->nlayers; i++) {
+    const cnn_layer *l = &net->layers[i];
+    if (l->ops == &cnn_dense_ops)
+      total += cnn_bf16_packed_size(l->in.h * l->in.w * l->in.c, l->out.c);
+  }
+  if (total && !(net->wbf16 = cnn_malloc(total * sizeof *net->wbf16))) return cnn_nomem(err);
+  uint16_t *p = net->wbf16;
+  for (int i = 0; i < net->nlayers; i++) {
+    cnn_layer *l = &net->layers[i];
+    if (l->ops != &cnn_dense_ops) continue;
+    int in = l->in.h * l->in.w * l->in.c, out = l->out.c;
+    cnn_bf16_pack(p, l->w, out, in, out);
+    l->wbf16 = p;
+    p += cnn_bf16_packed_size(in, out);
+  }
+  net->bf16 = 1;
+  return CNN_OK;
+}
+
+int cnn_net_bf16_inference(const cnn_net *net) { return net->bf16; }
+
 const float *cnn_net_forward(cnn_net *net, int n, int training) {
-  cnn_run run = {net->pool, net->work, training, net->freeze, &net->rng, 0};
+  cnn_run run = {net->pool, net->work, training, net->freeze, &net->rng, 0, !training && net->bf16};
+  /* The convolutions' products follow the pool's precision: lend it ours
+   * for this pass. */
+  int pool_bf16 = cnn_threads_bf16(net->pool);
+  if (run.bf16) cnn_threads_set_bf16(net->pool, 1);
   for (int i = 0; i < net->nlayers; i++) {
     cnn_layer *l = &net->layers[i];
     float *x = net->act[i], *y = net->act[i + 1];
@@ -420,6 +465,7 @@ const float *cnn_net_forward(cnn_net *net, int n, int training) {
       run.relu = 0;
     }
   }
+  if (run.bf16) cnn_threads_set_bf16(net->pool, pool_bf16);
   net->last_n = n;
   return net->act[net->nlayers];
 }
@@ -496,7 +542,7 @@ double cnn_net_loss(cnn_net *net, const uint8_t *labels, int n, double label_smo
 }
 
 void cnn_net_backward(cnn_net *net, int n) {
-  cnn_run run = {net->pool, net->work, 1, net->freeze, &net->rng, 0};
+  cnn_run run = {net->pool, net->work, 1, net->freeze, &net->rng, 0, 0};
   float *g = net->g0, *other = net->g1;
   net->have_input_grad = 0;
   for (int i = net->nlayers - 1; i >= 0; i--) {

@@ -62,7 +62,9 @@ elif what == "train":
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out["test_accuracy"] = json.loads(c.execute("SELECT cnn_evaluate(?, 'mnist_test')", (name,)).fetchone()[0])["accuracy"]
 elif what == "predict":
+    extra = json.loads(sys.argv[8]) if len(sys.argv) > 8 else {}
     name = f"bench_{batch}_{threads}"
+    c.execute("SELECT cnn_precision(?, ?)", (name, extra.get("precision", "fp32"))).fetchone()
     c.execute("SELECT cnn_predict(?, image) FROM mnist_test LIMIT 1", (name,)).fetchall()
     t = time.perf_counter()
     c.execute("SELECT sum(cnn_predict(?, image)) FROM mnist_test", (name,)).fetchone()
@@ -70,6 +72,8 @@ elif what == "predict":
     t = time.perf_counter()
     c.execute("SELECT sum(predicted) FROM cnn_predictions(?, 'mnist_test')", (name,)).fetchone()
     out["predict_s_batched"] = time.perf_counter() - t
+    out["test_accuracy"] = json.loads(c.execute("SELECT cnn_evaluate(?, 'mnist_test')", (name,)).fetchone()[0])["accuracy"]
+    c.execute("SELECT cnn_precision(?, 'fp32')", (name,)).fetchone()
 print(json.dumps(out))
 """
 
@@ -207,6 +211,15 @@ def main():
             own.append(("  test accuracy, bf16 / fp32", median(bf16_ours, "test_accuracy"),
                         median(mine, "test_accuracy")))
         pred = [ours(args, db, "predict", b) for _ in range(args.repeat)]
+        if bf16_ours and b == int(args.batches.split(",")[0]):
+            # Inference in bf16 (cnn_precision) on the fp32-trained model.
+            pred16 = [ours(args, db, "predict", b, precision="bf16") for _ in range(args.repeat)]
+            own.append(("predict us/image, scalar: bf16 / fp32", median(pred16, "predict_us_scalar"),
+                        median(pred, "predict_us_scalar")))
+            own.append(("predict s/10000, batched: bf16 / fp32", median(pred16, "predict_s_batched"),
+                        median(pred, "predict_s_batched")))
+            own.append(("  test accuracy, bf16 / fp32 inference", median(pred16, "test_accuracy"),
+                        median(pred, "test_accuracy")))
         ref, bf16 = [], float("nan")
         if not args.no_torch:
             wait, trial = torch_trial(args, b)
@@ -248,6 +261,9 @@ def print_own(own, args):
     for name, a, b in own:
         if "accuracy" in name:
             print(f"{name:42}{a:>10.4f}{b:>10.4f}{a - b:>+8.4f}")
+        elif name.startswith("predict"):  # per image or per 10000: not scaled
+            print(f"{name:42}{a:>10.4f}{b:>10.4f}{a / b:>8.2f}" if a < 10 else
+                  f"{name:42}{a:>10.1f}{b:>10.1f}{a / b:>8.2f}")
         else:
             print(f"{name:42}{a * scale:>10.2f}{b * scale:>10.2f}{a / b:>8.2f}")
 

@@ -1,7 +1,8 @@
 /*
  * bench_predict.c - inference of the notebook's model in the engine alone
  * (no SQLite): one image per call, as scalar cnn_predict does, and batches,
- * as cnn_predictions does, with 1 and 2 threads.
+ * as cnn_predictions does, with 1 and 2 threads, in fp32 and (where the
+ * CPU has a bf16 kernel) in bf16 (cnn_net_set_bf16_inference).
  *
  * Prints the median time per call over repeats, µs per image, and the best
  * (on a shared machine, the least disturbed figure). Images are
@@ -71,18 +72,27 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < (size_t)IMAGES * CNN_MNIST_BYTES; i++)
     images[i] = (uint8_t)(cnn_rng_next(&rng) >> 56);
 
-  printf("%-8s %-8s %10s %10s %10s\n", "threads", "images", "ms/call", "us/image", "best us/im");
-  for (int threads = 1; threads <= 2; threads++) {
+  printf("%-9s %-8s %-8s %10s %10s %10s\n", "precision", "threads", "images", "ms/call", "us/image",
+         "best us/im");
+  for (int run = 0; run < 4; run++) {
+    int threads = 1 + run % 2, bf16 = run / 2;
     cnn_threads *pool = NULL;
     if (cnn_threads_new(&pool, threads, err)) return 1;
     cnn_net_set_pool(net, pool);
+    if (cnn_net_set_bf16_inference(net, bf16, err)) {
+      printf("bf16: %s\n", err);
+      cnn_net_set_pool(net, NULL);
+      cnn_threads_free(pool);
+      break;
+    }
     static const int sizes[] = {1, 128, IMAGES};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
       int n = sizes[s], r = n == 1 ? reps : n == 128 ? 50 : 10;
       double best;
       median_call(net, probs, images, n, n == 1 ? 50 : 2, &best); /* warm caches and arenas */
       double t = median_call(net, probs, images, n, r, &best);
-      printf("%-8d %-8d %10.3f %10.1f %10.1f\n", threads, n, t * 1e3, t * 1e6 / n, best * 1e6 / n);
+      printf("%-9s %-8d %-8d %10.3f %10.1f %10.1f\n", bf16 ? "bf16" : "fp32", threads, n, t * 1e3,
+             t * 1e6 / n, best * 1e6 / n);
     }
     cnn_net_set_pool(net, NULL);
     cnn_threads_free(pool);

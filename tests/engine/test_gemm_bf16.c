@@ -414,6 +414,84 @@ static void test_entry_points(cnn_isa isa) {
   cnn_threads_free(pool);
 }
 
+/* B converted once (cnn_bf16_pack, cnn_gemm_bias_bf16_packed): the packed
+ * values are B's rounded to bf16; products of rows of A against them are
+ * right to the sharp bound (against double sums of the rounded operands),
+ * leave everything outside C alone, ignore NaN in the padding of A, and
+ * give the same bits for pool sizes 1..3. At a level without a bf16 kernel
+ * this is the fallback's loop; with one, the AVX512-BF16 rows, through
+ * several k blocks when K is long. */
+static void test_packed(cnn_isa isa) {
+  static const int shapes[][3] = {{1, 5000, 576}, {1, 10, 5000}, {3, 17, 31}, {4, 64, 288},
+                                  {5, 100, 9},    {7, 33, 2},    {15, 16, 1}, {16, 48, 577},
+                                  {2, 70, 9000},  {1, 1, 1},     {33, 20, 40}};
+  cnn_threads *pools[3] = {NULL, NULL, NULL};
+  for (int p = 0; p < 3; p++)
+    if (!(pools[p] = check_pool(p + 1, isa))) goto done;
+  long bad = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], lda = K + 3, ldc = N + 2;
+    size_t na = (size_t)M * lda, nb = (size_t)K * N, nc = (size_t)M * ldc;
+    size_t np = cnn_bf16_packed_size(K, N);
+    float *A = malloc(na * sizeof(float)), *B = malloc(nb * sizeof(float));
+    float *Bu = malloc(nb * sizeof(float)), *bias = malloc((size_t)N * sizeof(float));
+    float *C = malloc(nc * sizeof(float)), *first = malloc(nc * sizeof(float));
+    uint16_t *bp = malloc(np * sizeof *bp);
+    if (!CHECK(A && B && Bu && bias && C && first && bp)) {
+      free(A), free(B), free(Bu), free(bias), free(C), free(first), free(bp);
+      break;
+    }
+    for (size_t i = 0; i < na; i++) A[i] = (int)(i % lda) < K ? check_rng_float() : NAN;
+    check_fill(B, nb), check_fill(bias, (size_t)N);
+    cnn_bf16_pack(bp, B, N, K, N);
+    cnn_bf16_unpack(Bu, bp, K, N);
+    long rounded = 0;
+    for (size_t i = 0; i < nb; i++) rounded += memcmp(&Bu[i], &(float){to_bf16(B[i])}, 4) != 0;
+    if (rounded)
+      fprintf(stderr, "packed %dx%d: %ld values are not B's rounded to bf16\n", K, N, rounded);
+    bad += rounded;
+    for (int p = 0; p < 3; p++) {
+      int relu = (int)(s % 2), with_bias = s % 3 != 1;
+      for (size_t i = 0; i < nc; i++) C[i] = SENTINEL;
+      cnn_gemm_bias_bf16_packed(pools[p], M, N, K, A, lda, bp, with_bias ? bias : NULL, relu, C,
+                                ldc);
+      if (p > 0) {
+        if (memcmp(first, C, nc * sizeof(float)) != 0) {
+          fprintf(stderr, "isa %s: packed %dx%dx%d: pool of %d differs from pool of 1\n",
+                  cnn_isa_name(isa), M, N, K, p + 1);
+          bad++;
+        }
+        continue;
+      }
+      memcpy(first, C, nc * sizeof(float));
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < ldc; j++) {
+          float got = C[(size_t)i * ldc + j];
+          if (j >= N) {
+            bad += memcmp(&got, &SENTINEL, sizeof got) != 0;
+            continue;
+          }
+          double sum = with_bias ? bias[j] : 0, scale = with_bias ? fabs(bias[j]) : 0;
+          for (int k = 0; k < K; k++) {
+            double x = to_bf16(A[(size_t)i * lda + k]), y = Bu[(size_t)k * N + j];
+            sum += x * y, scale += fabs(x * y);
+          }
+          if (relu) sum = sum > 0 ? sum : 0;
+          if (!(fabs(got - sum) <= (K + 4) * ldexp(1.0, -23) * scale + 1e-30)) {
+            if (bad < 5)
+              fprintf(stderr, "isa %s: packed %dx%dx%d [%d,%d]: %.9g, want %.9g\n",
+                      cnn_isa_name(isa), M, N, K, i, j, got, sum);
+            bad++;
+          }
+        }
+    }
+    free(A), free(B), free(Bu), free(bias), free(C), free(first), free(bp);
+  }
+  CHECK_EQ_INT(bad, 0);
+done:
+  for (int p = 0; p < 3; p++) cnn_threads_free(pools[p]);
+}
+
 /* Why this CPU has no such kernel, for the log: the first missing feature. */
 static const char *missing(cnn_bf16 want) {
   const char *f = cnn_isa_features();
@@ -463,7 +541,12 @@ int main(void) {
   }
   /* Every level this CPU runs, with or without a bf16 kernel. */
   for (int i = 0; i < CNN_ISA_COUNT; i++) {
-    if (cnn_isa_parse(cnn_isa_name((cnn_isa)i), &got, NULL) == 0) test_entry_points((cnn_isa)i);
+    if (cnn_isa_parse(cnn_isa_name((cnn_isa)i), &got, NULL) == 0) {
+      test_entry_points((cnn_isa)i);
+      test_packed((cnn_isa)i);
+      printf("isa %s: B converted once: %s\n", cnn_isa_name((cnn_isa)i),
+             cnn_isa_bf16((cnn_isa)i) ? "avx512-bf16 rows" : "fallback loop");
+    }
   }
   return check_done();
 }

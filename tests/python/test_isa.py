@@ -122,7 +122,9 @@ def main():
         "amx_bf16=1" in feats or "avx512_bf16=1" in feats)
     if d["gemm_bf16"] == "none (fp32)":
         print(f"precision bf16: no bf16 kernel at isa {d['isa']} on this CPU, skipped")
-        want = (f'option precision "bf16" needs isa avx512 or amx; the run\'s isa is "{d["isa"]}"'
+        need = "amx" if "amx_bf16=1" in feats else "avx512"
+        want = (f'option precision "bf16" needs isa "{need}" or above on this CPU; '
+                f'the run\'s isa is "{d["isa"]}"'
                 if cpu_bf16 else
                 'option precision "bf16" needs amx_bf16 or avx512_bf16, which this CPU lacks')
         try:
@@ -135,7 +137,9 @@ def main():
             train(conn, "p_avx2", ROWS, epochs=1, precision="bf16", isa="avx2")
             raise AssertionError("trained in bf16 on avx2")
         except Exception as e:
-            assert 'option precision "bf16" needs isa avx512 or amx; the run\'s isa is "avx2"' in str(e), str(e)
+            need = "amx" if "amx_bf16=1" in feats else "avx512"
+            assert (f'option precision "bf16" needs isa "{need}" or above on this CPU; '
+                    'the run\'s isa is "avx2"') in str(e), str(e)
         got = {}
         for threads in (1, 2, 2):
             name = f"p_bf16_{threads}_{len(got)}"

@@ -34,6 +34,16 @@ SELECT cnn_import('y', 'text');
 SELECT cnn_import('y', substr(cnn_export('tiny2'), 1, 100));
 SELECT cnn_import('tiny2', cnn_export('tiny2'));
 SELECT count(*) AS models FROM cnn_models;
+-- inference precision: fp32 unless set (bf16 depends on the CPU: test_precision.py)
+SELECT cnn_precision('tiny2');
+SELECT cnn_precision('tiny2', 'fp32');
+SELECT cnn_precision('tiny2', 'half');
+SELECT cnn_precision('tiny2', 32);
+SELECT cnn_precision('nope');
+SELECT cnn_precision('nope', 'fp32');
+SELECT count(*) AS precision_rows FROM cnn_settings WHERE key LIKE 'precision:%';
+CREATE VIEW vp AS SELECT cnn_precision('tiny2', 'fp32') AS p;
+SELECT * FROM vp;
 -- writers cannot run from triggers or views (SQLITE_DIRECTONLY)
 CREATE TABLE log(x);
 CREATE TRIGGER t AFTER INSERT ON log BEGIN SELECT cnn_drop('nb'); END;

@@ -210,6 +210,7 @@ static const struct {
     {"cnn_confusion", &cnn_confusion_module},     /* SQLITE_VTAB_DIRECTONLY: runs a source */
     {"cnn_summary", &cnn_summary_module},
     {"cnn_history", &cnn_history_module},
+    {"cnn_layer_stats", &cnn_layer_stats_module},
 };
 
 #define NFUNCTIONS (sizeof functions / sizeof functions[0])

@@ -297,6 +297,7 @@ extern const sqlite3_module cnn_predictions_module;
 extern const sqlite3_module cnn_confusion_module;
 extern const sqlite3_module cnn_summary_module;
 extern const sqlite3_module cnn_history_module;
+extern const sqlite3_module cnn_layer_stats_module; /* history.c */
 
 /* Keras-style progress on stderr (ext/progress.c): the one place that prints. */
 typedef struct cnn_progress {

@@ -1,9 +1,12 @@
 /*
- * history.c - the training history in SQL: the table-valued function
- * cnn_history over the cnn_epochs table (one row per completed epoch).
+ * history.c - the training history in SQL: the table-valued functions
+ * cnn_history over the cnn_epochs table (one row per completed epoch) and
+ * cnn_layer_stats over cnn_layer_epochs (one row per layer and epoch, with
+ * the training option layer_stats).
  *
  *   SELECT epoch, accuracy, val_accuracy FROM cnn_history WHERE model = 'nb';
  *   SELECT epoch, accuracy, val_accuracy FROM cnn_history('nb');
+ *   SELECT epoch, name, grad_mean_abs FROM cnn_layer_stats('nb');
  *
  * cnn_history runs a query on cnn_epochs at every scan, so it shows each
  * epoch as soon as cnn_train commits it, to this and other connections. A
@@ -18,23 +21,22 @@
 #include "ext.h"
 
 /* ---------------------------------------------------------------------------
- * cnn_history [(name)]: columns as cnn_epochs, ordered by model, epoch.
- * `name` is a hidden column holding the model's name, so that cnn_history('x')
- * and WHERE model = 'x' both become "WHERE model = ?" on cnn_epochs.
+ * cnn_history [(name)]: columns as cnn_epochs, ordered by model, epoch;
+ * cnn_layer_stats [(name)] likewise over cnn_layer_epochs, ordered by model,
+ * epoch, layer. A hidden column after the others holds the model's name, so
+ * that cnn_history('x') and WHERE model = 'x' both become "WHERE model = ?"
+ * on the table. Both are one scan of a query: hist_source says which.
  */
 
-enum {
-  HIST_MODEL,
-  HIST_EPOCH,
-  HIST_LOSS,
-  HIST_ACCURACY,
-  HIST_VAL_LOSS,
-  HIST_VAL_ACCURACY,
-  HIST_LEARNING_RATE,
-  HIST_SECONDS,
-  HIST_SAMPLES,
-  HIST_NAME
-};
+/* The first two columns of both: the model and the epoch. */
+enum { HIST_MODEL, HIST_EPOCH };
+
+typedef struct hist_source {
+  cnn_table table;    /* first: the vtab's table points here */
+  const char *select; /* "SELECT <every visible column> FROM <table>" */
+  const char *order;  /* its whole order: "model, epoch[, layer]" */
+  int name_col;       /* the hidden column: the model's name */
+} hist_source;
 
 /* idxNum bits: which equality constraints xFilter receives, in this order. */
 #define HIST_BY_MODEL 1
@@ -55,25 +57,59 @@ static void hist_reset(cnn_cursor *base) {
 
 /* The hidden name is not a required argument but another spelling of the
  * model column, so the planning is this file's own (hist_best_index). */
-static const cnn_table hist_table = {
-    .schema =
-        "CREATE TABLE x(model TEXT, epoch INTEGER, loss REAL, "
-        "accuracy REAL, val_loss REAL, val_accuracy REAL, "
-        "learning_rate REAL, seconds REAL, samples INTEGER, "
-        "name HIDDEN)",
-    .direct_only = 0,
-    .first_arg = HIST_NAME,
-    .nargs = 1,
-    .required = 0,
-    .usage = "",
-    .cursor_size = sizeof(hist_cursor),
-    .reset = hist_reset,
+static const hist_source epochs_source = {
+    .table =
+        {
+            .schema = "CREATE TABLE x(model TEXT, epoch INTEGER, loss REAL, "
+                      "accuracy REAL, val_loss REAL, val_accuracy REAL, "
+                      "learning_rate REAL, seconds REAL, samples INTEGER, "
+                      "name HIDDEN)",
+            .first_arg = 9,
+            .nargs = 1,
+            .usage = "",
+            .cursor_size = sizeof(hist_cursor),
+            .reset = hist_reset,
+        },
+    .select =
+        "SELECT model, epoch, loss, accuracy, val_loss, val_accuracy, learning_rate, "
+        "seconds, samples FROM cnn_epochs",
+    .order = "model, epoch",
+    .name_col = 9,
 };
+
+static const hist_source layers_source = {
+    .table =
+        {
+            .schema = "CREATE TABLE x(model TEXT, epoch INTEGER, layer INTEGER, name TEXT, "
+                      "type TEXT, grad_mean_abs REAL, weight_norm REAL, update_ratio REAL, "
+                      "zero_fraction REAL, model_name HIDDEN)",
+            .first_arg = 9,
+            .nargs = 1,
+            .usage = "",
+            .cursor_size = sizeof(hist_cursor),
+            .reset = hist_reset,
+        },
+    .select =
+        "SELECT model, epoch, layer, name, type, grad_mean_abs, weight_norm, update_ratio, "
+        "zero_fraction FROM cnn_layer_epochs",
+    .order = "model, epoch, layer",
+    .name_col = 9,
+};
+
+static const hist_source *source_of(sqlite3_vtab *vtab) {
+  return (const hist_source *)((cnn_vtab *)vtab)->table;
+}
 
 static int hist_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
                         sqlite3_vtab **out, char **pzErr) {
   (void)argc, (void)argv, (void)pzErr;
-  return cnn_vtab_connect(db, aux, &hist_table, out);
+  return cnn_vtab_connect(db, aux, &epochs_source.table, out);
+}
+
+static int layers_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                          sqlite3_vtab **out, char **pzErr) {
+  (void)argc, (void)argv, (void)pzErr;
+  return cnn_vtab_connect(db, aux, &layers_source.table, out);
 }
 
 /* An equality on model or on the hidden name becomes "model = ?". The
@@ -82,14 +118,14 @@ static int hist_connect(sqlite3 *db, void *aux, int argc, const char *const *arg
  * usable one the whole table is scanned, which is still correct: the name
  * column holds the model's name, so SQLite's own check filters. */
 static int hist_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
-  (void)vtab;
+  const int name_col = source_of(vtab)->name_col;
   int by[2] = {-1, -1};
   for (int i = 0; i < info->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &info->aConstraint[i];
     if (!c->usable || c->op != SQLITE_INDEX_CONSTRAINT_EQ) continue;
     if (c->iColumn == HIST_MODEL)
       by[0] = i;
-    else if (c->iColumn == HIST_NAME)
+    else if (c->iColumn == name_col)
       by[1] = i;
   }
   int argc = 0;
@@ -102,7 +138,8 @@ static int hist_best_index(sqlite3_vtab *vtab, sqlite3_index_info *info) {
   }
   info->estimatedCost = argc ? 20.0 : 1000.0;
   info->estimatedRows = argc ? 10 : 1000;
-  /* Rows come ordered by model, epoch: either or both ascending. */
+  /* Rows come ordered by model, epoch (then layer): a prefix of that,
+   * ascending, is consumed. */
   int ok = info->nOrderBy >= 1 && info->nOrderBy <= 2;
   for (int i = 0; ok && i < info->nOrderBy; i++)
     ok = info->aOrderBy[i].iColumn == (i == 0 ? HIST_MODEL : HIST_EPOCH) && !info->aOrderBy[i].desc;
@@ -141,15 +178,12 @@ static int hist_filter(sqlite3_vtab_cursor *base, int idxNum, const char *idxStr
    * comparison with the model column is plain SQL (NULL matches nothing). */
   int st = idxNum & HIST_BY_NAME ? cnn_arg_name(argv[argc - 1], &name, err) : CNN_OK;
   if (st != CNN_OK) return cnn_vtab_status(&vtab->base, st, err);
-  static const char *const sql[] = {
-      "SELECT model, epoch, loss, accuracy, val_loss, val_accuracy, learning_rate, seconds, "
-      "samples FROM cnn_epochs ORDER BY model, epoch",
-      "SELECT model, epoch, loss, accuracy, val_loss, val_accuracy, learning_rate, seconds, "
-      "samples FROM cnn_epochs WHERE model = ?1 ORDER BY model, epoch",
-      "SELECT model, epoch, loss, accuracy, val_loss, val_accuracy, learning_rate, seconds, "
-      "samples FROM cnn_epochs WHERE model = ?1 AND model = ?2 ORDER BY model, epoch",
-  };
-  int rc = sqlite3_prepare_v2(vtab->db, sql[argc], -1, &cur->stmt, NULL);
+  static const char *const where[] = {"", " WHERE model = ?1", " WHERE model = ?1 AND model = ?2"};
+  const hist_source *src = source_of(&vtab->base);
+  char *sql = sqlite3_mprintf("%s%s ORDER BY %s", src->select, where[argc], src->order);
+  if (!sql) return SQLITE_NOMEM;
+  int rc = sqlite3_prepare_v2(vtab->db, sql, -1, &cur->stmt, NULL);
+  sqlite3_free(sql);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(cur->stmt);
     cur->stmt = NULL;
@@ -178,11 +212,26 @@ static int hist_eof(sqlite3_vtab_cursor *base) { return ((const hist_cursor *)ba
 static int hist_column(sqlite3_vtab_cursor *base, sqlite3_context *ctx, int col) {
   const hist_cursor *cur = (const hist_cursor *)base;
   /* The hidden name is the model: what cnn_history(name) matched. */
-  sqlite3_result_value(ctx, sqlite3_column_value(cur->stmt, col == HIST_NAME ? HIST_MODEL : col));
+  int from = col == source_of(base->pVtab)->name_col ? HIST_MODEL : col;
+  sqlite3_result_value(ctx, sqlite3_column_value(cur->stmt, from));
   return SQLITE_OK;
 }
 
 /* xCreate NULL: eponymous-only. */
+const sqlite3_module cnn_layer_stats_module = {
+    .iVersion = 0,
+    .xConnect = layers_connect,
+    .xBestIndex = hist_best_index,
+    .xDisconnect = cnn_vtab_disconnect,
+    .xOpen = cnn_vtab_open,
+    .xClose = cnn_vtab_close,
+    .xFilter = hist_filter,
+    .xNext = hist_next,
+    .xEof = hist_eof,
+    .xColumn = hist_column,
+    .xRowid = cnn_vtab_rowid,
+};
+
 const sqlite3_module cnn_history_module = {
     .iVersion = 0,
     .xConnect = hist_connect,

@@ -78,10 +78,12 @@ void cnn_fn_drop(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       "DELETE FROM cnn_optimizer_state WHERE model = ?1",
       "DELETE FROM cnn_weights WHERE model = ?1",
       "DELETE FROM cnn_epochs WHERE model = ?1",
+      "DELETE FROM cnn_layer_epochs WHERE model = ?1",
       "DELETE FROM cnn_models WHERE name = ?1",
       "DELETE FROM cnn_settings WHERE key = 'default_model' AND value = ?1",
       "DELETE FROM cnn_settings WHERE key = 'precision:' || ?1"};
-  if ((rc = cnn_tx_begin(db, &tx, err))) goto done;
+  /* A database from before cnn_layer_epochs gets it first. */
+  if ((rc = cnn_store_init(db, err)) || (rc = cnn_tx_begin(db, &tx, err))) goto done;
   for (size_t i = 0; i < sizeof sql / sizeof sql[0] && rc == CNN_OK; i++) {
     sqlite3_stmt *st = NULL;
     int src = sqlite3_prepare_v2(db, sql[i], -1, &st, NULL);

@@ -71,18 +71,19 @@ static int sql_status(sqlite3 *db, int rc, char *err) {
 }
 
 int cnn_store_init(sqlite3 *db, char *err) {
-  /* Cheap when the tables exist: one lookup in sqlite_schema. */
+  /* Cheap when the tables exist: one lookup in sqlite_schema for the last
+   * trigger and the newest table (a database from an earlier version gets
+   * what it lacks: every statement says IF NOT EXISTS). */
   sqlite3_stmt *st = NULL;
-  int rc =
-      sqlite3_prepare_v2(db,
-                         "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND name = "
-                         "'cnn_weights_delete'",
-                         -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(db,
+                              "SELECT count(*) FROM sqlite_schema WHERE name IN "
+                              "('cnn_weights_delete', 'cnn_layer_epochs')",
+                              -1, &st, NULL);
   int have = 0;
   if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) have = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);
   if (rc != SQLITE_OK) return sql_status(db, rc, err);
-  if (have) return CNN_OK;
+  if (have == 2) return CNN_OK;
   char *msg = NULL;
   rc = sqlite3_exec(db, schema_sql, NULL, NULL, &msg);
   if (rc != SQLITE_OK) {

@@ -136,8 +136,45 @@ static int history_row(sqlite3 *db, const char *name, const cnn_epoch_stats *s, 
                    "%s", sqlite3_errmsg(db));
 }
 
+/* The epoch's layer statistics (training option layer_stats), one row per
+ * layer; NULL where a layer has no kernel. */
+static int layer_rows(sqlite3 *db, const char *name, const cnn_net *net, const cnn_epoch_stats *s,
+                      char *err) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db,
+                              "INSERT OR REPLACE INTO cnn_layer_epochs(model, epoch, layer, name, "
+                              "type, grad_mean_abs, weight_norm, update_ratio, zero_fraction) "
+                              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                              -1, &st, NULL);
+  for (int i = 0; rc == SQLITE_OK && i < cnn_net_layers(net); i++) {
+    cnn_layer_info info = cnn_net_layer(net, i);
+    const cnn_layer_stat *l = &s->layers[i];
+    const double v[4] = {l->grad_mean_abs, l->weight_norm, l->update_ratio, l->zero_fraction};
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, s->epoch);
+    sqlite3_bind_int(st, 3, i);
+    sqlite3_bind_text(st, 4, info.name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, info.type, -1, SQLITE_STATIC);
+    for (int k = 0; k < 4; k++)
+      if (isfinite(v[k]))
+        sqlite3_bind_double(st, 6 + k, v[k]);
+      else
+        sqlite3_bind_null(st, 6 + k);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) rc = sqlite3_reset(st);
+  }
+  sqlite3_finalize(st);
+  if (rc == SQLITE_OK || rc == SQLITE_DONE) return CNN_OK;
+  return cnn_error(err,
+                   rc == SQLITE_NOMEM       ? CNN_NOMEM
+                   : rc == SQLITE_INTERRUPT ? CNN_INTERRUPTED
+                                            : CNN_ERROR,
+                   "%s", sqlite3_errmsg(db));
+}
+
 /* One transaction: the model (first time), its weights and optimizer state,
- * its counters, the history row, and the default model. */
+ * its counters, the history row (and layer statistics), and the default
+ * model. */
 static int commit_epoch(train_ctx *t, const cnn_epoch_stats *s, int with_history, char *err) {
   cnn_tx tx;
   int rc = cnn_tx_begin(t->db, &tx, err);
@@ -154,6 +191,7 @@ static int commit_epoch(train_ctx *t, const cnn_epoch_stats *s, int with_history
   if (rc == CNN_OK && !t->stored) rc = cnn_store_create(t->db, t->name, t->net, err);
   if (rc == CNN_OK) rc = cnn_store_save(t->db, t->name, t->net, t->opt, s->epoch, err);
   if (rc == CNN_OK && with_history) rc = history_row(t->db, t->name, s, err);
+  if (rc == CNN_OK && with_history && s->layers) rc = layer_rows(t->db, t->name, t->net, s, err);
   if (rc == CNN_OK) rc = cnn_store_set_default(t->db, t->name, err);
   if (rc == CNN_OK) rc = cnn_store_version(t->db, t->name, &t->version, err);
   if (rc == CNN_OK) rc = cnn_tx_commit(t->db, &tx, err);
@@ -170,7 +208,7 @@ static int on_epoch(void *p, const cnn_epoch_stats *s, char *err) {
   cnn_progress_epoch(&t->progress, s, t->batches);
   int rc = commit_epoch(t, s, 1, err);
   if (rc == CNN_OK)
-    t->last_epoch = s->epoch, t->last = *s, t->saved++;
+    t->last_epoch = s->epoch, t->last = *s, t->last.layers = NULL, t->saved++;
   else if (rc != CNN_NOMEM && rc != CNN_INTERRUPTED) {
     char tmp[CNN_ERRMAX];
     snprintf(tmp, sizeof tmp, "cannot save epoch %d: %.200s", s->epoch, err);

@@ -51,7 +51,21 @@ CREATE TABLE IF NOT EXISTS cnn_epochs (  -- read it through cnn_history
   PRIMARY KEY (model, epoch)
 );
 
-CREATE TABLE IF NOT EXISTS cnn_settings (  -- 'default_model': used by cnn_predict(image)
+CREATE TABLE IF NOT EXISTS cnn_layer_epochs (  -- read it through cnn_layer_stats
+  model         TEXT NOT NULL,           -- training option layer_stats: one row
+  epoch         INTEGER NOT NULL,        -- per layer and epoch, means over up
+  layer         INTEGER NOT NULL,        -- to 16 steps of the epoch; 0-based
+  name          TEXT NOT NULL,           -- Keras' name: 'conv2d', 'dense_1'
+  type          TEXT NOT NULL,           -- Keras' class: 'Conv2D'
+  grad_mean_abs REAL,                    -- mean |gradient| of the kernel (NULL: none)
+  weight_norm   REAL,                    -- L2 norm of the kernel
+  update_ratio  REAL,                    -- norm of a step's change / norm before it
+  zero_fraction REAL,                    -- outputs exactly 0 (off or dead ReLUs)
+  PRIMARY KEY (model, epoch, layer)
+);
+
+CREATE TABLE IF NOT EXISTS cnn_settings (  -- 'default_model': used by cnn_predict(image);
+                                           -- 'precision:' || model: set by cnn_precision
   key   TEXT PRIMARY KEY,
   value ANY
 );

@@ -292,6 +292,23 @@ typedef struct cnn_dataset {
   size_t count;
 } cnn_dataset;
 
+/* What happened inside one layer during an epoch (the training option
+ * layer_stats), as means over up to CNN_LAYER_STAT_STEPS steps spread
+ * evenly over the epoch, its last included. The kernel is the layer's
+ * first trainable tensor (batchnorm: gamma); layers without one have NaN
+ * for the first three.
+ *   grad_mean_abs  mean |d loss / d kernel| of a step's batch
+ *   weight_norm    L2 norm of the kernel after the step
+ *   update_ratio   L2 norm of the step's change of the kernel over the
+ *                  norm before it (the optimizer's effective step size)
+ *   zero_fraction  share of the layer's outputs (after its activation)
+ *                  that are exactly 0 in the step's training forward pass:
+ *                  ReLUs that are off, dead ones included */
+#define CNN_LAYER_STAT_STEPS 16
+typedef struct cnn_layer_stat {
+  double grad_mean_abs, weight_norm, update_ratio, zero_fraction;
+} cnn_layer_stat;
+
 typedef struct cnn_epoch_stats {
   int epoch; /* 1-based over the model's life */
   double loss, accuracy;
@@ -299,7 +316,18 @@ typedef struct cnn_epoch_stats {
   double learning_rate;
   double seconds;
   size_t samples;
+  const cnn_layer_stat *layers; /* cnn_net_layers entries, or NULL without layer_stats */
 } cnn_epoch_stats;
+
+/* Layer statistics (cnn_layer_stat), added into acc[cnn_net_layers]: the
+ * share of zeros in each layer's output after the last forward pass of n
+ * rows; the mean |gradient| of each kernel after the last backward pass;
+ * the kernels' norms and their change from `before` (a copy of
+ * cnn_net_params taken before an update). Sums in double, in a fixed
+ * order: the same values for any pool size. */
+void cnn_net_stat_outputs(const cnn_net *net, int n, cnn_layer_stat *acc);
+void cnn_net_stat_grads(const cnn_net *net, cnn_layer_stat *acc);
+void cnn_net_stat_update(const cnn_net *net, const float *before, cnn_layer_stat *acc);
 
 typedef struct cnn_batch_progress {
   int epoch;       /* as above */
@@ -375,6 +403,7 @@ typedef struct cnn_train_config {
   cnn_lr_schedule schedule;   /* else this sets the rate per step; the optimizer's stays */
   cnn_plateau_config plateau; /* lowers the optimizer's rate (it is stored); not with schedule */
   int shuffle;                /* 1 */
+  int layer_stats;            /* fill cnn_epoch_stats.layers; 0 */
   double label_smoothing;     /* [0, 1): training and validation loss; 0 */
   cnn_augment_config augment; /* training batches only; all zero (off) */
   int has_seed;               /* seed was given; else the caller draws one */

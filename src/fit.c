@@ -43,7 +43,8 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   int rc = CNN_OK;
   uint32_t *order = NULL;
   uint8_t *labels = NULL;
-  float *best = NULL;
+  float *best = NULL, *before = NULL;
+  cnn_layer_stat *stats = NULL;
   cnn_augment *aug = NULL;
   int scheduled = 0;
   double base_lr = 0;
@@ -92,7 +93,13 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   order = cnn_malloc(train->count * sizeof *order);
   labels = cnn_malloc((size_t)batch);
   if (cfg->patience > 0 && cfg->restore_best) best = cnn_malloc(nkeep * sizeof *best);
-  if (!order || !labels || (cfg->patience > 0 && cfg->restore_best && !best)) {
+  int nlayers = cnn_net_layers(net);
+  if (cfg->layer_stats) {
+    before = cnn_malloc((nparams ? nparams : 1) * sizeof *before);
+    stats = cnn_malloc((size_t)nlayers * sizeof *stats);
+  }
+  if (!order || !labels || (cfg->patience > 0 && cfg->restore_best && !best) ||
+      (cfg->layer_stats && (!before || !stats))) {
     rc = cnn_nomem(err);
     goto done;
   }
@@ -111,6 +118,9 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   double pl_best = INFINITY;
   int pl_wait = 0, pl_cooldown = 0;
   size_t batches = (train->count + batch - 1) / batch;
+  /* Layer statistics sample steps spread evenly over the epoch, the last
+   * one included: batch b is one when (b + 1) * k / batches steps up. */
+  size_t probes = batches < CNN_LAYER_STAT_STEPS ? batches : CNN_LAYER_STAT_STEPS;
   for (int e = 0; e < cfg->epochs; e++) {
     int epoch = cfg->first_epoch + e;
     double te = now_seconds();
@@ -127,7 +137,9 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
     cnn_net_seed(net, mix(cfg->seed, (uint64_t)epoch, 2));
     double loss_sum = 0;
     size_t right = 0, seen = 0;
+    if (stats) memset(stats, 0, (size_t)nlayers * sizeof *stats);
     for (size_t b = 0; b < batches; b++) {
+      int probe = stats && (b + 1) * probes / batches != b * probes / batches;
       size_t start = b * batch;
       int m = train->count - start < (size_t)batch ? (int)(train->count - start) : batch;
       float *x = cnn_net_input_buffer(net);
@@ -142,6 +154,7 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
         labels[i] = train->labels[order[start + i]];
       }
       cnn_net_forward(net, m, 1);
+      if (probe) cnn_net_stat_outputs(net, m, stats);
       if (cfg->stop && cfg->stop(cfg->ctx)) {
         rc = cnn_error(err, CNN_INTERRUPTED, "interrupted");
         goto done;
@@ -158,7 +171,12 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
       cnn_net_backward(net, m);
       if (scheduled) opt->cfg.learning_rate = cnn_lr_schedule_rate(&cfg->schedule, opt->step);
       last_lr = opt->cfg.learning_rate;
+      if (probe) {
+        cnn_net_stat_grads(net, stats);
+        memcpy(before, cnn_net_params(net), nparams * sizeof *before);
+      }
       cnn_optim_step(opt, cnn_net_params(net), cnn_net_grads(net), cnn_net_pool(net));
+      if (probe) cnn_net_stat_update(net, before, stats);
       loss_sum += loss * m;
       right += correct;
       seen += m;
@@ -180,7 +198,19 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
     }
     opt->cfg.learning_rate = base_lr;
     /* The rate of the epoch's last step, as Keras' history logs it. */
-    cnn_epoch_stats s = {epoch, loss_sum / seen, (double)right / seen, NAN, NAN, last_lr, 0, seen};
+    cnn_epoch_stats s = {epoch, loss_sum / seen, (double)right / seen, NAN, NAN, last_lr, 0, seen,
+                         NULL};
+    if (stats) {
+      for (int i = 0; i < nlayers; i++) {
+        cnn_layer_stat *t = &stats[i];
+        int has_kernel = cnn_net_layer(net, i).trainable > 0;
+        t->zero_fraction /= (double)probes;
+        t->grad_mean_abs = has_kernel ? t->grad_mean_abs / probes : NAN;
+        t->weight_norm = has_kernel ? t->weight_norm / probes : NAN;
+        t->update_ratio = has_kernel ? t->update_ratio / probes : NAN;
+      }
+      s.layers = stats;
+    }
     if (val && val->count &&
         (rc = cnn_evaluate(net, val, cfg->label_smoothing, cfg->stop, cfg->ctx, &s.val_loss,
                            &s.val_accuracy, err)))
@@ -234,6 +264,8 @@ done:
   cnn_free(order);
   cnn_free(labels);
   cnn_free(best);
+  cnn_free(before);
+  cnn_free(stats);
   cnn_augment_free(aug);
   return rc;
 }

@@ -584,6 +584,40 @@ int cnn_net_predict(cnn_net *net, float *out, const uint8_t *images, size_t n, c
   return CNN_OK;
 }
 
+void cnn_net_stat_outputs(const cnn_net *net, int n, cnn_layer_stat *acc) {
+  for (int i = 0; i < net->nlayers; i++) {
+    const cnn_layer *l = &net->layers[i];
+    size_t count = (size_t)n * shape_size(l->out), zeros = 0;
+    const float *y = net->act[i + 1];
+    for (size_t j = 0; j < count; j++) zeros += y[j] == 0.0f;
+    acc[i].zero_fraction += count ? (double)zeros / count : 0.0;
+  }
+}
+
+void cnn_net_stat_grads(const cnn_net *net, cnn_layer_stat *acc) {
+  for (int i = 0; i < net->nlayers; i++) {
+    const cnn_layer *l = &net->layers[i];
+    double sum = 0;
+    for (size_t j = 0; j < l->nweights; j++) sum += fabsf(l->dw[j]);
+    if (l->nweights) acc[i].grad_mean_abs += sum / l->nweights;
+  }
+}
+
+void cnn_net_stat_update(const cnn_net *net, const float *before, cnn_layer_stat *acc) {
+  for (int i = 0; i < net->nlayers; i++) {
+    const cnn_layer *l = &net->layers[i];
+    if (!l->nweights) continue;
+    const float *w0 = before + (l->w - net->params);
+    double old = 0, now = 0, step = 0;
+    for (size_t j = 0; j < l->nweights; j++) {
+      double a = w0[j], b = l->w[j];
+      old += a * a, now += b * b, step += (b - a) * (b - a);
+    }
+    acc[i].weight_norm += sqrt(now);
+    acc[i].update_ratio += old > 0 ? sqrt(step / old) : 0.0;
+  }
+}
+
 int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double label_smoothing, cnn_stop_fn stop,
                  void *ctx, double *loss, double *accuracy, char *err) {
   size_t in = shape_size(net->input);

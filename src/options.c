@@ -132,7 +132,8 @@ static const char *const engine_keys[] = {"epochs",
                                           "max_seconds",
                                           "augment",
                                           "label_smoothing",
-                                          "reduce_lr_on_plateau"};
+                                          "reduce_lr_on_plateau",
+                                          "layer_stats"};
 
 static int is_listed(const char *const *list, const char *key) {
   for (; list && *list; list++)
@@ -210,6 +211,8 @@ int cnn_train_config_parse(cnn_train_config *cfg, const char *json, const char *
         cfg->learning_rate = x->number;
     } else if (!strcmp(k, "shuffle")) {
       rc = bool_opt(x, k, &cfg->shuffle, err);
+    } else if (!strcmp(k, "layer_stats")) {
+      rc = bool_opt(x, k, &cfg->layer_stats, err);
     } else if (!strcmp(k, "seed")) {
       if (x->type != CNN_JSON_NUMBER || x->number != floor(x->number) || x->number < 0 ||
           x->number > 9007199254740991.0)

@@ -203,6 +203,11 @@ def main():
                         median(capped, "train_s")))
             own.append((f"  test accuracy, {debug['isa']} / avx2", median(mine, "test_accuracy"),
                         median(capped, "test_accuracy")))
+        if b == int(args.batches.split(",")[0]):
+            # The training option layer_stats must cost next to nothing.
+            probed = [ours(args, db, "train", b, layer_stats=True) for _ in range(args.repeat)]
+            own.append((f"train s/epoch, batch {b}: layer_stats / without", median(probed, "train_s"),
+                        median(mine, "train_s")))
         bf16_ours = []
         if debug.get("gemm_bf16", "none").split()[0] not in ("none", ""):
             bf16_ours = [ours(args, db, "train", b, precision="bf16") for _ in range(args.repeat)]

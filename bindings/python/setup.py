@@ -24,7 +24,7 @@ try:
 except ImportError:  # setuptools before 70.1: the wheel package has it
     from wheel.bdist_wheel import bdist_wheel
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.realpath(__file__))
 SOURCE = os.path.abspath(os.environ.get("SQLITE_CNN_SOURCE") or os.path.join(HERE, "..", ".."))
 
 

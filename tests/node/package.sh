@@ -8,8 +8,9 @@
 #      variable: the install fails and says what to set; with
 #      --ignore-scripts, getLoadablePath() says what is missing.
 # After 1 and 2, package.mjs loads the package into better-sqlite3 (run.sh
-# install puts that in tests/node/node_modules; it is linked in) and predicts.
-# Environment: CNN_DATA, as for every test.
+# install puts that in tests/node/node_modules; it is linked in) and predicts;
+# after 1, README's example of the package runs too.
+# Environment: CNN_SO and CNN_DATA, as for every test.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -41,6 +42,20 @@ check() {
 project "$tmp/a"
 npm_install "$tmp/a" "$root/bindings/node" >"$tmp/a.log" 2>&1 || { cat "$tmp/a.log" >&2; exit 1; }
 check "$tmp/a" "$root/bindings/node"
+# README's example in the Installing section, in that project.
+/usr/bin/python3 - "$root" "$tmp/a/readme.mjs" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1] + "/tests/python")
+from test_readme import blocks
+with open(sys.argv[1] + "/README.md", encoding="utf-8") as f:
+    js = [code for section, lang, code in blocks(f.read())
+          if section.endswith("### Installing") and lang == "js" and "from 'sqlite-cnn'" in code]
+assert len(js) == 1, js
+with open(sys.argv[2], "w", encoding="utf-8") as f:
+    f.write(js[0])
+EOF
+(cd "$tmp/a" && node readme.mjs) >"$tmp/readme.out"
+grep -q "^$version .*/lib/cnn.so\$" "$tmp/readme.out" || { echo "README's example printed:" >&2; cat "$tmp/readme.out" >&2; exit 1; }
 
 (cd "$root/bindings/node" && npm pack --silent --pack-destination "$tmp") >"$tmp/pack.log"
 tarball="$tmp/sqlite-cnn-$version.tgz"

@@ -1,12 +1,13 @@
-"""The Python package (bindings/python) as a user gets it: a fresh venv over
-Debian's Python and packages (--system-site-packages), an offline
-`pip install --no-build-isolation` of the checkout, which builds cnn.so with
-the repository's CMake; then, in that venv: the version, load() into a
+"""The Python package (bindings/python) as a user gets it, with the commands
+of README's Installing section: a fresh venv over Debian's Python and packages
+(--system-site-packages), an offline `pip install --no-build-isolation` of the
+checkout, which builds cnn.so with the repository's CMake; then, in that venv: the version, load() into a
 connection (extension loading disabled again afterwards), a model trained on
 300 MNIST rows that predicts test digits, the sqlite-utils plugin (its entry
 point and hook as sqlite-utils 3.34+ call them, and the command
 sqlite-utils-cnn for Debian 12's sqlite-utils without plugins), and the error
-of load() on a connection that cannot load extensions.
+of load() on a connection that cannot load extensions; then the section's
+Python example and sqlite-utils-cnn commands.
 
 Run by ctest with /usr/bin/python3; needs python3-venv, python3-pip,
 python3-setuptools, python3-wheel, python3-pluggy and sqlite-utils
@@ -22,8 +23,10 @@ import tempfile
 import time
 
 from cnntest import DATA, ROOT, SMALL
+from test_readme import blocks
 
-# Runs inside the venv: argv = database path, expected version.
+# Runs inside the venv: argv = database path, expected version, MNIST
+# directory, model spec. Leaves the database with MNIST and the model "small".
 IN_VENV = r'''
 import importlib.metadata
 import json
@@ -53,14 +56,15 @@ except sqlite3.OperationalError as e:
 
 # A small model trained on 300 rows predicts test digits well above chance.
 assert one("SELECT cnn_import_mnist(?)", data) == 70000
-assert one("SELECT cnn_create('m', ?, 7)", spec) == 13610
-r = json.loads(one("SELECT cnn_train('m', 'SELECT image, label FROM mnist_train WHERE id < 300', "
+assert one("SELECT cnn_create('small', ?, 7)", spec) == 13610
+r = json.loads(one("SELECT cnn_train('small', 'SELECT image, label FROM mnist_train WHERE id < 300', "
                    "'{\"epochs\": 5, \"seed\": 1}')"))
 assert r["epochs_run"] == 5 and r["samples"] == 300, r
-ev = json.loads(one("SELECT cnn_evaluate('m', 'SELECT image, label FROM mnist_test WHERE id < 200')"))
+ev = json.loads(one("SELECT cnn_evaluate('small', 'SELECT image, label FROM mnist_test WHERE id < 200')"))
 assert ev["count"] == 200 and ev["accuracy"] > 0.4, ev
 digit, proba = conn.execute(
-    "SELECT cnn_predict('m', image), cnn_predict_proba('m', image) FROM mnist_test WHERE id = 0").fetchone()
+    "SELECT cnn_predict('small', image), cnn_predict_proba('small', image) FROM mnist_test WHERE id = 0"
+).fetchone()
 proba = json.loads(proba)
 assert digit in range(10) and proba.index(max(proba)) == digit, (digit, proba)
 conn.close()
@@ -104,8 +108,23 @@ def cmake_version():
         return re.search(r"project\(sqlite-cnn VERSION ([0-9.]+)", f.read()).group(1)
 
 
-def run(cmd, env, what):
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+def readme_installing():
+    """The Installing section's examples for the Python package: the sh lines
+    that make the venv and install (run from a directory where ./bindings is
+    the checkout's), those that run sqlite-utils-cnn, and the python blocks."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        found = [(lang, code) for section, lang, code in blocks(f.read())
+                 if section.endswith("### Installing")]
+    lines = [line for lang, code in found if lang == "sh" for line in code.splitlines()]
+    setup = [l for l in lines if l.startswith(("/usr/bin/python3 -m venv ", ".venv/bin/pip "))]
+    tools = [l for l in lines if l.startswith(".venv/bin/sqlite-utils-cnn ")]
+    python = [code for lang, code in found if lang == "python" and "import sqlite3, sqlite_cnn" in code]
+    assert len(setup) == 2 and len(tools) >= 1 and len(python) == 1, (setup, tools, python)
+    return setup, tools, python
+
+
+def run(cmd, env, what, cwd=None):
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
     if p.returncode != 0:
         raise AssertionError(f"{what} failed (exit {p.returncode}): {' '.join(cmd)}\n"
                              f"--- stdout\n{p.stdout}--- stderr\n{p.stderr}")
@@ -118,16 +137,17 @@ def main():
     # preload, and the venv must see only what it installs itself.
     env = {k: v for k, v in os.environ.items()
            if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "PYTHONPATH", "PYTHONHOME")}
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INDEX="1")  # offline
+    setup, tools, examples = readme_installing()
     tmp = tempfile.mkdtemp(prefix="cnn-package-")
     try:
-        venv = os.path.join(tmp, "venv")
-        run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", venv], env, "venv")
-        py = os.path.join(venv, "bin", "python")
+        os.symlink(os.path.join(ROOT, "bindings"), os.path.join(tmp, "bindings"))
         start = time.monotonic()
-        run([py, "-m", "pip", "install", "--no-build-isolation", "--no-index",
-             os.path.join(ROOT, "bindings", "python")], env, "pip install")
+        for line in setup:
+            run(["sh", "-c", line], env, "README: " + line, cwd=tmp)
         seconds = time.monotonic() - start
+        venv = os.path.join(tmp, ".venv")
+        py = os.path.join(venv, "bin", "python")
         shown = run([py, "-m", "pip", "show", "sqlite-cnn"], env, "pip show")
         assert f"Version: {version}\n" in shown, shown
 
@@ -139,7 +159,7 @@ def main():
 
         # sqlite-utils' command line without --load-extension.
         tool = os.path.join(venv, "bin", "sqlite-utils-cnn")
-        sql = "SELECT cnn_version() AS v, cnn_predict('m', image) AS digit FROM mnist_test WHERE id = 0"
+        sql = "SELECT cnn_version() AS v, cnn_predict('small', image) AS digit FROM mnist_test WHERE id = 0"
         want = [{"v": version, "digit": facts["digit"]}]
         got = json.loads(run([tool, "query", db, sql], env, "sqlite-utils-cnn query"))
         assert got == want, (got, want)
@@ -149,6 +169,14 @@ def main():
             # sqlite-utils 3.34+ loads the plugin itself.
             got = json.loads(run([py, "-m", "sqlite_utils", "query", db, sql], env, "sqlite-utils query"))
             assert got == want, (got, want)
+
+        # README's examples, in the directory of the venv and mnist.db.
+        for line in tools:
+            got = json.loads(run(["sh", "-c", line], env, "README: " + line, cwd=tmp))
+            assert isinstance(got, list) and got, (line, got)
+        for code in examples:
+            out = run([py, "-c", code], env, "README's Python example", cwd=tmp)
+            assert out.startswith(f"{version} {version}\n"), out
         print(f"ok: pip install in {seconds:.0f} s; sqlite_cnn {version} predicts, accuracy "
               f"{facts['accuracy']:.2f} after 300 rows; sqlite-utils-cnn query works"
               + ("; sqlite-utils loads the plugin" if facts["sqlite_utils_plugins"] else

@@ -39,6 +39,8 @@ check() {
   (cd "$1" && node package.mjs "$version" "$CNN_DATA" "$2")
 }
 
+# A cnn.so left by an earlier install must not stand in for this one's build.
+rm -rf "$root/bindings/node/lib"
 project "$tmp/a"
 npm_install "$tmp/a" "$root/bindings/node" >"$tmp/a.log" 2>&1 || { cat "$tmp/a.log" >&2; exit 1; }
 check "$tmp/a" "$root/bindings/node"

@@ -4,7 +4,8 @@
 # run as root) and better-sqlite3 into tests/node/node_modules (git-ignored,
 # shared by every build directory; a lock serialises concurrent installs).
 # Arguments go to test_node.mjs (its "predict" and "train" modes serve
-# tests/python/test_bindings.py). Environment: CNN_SO and CNN_DATA, as for
+# tests/python/test_bindings.py); "install" only installs better-sqlite3 (for
+# package.sh). Environment: CNN_SO and CNN_DATA, as for
 # every test. npm's messages go to stderr: stdout belongs to test_node.mjs.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -56,4 +57,5 @@ else
   install_driver
 fi
 
+[ "${1:-}" = install ] && exit 0
 exec node "$here/test_node.mjs" "$@"

@@ -3,8 +3,8 @@ own, the notebook tour in order, the shell section), every ```python and
 ```js block, and the sqlite3 command lines of the ```sh blocks, each in a
 scratch directory where ./build is the tested build and ./data the data.
 
-The Installing section's examples load an installed cnn.so: the test
-"install" runs them. So that the tour runs in seconds, MNIST's tables are shadowed by TEMP views
+The Installing section's examples load an installed cnn.so or a package:
+the tests "install", python.test_package and node.package run them. So that the tour runs in seconds, MNIST's tables are shadowed by TEMP views
 of their first rows and "epochs": 10 becomes 1; everything else runs as
 written. A block passes when it runs without an error.
 """
@@ -25,13 +25,17 @@ CREATE TEMP VIEW mnist_test AS SELECT * FROM main.mnist_test WHERE id < 1000;
 
 
 def blocks(text):
-    """(section, language, code) of every fenced block."""
-    section, out = "", []
-    for m in re.finditer(r"^(#+ [^\n]*)$|^```(\w*)\n(.*?)^```", text, re.M | re.S):
+    """(section, language, code) of every fenced block. The section is the
+    path of headings down to the block's own, from level 2 on ("## A / ### B"),
+    or the title before any: a subsection names the sections it is in."""
+    path, out = [], []
+    for m in re.finditer(r"^(#+) ([^\n]*)$|^```(\w*)\n(.*?)^```", text, re.M | re.S):
         if m.group(1):
-            section = m.group(1)
-        elif m.group(2):
-            out.append((section, m.group(2), m.group(3)))
+            level = len(m.group(1))
+            path = [h for h in path if h[0] < level] + [(level, m.group(0))]
+        elif m.group(3):
+            heads = [h for level, h in path if level >= 2] or [h for _, h in path]
+            out.append((" / ".join(heads), m.group(3), m.group(4)))
     return out
 
 

@@ -184,6 +184,7 @@ static const struct {
     {"cnn_default", 0, SQLITE_UTF8, cnn_fn_default},
     {"cnn_default", 1, DIRECT, cnn_fn_default},
     {"cnn_export", 1, SQLITE_UTF8, cnn_fn_export},
+    {"cnn_export_onnx", 1, SQLITE_UTF8, cnn_fn_export_onnx},
     {"cnn_import", 2, DIRECT, cnn_fn_import},
     {"cnn_train", 2, DIRECT, cnn_fn_train},
     {"cnn_train", 3, DIRECT, cnn_fn_train},

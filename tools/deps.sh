@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages sqlite-cnn builds and tests with, if any
 # is missing (as root, or through sudo). Extra package names may be given.
 set -eu
-pkgs="cmake make gcc libc6-dev pkg-config libsqlite3-dev sqlite3 zlib1g-dev libstb-dev python3 valgrind clang-format $*"
+pkgs="cmake make gcc libc6-dev pkg-config libsqlite3-dev sqlite3 zlib1g-dev libstb-dev python3 python3-numpy python3-onnx protobuf-c-compiler libprotobuf-c-dev valgrind clang-format $*"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -10,8 +10,8 @@
  * connection's cache (ext/store.c) and is only read, so views may use the
  * function; not deterministic, since training replaces the weights.
  */
-#include "ext.h"
 #include "onnx.h"
+#include "ext.h"
 
 void cnn_fn_export_onnx(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;

@@ -209,8 +209,8 @@ static void attr_ints(builder *b, Onnx__NodeProto *n, const char *name, const in
 
 /* A new initializer of the given type and dims; returns its raw data (bytes
  * long, zeroed) for the caller to fill, and its name in *name. */
-static uint8_t *b_tensor(builder *b, const char *name, int32_t type, int rank,
-                         const int64_t *dims, size_t bytes, const char **out_name) {
+static uint8_t *b_tensor(builder *b, const char *name, int32_t type, int rank, const int64_t *dims,
+                         size_t bytes, const char **out_name) {
   Onnx__TensorProto *t = b_alloc(b, sizeof *t);
   int64_t *d = b_alloc(b, (rank ? (size_t)rank : 1) * sizeof *d);
   uint8_t *raw = b_alloc(b, bytes);
@@ -571,7 +571,8 @@ static void layer_graph(builder *b, cnn_net *net, int i, flow *f, const char **p
     const char *beta = s->center ? b_weights(b, net, scope, "beta")
                                  : b_fill(b, b_printf(b, "%s/beta", scope), c, 0.0f);
     n = b_node(b, "BatchNormalization", scope, 5, f->value, gamma, beta,
-               b_weights(b, net, scope, "moving_mean"), b_weights(b, net, scope, "moving_variance"));
+               b_weights(b, net, scope, "moving_mean"),
+               b_weights(b, net, scope, "moving_variance"));
     attr_float(b, n, "epsilon", s->epsilon);
     break;
   }
@@ -667,13 +668,13 @@ int cnn_onnx_export(uint8_t **out, size_t *len, cnn_net *net, const char *graph_
     outputs[0] = value_info(&b, "probabilities", ONNX_FLOAT, 2, out_dims);
     outputs[1] = value_info(&b, "logits", ONNX_FLOAT, 2, out_dims);
   }
-  char *doc = b_printf(
-      &b,
-      "sqlite-cnn model '%s'. Input 'image': uint8 [N, %d, %d, %d], the pixel bytes in "
-      "NHWC order (0..255), scaled inside the graph to float by /255 as the engine does. "
-      "Outputs: 'probabilities' float [N, %d], the softmax (cnn_predict_proba); 'logits' "
-      "float [N, %d], the scores before it.",
-      graph_name, in.h, in.w, in.c, classes, classes);
+  char *doc =
+      b_printf(&b,
+               "sqlite-cnn model '%s'. Input 'image': uint8 [N, %d, %d, %d], the pixel bytes in "
+               "NHWC order (0..255), scaled inside the graph to float by /255 as the engine does. "
+               "Outputs: 'probabilities' float [N, %d], the softmax (cnn_predict_proba); 'logits' "
+               "float [N, %d], the scores before it.",
+               graph_name, in.h, in.w, in.c, classes, classes);
   if (b.rc) goto done;
 
   opset.domain = "";

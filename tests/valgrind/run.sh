@@ -5,7 +5,8 @@
 # exporting (the engine's blob and ONNX) and importing, history, pictures)
 # plus a few calls that fail, so their error paths are checked too. Any
 # invalid access, use of an uninitialised value or definitely lost block fails
-# it, as does output that differs from the expected lines below (so a run that did nothing cannot pass).
+# it, as does output that differs from the expected lines below (so a run
+# that did nothing cannot pass).
 #
 # The cnn.so it checks is its own: the sources built in Release with no
 # machine-specific flags (no -march=native, CFLAGS from the environment

@@ -136,7 +136,10 @@ static Onnx__NodeProto *b_node_v(builder *b, const char *op, const char *scope, 
   onnx__node_proto__init(n);
   for (int i = 0; i < nin; i++) {
     in[i] = (char *)va_arg(ap, const char *);
-    if (!in[i]) return NULL; /* an earlier step failed (b->rc is set) */
+    if (!in[i]) { /* an earlier step failed, which set b->rc */
+      b_fail(b, "%s: a value of the graph is missing", scope ? scope : out);
+      return NULL;
+    }
   }
   outs[0] = (char *)out;
   n->n_input = (size_t)nin, n->input = in;
@@ -226,7 +229,7 @@ static uint8_t *b_tensor(builder *b, const char *name, int32_t type, int rank, c
     b->inits = p, b->capinits = cap;
   }
   onnx__tensor_proto__init(t);
-  memcpy(d, dims, (size_t)rank * sizeof *d);
+  if (rank) memcpy(d, dims, (size_t)rank * sizeof *d);
   t->n_dims = (size_t)rank, t->dims = d;
   t->has_data_type = 1, t->data_type = type;
   t->name = (char *)name;

@@ -41,9 +41,9 @@ MODELS = {
         {"type": "flatten"},
         {"type": "dense", "units": 16, "activation": "gelu"},
         {"type": "dense", "units": 10, "activation": "softmax"}]},
-    # 'valid' with strides that leave pixels over, 1x1 convolutions, softmax
-    # over an image's channels, batchnorm on an image and on a vector, global
-    # average pooling, and logits out.
+    # 'valid' with strides that leave pixels over, 1x1 convolutions (one on a
+    # dense layer's vector), softmax over an image's channels, batchnorm on an
+    # image and on a vector, global average pooling, and logits out.
     "valid": {"input": [28, 28, 1], "layers": [
         {"type": "conv2d", "filters": 5, "kernel": 5, "strides": 2, "activation": "sigmoid"},
         {"type": "avgpool", "size": 3, "strides": 2},
@@ -55,6 +55,7 @@ MODELS = {
         {"type": "globalavgpool"},
         {"type": "batchnorm", "momentum": 0.5, "scale": False},
         {"type": "dense", "units": 12, "activation": "selu"},
+        {"type": "conv2d", "filters": 12, "kernel": 1, "activation": "relu"},
         {"type": "dense", "units": 10}]},
     # The other activations and custom formulas (every operation of the
     # formula language, constants on either side), an activation on the raw

@@ -118,6 +118,7 @@ static int b_fail(builder *b, const char *fmt, ...) {
  * NULL, "<scope>/<op>_<serial>". Returns the node (NULL after a failure). */
 static Onnx__NodeProto *b_node_v(builder *b, const char *op, const char *scope, const char *out,
                                  int nin, va_list ap) {
+  assert(nin <= MAX_INPUTS);
   Onnx__NodeProto *n = b_alloc(b, sizeof *n);
   char **in = b_alloc(b, MAX_INPUTS * sizeof *in);
   char **outs = b_alloc(b, sizeof *outs);

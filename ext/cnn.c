@@ -186,6 +186,7 @@ static const struct {
     {"cnn_precision", 1, SQLITE_UTF8, cnn_fn_precision},
     {"cnn_precision", 2, DIRECT, cnn_fn_precision},
     {"cnn_export", 1, SQLITE_UTF8, cnn_fn_export},
+    {"cnn_export_onnx", 1, SQLITE_UTF8, cnn_fn_export_onnx},
     {"cnn_import", 2, DIRECT, cnn_fn_import},
     {"cnn_train", 2, DIRECT, cnn_fn_train},
     {"cnn_train", 3, DIRECT, cnn_fn_train},

@@ -282,6 +282,7 @@ void cnn_fn_default(sqlite3_context *ctx, int argc, sqlite3_value **argv);      
 void cnn_fn_precision(sqlite3_context *ctx, int argc, sqlite3_value **argv);    /* models.c */
 void cnn_fn_export(sqlite3_context *ctx, int argc, sqlite3_value **argv);       /* exchange.c */
 void cnn_fn_import(sqlite3_context *ctx, int argc, sqlite3_value **argv);       /* exchange.c */
+void cnn_fn_export_onnx(sqlite3_context *ctx, int argc, sqlite3_value **argv);  /* onnx.c */
 void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv);        /* train.c */
 void cnn_fn_predict(sqlite3_context *ctx, int argc, sqlite3_value **argv);      /* predict.c */
 void cnn_fn_predict_proba(sqlite3_context *ctx, int argc, sqlite3_value **argv);

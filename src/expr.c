@@ -48,25 +48,27 @@ _Static_assert(EXPR_MAX_REGS < 32, "the busy mask has 32 bits");
 #define EXPR_ALWAYS_INLINE static inline
 #endif
 
+/* The operations are expr.h's cnn_expr_op, which the program exposes. */
 enum {
   OP_CONST, /* leaves */
   OP_X,
-  OP_NEG, /* unary */
-  OP_EXP,
-  OP_LOG,
-  OP_SQRT,
-  OP_ABS,
-  OP_TANH,
-  OP_SIGMOID,
-  OP_SQR, /* a^2, from "^2" */
-  OP_ADD, /* binary */
-  OP_SUB,
-  OP_MUL,
-  OP_DIV,
-  OP_POW,
-  OP_MIN,
-  OP_MAX,
+  OP_NEG = CNN_EXPR_NEG, /* unary */
+  OP_EXP = CNN_EXPR_EXP,
+  OP_LOG = CNN_EXPR_LOG,
+  OP_SQRT = CNN_EXPR_SQRT,
+  OP_ABS = CNN_EXPR_ABS,
+  OP_TANH = CNN_EXPR_TANH,
+  OP_SIGMOID = CNN_EXPR_SIGMOID,
+  OP_SQR = CNN_EXPR_SQR, /* a^2, from "^2" */
+  OP_ADD = CNN_EXPR_ADD, /* binary */
+  OP_SUB = CNN_EXPR_SUB,
+  OP_MUL = CNN_EXPR_MUL,
+  OP_DIV = CNN_EXPR_DIV,
+  OP_POW = CNN_EXPR_POW,
+  OP_MIN = CNN_EXPR_MIN,
+  OP_MAX = CNN_EXPR_MAX,
 };
+_Static_assert(OP_X + 1 == OP_NEG, "leaves come right before the operations");
 #define OP_IS_UNARY(op) ((op) >= OP_NEG && (op) <= OP_SQR)
 
 static const struct {
@@ -365,6 +367,25 @@ void cnn_expr_eval(const cnn_expr *e, float *y, float *dydx, const float *x, siz
 }
 
 const char *cnn_expr_source(const cnn_expr *e) { return e ? e->source : NULL; }
+
+size_t cnn_expr_steps(const cnn_expr *e) { return e->ncode; }
+
+cnn_expr_step cnn_expr_step_at(const cnn_expr *e, size_t i) {
+  const instr *in = &e->code[i];
+  cnn_expr_step s = {(cnn_expr_op)in->op, in->dst, in->a, in->b, in->k};
+  if (OP_IS_UNARY(in->op))
+    s.b = 0;
+  else if (in->mode == MODE_RK)
+    s.b = -1;
+  else if (in->mode == MODE_KR)
+    s.a = -1;
+  return s;
+}
+
+int cnn_expr_result(const cnn_expr *e, float *k) {
+  if (e->result < 0) *k = e->k;
+  return e->result;
+}
 
 void cnn_expr_free(cnn_expr *e) {
   if (!e) return;

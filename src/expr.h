@@ -58,4 +58,40 @@ const char *cnn_expr_source(const cnn_expr *e);
  * about 27 KB of stack. Thread-safe: e is read-only during evaluation. */
 void cnn_expr_eval(const cnn_expr *e, float *y, float *dydx, const float *x, size_t n);
 
+/* The compiled program, for translating a formula into another form (the
+ * ONNX export, src/io/onnx.c). Steps run in order; each writes register dst
+ * (>= 1) from its operands, registers a and b, where register 0 is x and -1
+ * stands for the step's constant k. One-argument operations use a only.
+ * Constant parts are already folded, and "^2" is CNN_EXPR_SQR (a * a). */
+typedef enum cnn_expr_op {
+  CNN_EXPR_NEG = 2,
+  CNN_EXPR_EXP,
+  CNN_EXPR_LOG,
+  CNN_EXPR_SQRT,
+  CNN_EXPR_ABS,
+  CNN_EXPR_TANH,
+  CNN_EXPR_SIGMOID,
+  CNN_EXPR_SQR,
+  CNN_EXPR_ADD,
+  CNN_EXPR_SUB,
+  CNN_EXPR_MUL,
+  CNN_EXPR_DIV,
+  CNN_EXPR_POW,
+  CNN_EXPR_MIN, /* the first argument on ties; NaN in either comes out */
+  CNN_EXPR_MAX,
+} cnn_expr_op;
+
+typedef struct cnn_expr_step {
+  cnn_expr_op op;
+  int dst;
+  int a, b; /* registers, or -1: the constant k */
+  float k;
+} cnn_expr_step;
+
+size_t cnn_expr_steps(const cnn_expr *e);
+cnn_expr_step cnn_expr_step_at(const cnn_expr *e, size_t i);
+/* The register holding f(x) after the last step: 0 when f is x itself, -1
+ * when f is the constant *k (set then). */
+int cnn_expr_result(const cnn_expr *e, float *k);
+
 #endif

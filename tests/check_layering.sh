@@ -7,14 +7,14 @@ if grep -rln 'sqlite3' "$root/src" --include='*.[ch]'; then
   echo "layering: src/ must not mention sqlite3 (files above)"; fail=1
 fi
 # The core (src/*) includes only its own headers and the C library's: no
-# loader (src/io), zlib, stb or SQLite header. The build enforces it too
+# loader (src/io), zlib, stb, protobuf-c or SQLite header. The build enforces it too
 # (the core's include path has none of them); this names the line.
 io_headers=$(cd "$root/src/io" && ls *.h | sed 's/\./\\./g' | paste -sd'|')
-bad=$(grep -nE "^[[:space:]]*#[[:space:]]*include[[:space:]]*[<\"](.*/)?(${io_headers}|zlib\.h|zconf\.h|stb_[a-z_]*\.h|sqlite3[a-z]*\.h)[>\"]|^[[:space:]]*#[[:space:]]*include[[:space:]]*\"io/" \
+bad=$(grep -nE "^[[:space:]]*#[[:space:]]*include[[:space:]]*[<\"](.*/)?(${io_headers}|zlib\.h|zconf\.h|stb_[a-z_]*\.h|protobuf-c\.h|[a-z_]*\.pb-c\.h|sqlite3[a-z]*\.h)[>\"]|^[[:space:]]*#[[:space:]]*include[[:space:]]*\"io/" \
   "$root"/src/*.[ch])
 if [ -n "$bad" ]; then
   echo "$bad"
-  echo "layering: the engine core (src/) must not include io, zlib, stb or SQLite headers (lines above)"
+  echo "layering: the engine core (src/) must not include io, zlib, stb, protobuf-c or SQLite headers (lines above)"
   fail=1
 fi
 # The shipped extension carries no fault-injection hook.

@@ -2,10 +2,11 @@
 # Memory check of the extension under valgrind memcheck: the sqlite3 shell
 # loads an optimised cnn.so and runs a short life of a model (reading MNIST,
 # creating, training with validation, predicting a photo, evaluating,
-# exporting and importing, history, pictures) plus a few calls that fail, so
-# their error paths are checked too. Any invalid access, use of an
-# uninitialised value or definitely lost block fails it, as does output that
-# differs from the expected lines below (so a run that did nothing cannot pass).
+# exporting (the engine's blob and ONNX) and importing, history, pictures)
+# plus a few calls that fail, so their error paths are checked too. Any
+# invalid access, use of an uninitialised value or definitely lost block fails
+# it, as does output that differs from the expected lines below (so a run
+# that did nothing cannot pass).
 #
 # The cnn.so it checks is its own: the sources built in Release with no
 # machine-specific flags (no -march=native, CFLAGS from the environment
@@ -71,6 +72,7 @@ SELECT count(*), min(predicted) >= 0 AND max(predicted) <= 9 FROM cnn_prediction
 SELECT sum(count) FROM cnn_confusion('m', 'test');
 SELECT cnn_import('m2', cnn_export('m'));
 SELECT cnn_export('m') = cnn_export('m2');
+SELECT hex(substr(cnn_export_onnx('m'), 1, 2)), length(cnn_export_onnx('m')) > 40000;
 SELECT epoch, samples, val_accuracy IS NOT NULL FROM cnn_history('m');
 SELECT substr(cnn_image_png(image), 2, 3) FROM test LIMIT 1;
 SELECT substr(cnn_grid_png('SELECT image, label FROM test LIMIT 20', 5), 2, 3);
@@ -105,6 +107,7 @@ dense_1|Dense|(None, 10)|170
 100
 11190
 1
+0807|1
 1|300|1
 PNG
 PNG
@@ -113,13 +116,13 @@ PNG
 1|10
 OUT
 cat > expected_errors.txt <<'OUT'
-Runtime error near line 21: cnn_train: source row 1: image must be 784 raw bytes or an encoded image; got a 1-byte blob
-Runtime error near line 22: cnn_train: option batch_size must be an integer 1..65536; got 0
-Runtime error near line 23: cnn_train: validation source row 1: label must be an integer 0..9; got 12
-Runtime error near line 24: cnn_predict: image must be 784 raw bytes or an encoded image; got a 2-byte blob
-Runtime error near line 25: cnn_import: model blob is corrupt or truncated (checksum mismatch)
-Runtime error near line 26: cnn_mnist: missing.gz: cannot open: No such file or directory
-Runtime error near line 27: cnn_create: layer 1 (dense): units must be an integer 1..65536, got -1
+Runtime error near line 22: cnn_train: source row 1: image must be 784 raw bytes or an encoded image; got a 1-byte blob
+Runtime error near line 23: cnn_train: option batch_size must be an integer 1..65536; got 0
+Runtime error near line 24: cnn_train: validation source row 1: label must be an integer 0..9; got 12
+Runtime error near line 25: cnn_predict: image must be 784 raw bytes or an encoded image; got a 2-byte blob
+Runtime error near line 26: cnn_import: model blob is corrupt or truncated (checksum mismatch)
+Runtime error near line 27: cnn_mnist: missing.gz: cannot open: No such file or directory
+Runtime error near line 28: cnn_create: layer 1 (dense): units must be an integer 1..65536, got -1
 OUT
 
 start=$(date +%s)

@@ -50,10 +50,16 @@ const SPEC = JSON.stringify({ input: [28, 28, 1], layers: [
 const TINY = JSON.stringify({ input: [28, 28, 1], layers: [
   { type: 'flatten' }, { type: 'dense', units: 10 }] });
 
+// The sqlite3 shell on the test's database; its output.
+function sqlite(script) {
+  const r = spawnSync('sqlite3', ['-batch', '-bail', db], { input: script, env: hostEnv, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`sqlite3 failed:\n${script}\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
 function createDatabase() {
   const q = (s) => `'${s.replace(/'/g, "''")}'`;
-  const script = `.bail on
-.load ${SO}
+  const script = `.load ${SO}
 PRAGMA journal_mode = WAL;
 CREATE TABLE train AS SELECT image, label FROM cnn_mnist(${q(path.join(DATA, 'train-images-idx3-ubyte.gz'))},
   ${q(path.join(DATA, 'train-labels-idx1-ubyte.gz'))}) LIMIT 6000;
@@ -67,9 +73,8 @@ SELECT cnn_create('fresh', ${q(TINY)}, 3);
 SELECT cnn_default('digits');
 `;
   const started = Date.now();
-  const r = spawnSync('sqlite3', ['-batch', db], { input: script, env: hostEnv, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`creating the database failed:\n${r.stdout}\n${r.stderr}`);
-  const run = JSON.parse(r.stdout.split('\n').find((l) => l.includes('"model":"digits"')));
+  const out = sqlite(script);
+  const run = JSON.parse(out.split('\n').find((l) => l.includes('"model":"digits"')));
   console.log(`trained 'digits' in ${((Date.now() - started) / 1000).toFixed(1)} s: ` +
               `val_accuracy ${run.val_accuracy}`);
   check(run.val_accuracy >= 0.9, `the page's model reads MNIST (val_accuracy ${run.val_accuracy} >= 0.9)`);
@@ -251,6 +256,15 @@ async function main() {
   await page.waitForFunction(() => document.querySelector('#history').src.includes('model=another') &&
                                    document.querySelector('#history').naturalWidth > 0);
   check(/2 epochs/.test(await page.textContent('#model-facts')), "the chosen model's chart and facts show");
+  // Another connection trains it one more epoch while the page is open: the
+  // next answer brings its new facts and chart.
+  sqlite(`.load ${SO}\nSELECT cnn_train('another', 'SELECT image, label FROM train LIMIT 500', '{"epochs": 1}');`);
+  response = await upload(path.join(DATA, 'digits', '8.jpg'));
+  check(response.url().includes('model=another') && (await shown()) !== null, 'the photo read by the chosen model');
+  await page.waitForFunction(() => document.querySelector('#history').src.includes('epochs=3') &&
+                                   document.querySelector('#history').complete);
+  check(/3 epochs/.test(await page.textContent('#model-facts')),
+        'a model trained meanwhile by another connection shows its new epoch');
   response = page.waitForResponse((r) => r.url().includes('/api/predict'));
   await page.selectOption('#model', 'fresh');
   await response;

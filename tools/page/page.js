@@ -141,6 +141,8 @@ async function send(image) {
   if (response.ok) {
     hideError();
     showAnswer(answer);
+    await loadModels();
+    if (mine !== sequence) return;
   } else {
     showAnswer(null);
     showError(`${answer.error || 'the image was refused'} (HTTP ${response.status})`);
@@ -231,8 +233,9 @@ function showModel() {
   $('model-facts').textContent = facts.join(', ');
   const history = $('history');
   if (m.epochs > 0) {
-    // The epoch count in the URL: a chart fetched before more training is not reused.
-    history.src = `api/history.svg?model=${encodeURIComponent(m.name)}&epochs=${m.epochs}`;
+    // The epoch count in the URL: the chart is fetched again when it grows.
+    const src = `api/history.svg?model=${encodeURIComponent(m.name)}&epochs=${m.epochs}`;
+    if (history.getAttribute('src') !== src) history.src = src;
     history.hidden = false;
     $('history-empty').hidden = true;
   } else {
@@ -247,6 +250,8 @@ $('model').addEventListener('change', () => {
   if (lastImage) send(lastImage);
 });
 
+// The models of the database, read again after every answer: a model
+// trained meanwhile by another connection shows its new epochs and chart.
 async function loadModels() {
   let response, answer;
   try {
@@ -262,6 +267,7 @@ async function loadModels() {
   }
   models = answer.models;
   const select = $('model');
+  const chosen = select.value;
   select.replaceChildren();
   for (const m of models) {
     const option = document.createElement('option');
@@ -274,7 +280,9 @@ async function loadModels() {
     showError('This database has no model yet: train one with cnn_train (sh sql/demo.sh does).');
     return;
   }
-  select.value = answer.default || models[0].name;
+  select.disabled = false;
+  const keep = models.some((m) => m.name === chosen);
+  select.value = keep ? chosen : answer.default || models[0].name;
   showModel();
 }
 

@@ -292,6 +292,35 @@ async function main() {
   predicted = await draw([line(10, -100, -10, 100)]);
   check(predicted === 1 && await page.$eval('#error', (e) => e.hidden), 'a good drawing clears the error');
 
+  // A phone: the page fits its width, and a finger draws (touch events become
+  // pointer events; the pad does not scroll the page).
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2,
+                                           isMobile: true, hasTouch: true });
+  const mobile = await phone.newPage();
+  mobile.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  mobile.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
+  await mobile.goto(base);
+  await mobile.waitForSelector('#model option', { state: 'attached' });
+  const pad = await mobile.locator('#pad').boundingBox();
+  check(pad.x >= 0 && pad.x + pad.width <= 390 &&
+        await mobile.evaluate(() => document.documentElement.scrollWidth <= 390),
+        `on a 390-pixel-wide phone the page fits (pad at ${pad.x}..${pad.x + pad.width})`);
+  const cdp = await phone.newCDPSession(mobile);
+  const finger = line(10, -100, -10, 100).map(([x, y]) => ({ x: pad.x + pad.width / 2 + x,
+                                                              y: pad.y + pad.height / 2 + y }));
+  const touched = mobile.waitForResponse((r) => r.url().includes('/api/predict'));
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [finger[0]] });
+  for (const point of finger.slice(1)) {
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: [point] });
+  }
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  check((await touched).status() === 200, 'a finger stroke is sent');
+  await mobile.waitForFunction(() => document.querySelector('main').getAttribute('aria-busy') === 'false');
+  const fingered = await mobile.textContent('#predicted');
+  check(fingered === '1' && await mobile.evaluate(() => window.scrollY === 0),
+        `the 1 drawn with a finger reads as 1 (${fingered}), the page did not scroll`);
+  await phone.close();
+
   await checkHttp(base);
 
   // The refused uploads are logged by the browser as failed loads; nothing else may be.

@@ -17,7 +17,7 @@ if [ -z "$so" ]; then
     echo "serve: building $so" >&2
     sh "$root/tools/deps.sh" >&2
     cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release >&2
-    cmake --build "$root/build" -j "$(nproc 2>/dev/null || echo 2)" >&2
+    cmake --build "$root/build" --target cnn -j "$(nproc 2>/dev/null || echo 2)" >&2
   fi
 fi
 exec /usr/bin/python3 "$root/tools/serve.py" --so "$so" "$@"

@@ -51,7 +51,7 @@ sys.path.insert(0, sys.argv[1] + "/tests/python")
 from test_readme import blocks
 with open(sys.argv[1] + "/README.md", encoding="utf-8") as f:
     js = [code for section, lang, code in blocks(f.read())
-          if section.endswith("### Installing") and lang == "js" and "from 'sqlite-cnn'" in code]
+          if section.endswith("## Installing") and lang == "js" and "from 'sqlite-cnn'" in code]
 assert len(js) == 1, js
 with open(sys.argv[2], "w", encoding="utf-8") as f:
     f.write(js[0])

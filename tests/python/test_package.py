@@ -114,7 +114,7 @@ def readme_installing():
     the checkout's), those that run sqlite-utils-cnn, and the python blocks."""
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         found = [(lang, code) for section, lang, code in blocks(f.read())
-                 if section.endswith("### Installing")]
+                 if section.endswith("## Installing")]
     lines = [line for lang, code in found if lang == "sh" for line in code.splitlines()]
     setup = [l for l in lines if l.startswith(("/usr/bin/python3 -m venv ", ".venv/bin/pip "))]
     tools = [l for l in lines if l.startswith(".venv/bin/sqlite-utils-cnn ")]

@@ -321,13 +321,15 @@ typedef struct cnn_epoch_stats {
 
 /* Layer statistics (cnn_layer_stat), added into acc[cnn_net_layers]: the
  * share of zeros in each layer's output after the last forward pass of n
- * rows; the mean |gradient| of each kernel after the last backward pass;
- * the kernels' norms and their change from `before` (a copy of
- * cnn_net_params taken before an update). Sums in double, in a fixed
- * order: the same values for any pool size. */
+ * rows; and after an update, from its gradients (still in cnn_net_grads),
+ * `before` (a copy of cnn_net_params taken before it) and the parameters
+ * now, each kernel's mean |gradient|, norm and change. The sums run in
+ * double on the network's pool in fixed chunks: the same values for any
+ * pool size. scratch holds cnn_net_stat_scratch(net) doubles. */
 void cnn_net_stat_outputs(const cnn_net *net, int n, cnn_layer_stat *acc);
-void cnn_net_stat_grads(const cnn_net *net, cnn_layer_stat *acc);
-void cnn_net_stat_update(const cnn_net *net, const float *before, cnn_layer_stat *acc);
+size_t cnn_net_stat_scratch(const cnn_net *net);
+void cnn_net_stat_update(const cnn_net *net, const float *before, double *scratch,
+                         cnn_layer_stat *acc);
 
 typedef struct cnn_batch_progress {
   int epoch;       /* as above */

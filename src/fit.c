@@ -44,6 +44,7 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   uint32_t *order = NULL;
   uint8_t *labels = NULL;
   float *best = NULL, *before = NULL;
+  double *scratch = NULL;
   cnn_layer_stat *stats = NULL;
   cnn_augment *aug = NULL;
   int scheduled = 0;
@@ -97,9 +98,10 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   if (cfg->layer_stats) {
     before = cnn_malloc((nparams ? nparams : 1) * sizeof *before);
     stats = cnn_malloc((size_t)nlayers * sizeof *stats);
+    scratch = cnn_malloc((cnn_net_stat_scratch(net) + 1) * sizeof *scratch);
   }
   if (!order || !labels || (cfg->patience > 0 && cfg->restore_best && !best) ||
-      (cfg->layer_stats && (!before || !stats))) {
+      (cfg->layer_stats && (!before || !stats || !scratch))) {
     rc = cnn_nomem(err);
     goto done;
   }
@@ -171,12 +173,9 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
       cnn_net_backward(net, m);
       if (scheduled) opt->cfg.learning_rate = cnn_lr_schedule_rate(&cfg->schedule, opt->step);
       last_lr = opt->cfg.learning_rate;
-      if (probe) {
-        cnn_net_stat_grads(net, stats);
-        memcpy(before, cnn_net_params(net), nparams * sizeof *before);
-      }
+      if (probe) memcpy(before, cnn_net_params(net), nparams * sizeof *before);
       cnn_optim_step(opt, cnn_net_params(net), cnn_net_grads(net), cnn_net_pool(net));
-      if (probe) cnn_net_stat_update(net, before, stats);
+      if (probe) cnn_net_stat_update(net, before, scratch, stats);
       loss_sum += loss * m;
       right += correct;
       seen += m;
@@ -265,6 +264,7 @@ done:
   cnn_free(labels);
   cnn_free(best);
   cnn_free(before);
+  cnn_free(scratch);
   cnn_free(stats);
   cnn_augment_free(aug);
   return rc;

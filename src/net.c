@@ -594,27 +594,88 @@ void cnn_net_stat_outputs(const cnn_net *net, int n, cnn_layer_stat *acc) {
   }
 }
 
-void cnn_net_stat_grads(const cnn_net *net, cnn_layer_stat *acc) {
-  for (int i = 0; i < net->nlayers; i++) {
-    const cnn_layer *l = &net->layers[i];
-    double sum = 0;
-    for (size_t j = 0; j < l->nweights; j++) sum += fabsf(l->dw[j]);
-    if (l->nweights) acc[i].grad_mean_abs += sum / l->nweights;
-  }
+/* The kernels' sums for cnn_net_stat_update, in chunks of STAT_CHUNK
+ * values that the pool shares out: each chunk's four sums (|g|, w0^2,
+ * w1^2, (w1 - w0)^2) in double, then added per layer in chunk order, so any
+ * pool gives the same bits. */
+#define STAT_CHUNK 32768
+
+typedef struct stat_job {
+  const cnn_net *net;
+  const float *before;
+  double *sums; /* 4 per chunk */
+  int *layer;   /* of each chunk */
+  size_t *start, *end;
+} stat_job;
+
+static size_t stat_chunks(const cnn_net *net) {
+  size_t n = 0;
+  for (int i = 0; i < net->nlayers; i++)
+    n += (net->layers[i].nweights + STAT_CHUNK - 1) / STAT_CHUNK;
+  return n;
 }
 
-void cnn_net_stat_update(const cnn_net *net, const float *before, cnn_layer_stat *acc) {
+size_t cnn_net_stat_scratch(const cnn_net *net) {
+  /* sums, then per chunk its layer and range (as doubles' worth of room) */
+  return stat_chunks(net) * 7;
+}
+
+static void stat_task(void *ctx, int task, int thread) {
+  const stat_job *job = ctx;
+  (void)thread;
+  const cnn_layer *l = &job->net->layers[job->layer[task]];
+  const float *g = l->dw, *w1 = l->w, *w0 = job->before + (l->w - job->net->params);
+  double s[4] = {0, 0, 0, 0};
+  size_t j = job->start[task], end = job->end[task];
+  /* 16 float lanes per sum over blocks of 256 values (the compiler
+   * vectorises the lanes), each block's lanes then added in double. */
+  for (; j < end; j += 256) {
+    size_t stop = end - j < 256 ? end : j + 256, q = j;
+    float a[4][16] = {{0}};
+    for (; q + 16 <= stop; q += 16)
+      for (int t = 0; t < 16; t++) {
+        float x = w0[q + t], y = w1[q + t], d = y - x;
+        a[0][t] += fabsf(g[q + t]), a[1][t] += x * x, a[2][t] += y * y, a[3][t] += d * d;
+      }
+    for (int t = 0; q < stop; q++, t++) {
+      float x = w0[q], y = w1[q], d = y - x;
+      a[0][t] += fabsf(g[q]), a[1][t] += x * x, a[2][t] += y * y, a[3][t] += d * d;
+    }
+    for (int k = 0; k < 4; k++)
+      for (int t = 0; t < 16; t++) s[k] += a[k][t];
+  }
+  memcpy(job->sums + 4 * (size_t)task, s, sizeof s);
+}
+
+void cnn_net_stat_update(const cnn_net *net, const float *before, double *scratch,
+                         cnn_layer_stat *acc) {
+  size_t nchunks = stat_chunks(net);
+  stat_job job = {net,
+                  before,
+                  scratch,
+                  (int *)(scratch + 4 * nchunks),
+                  (size_t *)(scratch + 5 * nchunks),
+                  (size_t *)(scratch + 6 * nchunks)};
+  _Static_assert(sizeof(int) <= sizeof(double) && sizeof(size_t) <= sizeof(double),
+                 "chunk bookkeeping fits the scratch");
+  size_t c = 0;
+  for (int i = 0; i < net->nlayers; i++)
+    for (size_t j = 0; j < net->layers[i].nweights; j += STAT_CHUNK, c++) {
+      job.layer[c] = i, job.start[c] = j;
+      job.end[c] =
+          j + STAT_CHUNK < net->layers[i].nweights ? j + STAT_CHUNK : net->layers[i].nweights;
+    }
+  if (nchunks) cnn_threads_run(net->pool, stat_task, &job, (int)nchunks);
+  c = 0;
   for (int i = 0; i < net->nlayers; i++) {
     const cnn_layer *l = &net->layers[i];
     if (!l->nweights) continue;
-    const float *w0 = before + (l->w - net->params);
-    double old = 0, now = 0, step = 0;
-    for (size_t j = 0; j < l->nweights; j++) {
-      double a = w0[j], b = l->w[j];
-      old += a * a, now += b * b, step += (b - a) * (b - a);
-    }
-    acc[i].weight_norm += sqrt(now);
-    acc[i].update_ratio += old > 0 ? sqrt(step / old) : 0.0;
+    double s[4] = {0, 0, 0, 0};
+    for (size_t j = 0; j < l->nweights; j += STAT_CHUNK, c++)
+      for (int k = 0; k < 4; k++) s[k] += scratch[4 * c + k];
+    acc[i].grad_mean_abs += s[0] / l->nweights;
+    acc[i].weight_norm += sqrt(s[2]);
+    acc[i].update_ratio += s[1] > 0 ? sqrt(s[3] / s[1]) : 0.0;
   }
 }
 

@@ -299,7 +299,13 @@ static void history_compare(sqlite3_context *ctx, sqlite3_value *models_arg,
   const char *p = text;
   while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
   if (*p != '[') {
-    if ((rc = cnn_arg_name(models_arg, &names[0], err))) goto done;
+    if (!text[0] || sqlite3_value_bytes(models_arg) > 200) {
+      rc = cnn_error(err, CNN_ERROR,
+                     "models must be a JSON array of model names or one name; got %s",
+                     text[0] ? "a text of more than 200 bytes" : "an empty text");
+      goto done;
+    }
+    names[0] = text;
     count = 1;
   } else {
     char jerr[CNN_ERRMAX] = "";
@@ -345,11 +351,19 @@ static void history_compare(sqlite3_context *ctx, sqlite3_value *models_arg,
     if ((rc = read_metric(db, names[i], metrics[m].name, &values[i], &n, err)) ||
         (rc = check_model(db, names[i], n, err)))
       goto done;
-    while (k < n && !(isfinite(values[i][k]) && (!metrics[m].log_y || values[i][k] > 0))) k++;
-    if (k == n) {
-      rc = cnn_error(err, CNN_ERROR, "model '%s' has no %s%s to draw%s", names[i],
-                     metrics[m].log_y ? "positive " : "", metrics[m].name,
+    size_t finite = 0;
+    for (size_t e = 0; e < n; e++) {
+      finite += isfinite(values[i][e]) != 0;
+      k += isfinite(values[i][e]) && (!metrics[m].log_y || values[i][e] > 0);
+    }
+    if (!finite) {
+      rc = cnn_error(err, CNN_ERROR, "model '%s' has no %s values%s", names[i], metrics[m].name,
                      !strncmp(metrics[m].name, "val_", 4) ? " (train it with validation)" : "");
+      goto done;
+    }
+    if (!k) {
+      rc = cnn_error(err, CNN_ERROR, "model '%s' has no positive %s values (a log scale)",
+                     names[i], metrics[m].name);
       goto done;
     }
     series[i] = (cnn_svg_series){names[i], values[i], n};

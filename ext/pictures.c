@@ -149,12 +149,9 @@ static const struct {
   const char *name, *label;
   int log_y;
 } metrics[] = {
-    {"accuracy", "Accuracy", 0},
-    {"val_accuracy", "Validation accuracy", 0},
-    {"loss", "Loss (log scale)", 1},
-    {"val_loss", "Validation loss (log scale)", 1},
-    {"learning_rate", "Learning rate", 0},
-    {"seconds", "Seconds per epoch", 0},
+    {"accuracy", "Accuracy", 0},           {"val_accuracy", "Validation accuracy", 0},
+    {"loss", "Loss (log scale)", 1},       {"val_loss", "Validation loss (log scale)", 1},
+    {"learning_rate", "Learning rate", 0}, {"seconds", "Seconds per epoch", 0},
 };
 #define NMETRICS (sizeof metrics / sizeof metrics[0])
 
@@ -218,8 +215,8 @@ static int check_model(sqlite3 *db, const char *name, size_t epochs, char *err) 
   if (exists < 0) return CNN_ERROR;
   if (!exists) return cnn_error(err, CNN_ERROR, "no model named '%s'", name);
   if (epochs == 0)
-    return cnn_error(err, CNN_ERROR,
-                     "model '%s' has no completed epochs (train it with cnn_train)", name);
+    return cnn_error(err, CNN_ERROR, "model '%s' has no completed epochs (train it with cnn_train)",
+                     name);
   return CNN_OK;
 }
 
@@ -260,10 +257,10 @@ static void history_compare(sqlite3_context *ctx, sqlite3_value *models_arg,
                             sqlite3_value *metric_arg) {
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   char err[CNN_ERRMAX] = "", what[64];
-  cnn_json *list = NULL;                        /* owned: the parsed models */
-  cnn_svg_series series[CNN_SVG_MAX_SERIES];    /* names borrowed, values owned */
-  double *values[CNN_SVG_MAX_SERIES] = {NULL};  /* owned (sqlite3_malloc) */
-  const char *names[CNN_SVG_MAX_SERIES];        /* borrowed from list or the argument */
+  cnn_json *list = NULL;                       /* owned: the parsed models */
+  cnn_svg_series series[CNN_SVG_MAX_SERIES];   /* names borrowed, values owned */
+  double *values[CNN_SVG_MAX_SERIES] = {NULL}; /* owned (sqlite3_malloc) */
+  const char *names[CNN_SVG_MAX_SERIES];       /* borrowed from list or the argument */
   char *svg = NULL, *title = NULL;
   size_t count = 0, m = 0;
   int rc = CNN_OK;
@@ -286,8 +283,7 @@ static void history_compare(sqlite3_context *ctx, sqlite3_value *models_arg,
   }
 
   if (sqlite3_value_type(models_arg) != SQLITE_TEXT) {
-    rc = cnn_error(err, CNN_ERROR,
-                   "models must be a JSON array of model names or one name; got %s",
+    rc = cnn_error(err, CNN_ERROR, "models must be a JSON array of model names or one name; got %s",
                    cnn_value_describe(models_arg, what, sizeof what));
     goto done;
   }
@@ -362,8 +358,8 @@ static void history_compare(sqlite3_context *ctx, sqlite3_value *models_arg,
       goto done;
     }
     if (!k) {
-      rc = cnn_error(err, CNN_ERROR, "model '%s' has no positive %s values (a log scale)",
-                     names[i], metrics[m].name);
+      rc = cnn_error(err, CNN_ERROR, "model '%s' has no positive %s values (a log scale)", names[i],
+                     metrics[m].name);
       goto done;
     }
     series[i] = (cnn_svg_series){names[i], values[i], n};

@@ -584,7 +584,8 @@ int cnn_svg_compare(char **out, const cnn_svg_series *series, size_t nseries, co
     sb_add(&b, "\"/>\n");
     for (size_t k = 0; k < n; k++) {
       if (!drawable(y[k], log_y)) continue;
-      int alone = (k == 0 || !drawable(y[k - 1], log_y)) && (k + 1 == n || !drawable(y[k + 1], log_y));
+      int alone =
+          (k == 0 || !drawable(y[k - 1], log_y)) && (k + 1 == n || !drawable(y[k + 1], log_y));
       if (epochs > MARKER_MAX_EPOCHS && !alone) continue;
       sb_add(&b, "<circle class=\"point\" cx=\"%s\" cy=\"%s\" r=\"2.5\"><title>",
              fmt_num(n1, sizeof n1, PX(k + 1.0), 2), fmt_num(n2, sizeof n2, PV(y[k]), 2));
@@ -608,8 +609,8 @@ int cnn_svg_compare(char **out, const cnn_svg_series *series, size_t nseries, co
     sb_add(&b,
            "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"%s\" stroke-width=\"1.5\"%s/>\n",
            fmt_num(n1, sizeof n1, LEG_X + 6, 1), fmt_num(n2, sizeof n2, ly, 1),
-           fmt_num(n3, sizeof n3, LEG_X + 26, 1), fmt_num(n4, sizeof n4, ly, 1),
-           compare_color[s], s >= COMPARE_DASHED ? " stroke-dasharray=\"6 3\"" : "");
+           fmt_num(n3, sizeof n3, LEG_X + 26, 1), fmt_num(n4, sizeof n4, ly, 1), compare_color[s],
+           s >= COMPARE_DASHED ? " stroke-dasharray=\"6 3\"" : "");
     sb_add(&b, "<text x=\"%s\" y=\"%s\">", fmt_num(n1, sizeof n1, LEG_X + 32, 1),
            fmt_num(n2, sizeof n2, ly + 3.5, 1));
     sb_escape(&b, clip);

@@ -467,9 +467,14 @@ int cnn_svg_compare(char **out, const cnn_svg_series *series, size_t nseries, co
   double y0, y1, ystep = 1;
   int ydec = 0, xdec;
   if (log_y) {
-    y0 = floor(log10(lo) + 1e-9);
-    y1 = ceil(log10(hi) - 1e-9);
-    if (y1 <= y0) y1 = y0 + 1;
+    /* From the mark m x 10^k (m = 1..9) at or below the lowest value to the
+     * one at or above the highest, so a narrow range fills the axes. */
+    double kl = floor(log10(lo) + 1e-9), kh = floor(log10(hi) + 1e-9);
+    double ml = floor(lo / pow(10.0, kl) + 1e-9), mh = ceil(hi / pow(10.0, kh) - 1e-9);
+    if (ml < 1) ml = 1;
+    if (mh <= ml && kh == kl) mh = ml + 1;
+    y0 = kl + log10(ml);
+    y1 = kh + log10(mh);
   } else {
     if (hi - lo <= 1e-12 * fmax(1.0, fabs(hi))) {
       double pad = hi != 0 ? fabs(hi) * 0.1 : 0.5;
@@ -508,44 +513,46 @@ int cnn_svg_compare(char **out, const cnn_svg_series *series, size_t nseries, co
     sb_add(&b, "<line class=\"xtick\" x1=\"%s\" y1=\"427.2\" x2=\"%s\" y2=\"430.7\"/>\n",
            fmt_num(n1, sizeof n1, px, 2), fmt_num(n2, sizeof n2, px, 2));
   }
-  /* Log axis: a labelled tick per decade (every few decades over a wide
-   * range), unlabelled ticks at 2..9 times it over up to six decades, and
-   * labels at 2 and 5 too over up to two. */
-  long decades = (long)(y1 - y0), every = decades > 10 ? (decades + 9) / 10 : 1;
-  long yt1 = log_y ? decades : (long)floor((y1 - y0) / ystep + 1e-9);
-  for (long i = 0; i <= yt1; i++) {
-    if (log_y && i % every) continue;
-    double py = PY(y0 + (double)i * (log_y ? 1 : ystep));
-    sb_add(&b, "<line class=\"ytick\" x1=\"76.5\" y1=\"%s\" x2=\"80\" y2=\"%s\"/>\n",
-           fmt_num(n1, sizeof n1, py, 2), fmt_num(n2, sizeof n2, py, 2));
-    if (log_y && decades <= 6 && i < yt1)
-      for (int m = 2; m <= 9; m++) {
-        double pm = PY(y0 + (double)i + log10((double)m));
-        sb_add(&b, "<line class=\"ytick-minor\" x1=\"78\" y1=\"%s\" x2=\"80\" y2=\"%s\"/>\n",
-               fmt_num(n1, sizeof n1, pm, 2), fmt_num(n2, sizeof n2, pm, 2));
+  /* Log axis: ticks at m x 10^k (m = 1..9) over up to six decades, longer
+   * at the decades, which are labelled (every few decades over a wide
+   * range); over up to two decades 2 and 5 are labelled too, and within one
+   * every mark is. */
+  double span = y1 - y0;
+  long every = span > 10 ? (long)ceil(span / 10) : 1;
+  long yt1 = log_y ? 0 : (long)floor((y1 - y0) / ystep + 1e-9);
+  sbuf labels = {0}; /* the y tick labels, drawn after the ticks */
+  if (log_y) {
+    for (long k = (long)floor(y0 + 1e-9); k <= (long)ceil(y1 - 1e-9); k++)
+      for (int m = 1; m <= 9; m++) {
+        double t = (double)k + log10((double)m);
+        if (t < y0 - 1e-9 || t > y1 + 1e-9) continue;
+        int decade = m == 1 && ((k % every) + every) % every == 0;
+        int label = decade || (span <= 1 || (span <= 2 && (m == 2 || m == 5)));
+        if (!label && (span > 6 || m == 1)) continue;
+        double py = PY(t);
+        sb_add(&b, "<line class=\"%s\" x1=\"%s\" y1=\"%s\" x2=\"80\" y2=\"%s\"/>\n",
+               label ? "ytick" : "ytick-minor", label ? "76.5" : "78",
+               fmt_num(n1, sizeof n1, py, 2), fmt_num(n2, sizeof n2, py, 2));
+        if (label)
+          sb_add(&labels, "<text x=\"73\" y=\"%s\" text-anchor=\"end\">%s</text>\n",
+                 fmt_num(n1, sizeof n1, py + 3.5, 2), fmt_pow10(n2, sizeof n2, m, (int)k));
       }
+  } else {
+    for (long i = 0; i <= yt1; i++) {
+      double py = PY(y0 + i * ystep);
+      sb_add(&b, "<line class=\"ytick\" x1=\"76.5\" y1=\"%s\" x2=\"80\" y2=\"%s\"/>\n",
+             fmt_num(n1, sizeof n1, py, 2), fmt_num(n2, sizeof n2, py, 2));
+      sb_add(&labels, "<text x=\"73\" y=\"%s\" text-anchor=\"end\">%s</text>\n",
+             fmt_num(n1, sizeof n1, py + 3.5, 2), fmt_num(n2, sizeof n2, y0 + i * ystep, ydec));
+    }
   }
   sb_add(&b, "</g>\n<g class=\"ticklabels\" font-size=\"10\">\n");
   for (long i = xt0; i <= xt1; i++)
     sb_add(&b, "<text x=\"%s\" y=\"444\" text-anchor=\"middle\">%s</text>\n",
            fmt_num(n1, sizeof n1, PX(i * xstep), 2), fmt_num(n2, sizeof n2, i * xstep, xdec));
-  for (long i = 0; i <= yt1; i++) {
-    if (log_y) {
-      static const int marks[3] = {1, 2, 5};
-      int k = (int)y0 + (int)i;
-      for (int j = 0; j < 3; j++) {
-        int m = marks[j];
-        if (m == 1 ? i % every != 0 : decades > 2 || i == yt1) continue;
-        sb_add(&b, "<text x=\"73\" y=\"%s\" text-anchor=\"end\">%s</text>\n",
-               fmt_num(n1, sizeof n1, PY(y0 + (double)i + log10((double)m)) + 3.5, 2),
-               fmt_pow10(n2, sizeof n2, m, k));
-      }
-    } else {
-      sb_add(&b, "<text x=\"73\" y=\"%s\" text-anchor=\"end\">%s</text>\n",
-             fmt_num(n1, sizeof n1, PY(y0 + i * ystep) + 3.5, 2),
-             fmt_num(n2, sizeof n2, y0 + i * ystep, ydec));
-    }
-  }
+  if (labels.nomem) b.nomem = 1;
+  if (labels.s) sb_add(&b, "%s", labels.s);
+  cnn_free(labels.s);
   sb_add(&b, "</g>\n");
   sb_add(&b,
          "<text class=\"xlabel\" x=\"328\" y=\"464\" font-size=\"12\" "

@@ -9,7 +9,7 @@
 # NOTES_XOR_ROWS, NOTES_XOR_EPOCHS, NOTES_OVERFIT_ROWS, NOTES_OVERFIT_EPOCHS,
 # NOTES_OUT (directory of the charts). NOTES_LAYER_STATS=0 skips the layer
 # statistics section, =1 requires it; unset, it runs where the extension has
-# cnn_layer_stats. NOTES_MEMORY=1 also measures the peak memory of one epoch
+# cnn_layer_stats (its charts where it has cnn_layer_stats_svg). NOTES_MEMORY=1 also measures the peak memory of one epoch
 # with and without pooling (/usr/bin/time -v on a sqlite3 process each).
 set -eu
 cd "$(dirname "$0")/.."
@@ -26,6 +26,8 @@ if [ -z "$stats" ]; then
   stats=$(sqlite3 :memory: ".load build/cnn" \
     "SELECT count(*) > 0 FROM pragma_module_list WHERE name = 'cnn_layer_stats'")
 fi
+charts=$(sqlite3 :memory: ".load build/cnn" \
+  "SELECT count(*) > 0 FROM pragma_function_list WHERE name = 'cnn_layer_stats_svg'")
 
 # The configuration rows, from the environment (numbers only, the directory quoted).
 config() {
@@ -44,8 +46,10 @@ config() {
 
 {
   config
-  if [ "$stats" = 1 ]; then
+  if [ "$stats" = 1 ] && [ "$charts" = 1 ]; then
     cat sql/notes.sql
+  elif [ "$stats" = 1 ]; then
+    sed '/^-- layer statistics: charts/,$d' sql/notes.sql
   else
     sed '/^-- layer statistics/,$d' sql/notes.sql
   fi

@@ -328,15 +328,16 @@ INSERT INTO notes_results SELECT * FROM notes_record WHERE note = 'stats';
 INSERT INTO notes_results
   SELECT 'stats', model, 'grad_mean_abs_layer_' || layer, grad_mean_abs
     FROM cnn_layer_stats WHERE model IN ('note_deep_sigmoid', 'note_deep_relu')
-     AND epoch = (SELECT epochs FROM notes_cfg) AND grad_mean_abs IS NOT NULL;
+     AND epoch = 1 AND grad_mean_abs IS NOT NULL;
 INSERT INTO notes_results
   SELECT 'stats', model, 'zero_fraction_layer_' || layer, zero_fraction
     FROM cnn_layer_stats WHERE model IN ('note_deep_sigmoid', 'note_deep_relu')
-     AND epoch = (SELECT epochs FROM notes_cfg) AND zero_fraction IS NOT NULL;
+     AND epoch = 1 AND zero_fraction IS NOT NULL;
 SELECT model, layer, name, round(grad_mean_abs, 6) AS grad_mean_abs,
        round(update_ratio, 6) AS update_ratio, round(zero_fraction, 3) AS zero_fraction
   FROM cnn_layer_stats WHERE model IN ('note_deep_sigmoid', 'note_deep_relu') AND epoch = 1
  ORDER BY model, layer;
+-- layer statistics: charts (run where the extension has cnn_layer_stats_svg)
 INSERT INTO notes_charts VALUES ('5.3-gradients-sigmoid.svg',
   cnn_layer_stats_svg('note_deep_sigmoid', 'grad_mean_abs'));
 INSERT INTO notes_charts VALUES ('5.3-gradients-relu.svg',

@@ -5,6 +5,7 @@
 # into the table notes_results. About five minutes on two cores.
 #
 # Usage: sh sql/notes.sh [db]
+# NOTES_SO: the extension (build/cnn.so); NOTES_DATA: MNIST's directory (data).
 # Sizes (defaults in sql/notes.sql): NOTES_ROWS, NOTES_TEST_ROWS, NOTES_EPOCHS,
 # NOTES_XOR_ROWS, NOTES_XOR_EPOCHS, NOTES_OVERFIT_ROWS, NOTES_OVERFIT_EPOCHS,
 # NOTES_OUT (directory of the charts). NOTES_LAYER_STATS=0 skips the layer
@@ -12,22 +13,23 @@
 # cnn_layer_stats (its charts where it has cnn_layer_stats_svg). NOTES_MEMORY=1 also measures the peak memory of one epoch
 # with and without pooling (/usr/bin/time -v on a sqlite3 process each).
 set -eu
+# Paths given by the caller are taken from where it stands; defaults from the
+# repository root.
+abs() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+db=${1:+$(abs "$1")}
+out=${NOTES_OUT:+$(abs "$NOTES_OUT")}
+so=${NOTES_SO:+$(abs "$NOTES_SO")}
+data=${NOTES_DATA:+$(abs "$NOTES_DATA")}
 cd "$(dirname "$0")/.."
-db=${1:-mnist.db}
-out=${NOTES_OUT:-docs/notes}
-if [ ! -f build/cnn.so ]; then
-  echo "notes.sh: build/cnn.so is missing; build it first (sh sql/demo.sh, or cmake)" >&2
+db=${db:-mnist.db}
+out=${out:-docs/notes}
+so=${so:-build/cnn.so}
+data=${data:-data}
+if [ ! -f "$so" ]; then
+  echo "notes.sh: $so is missing; build it first (sh sql/demo.sh, or cmake)" >&2
   exit 1
 fi
-mkdir -p "$out"
-
-stats=${NOTES_LAYER_STATS:-}
-if [ -z "$stats" ]; then
-  stats=$(sqlite3 :memory: ".load build/cnn" \
-    "SELECT count(*) > 0 FROM pragma_module_list WHERE name = 'cnn_layer_stats'")
-fi
-charts=$(sqlite3 :memory: ".load build/cnn" \
-  "SELECT count(*) > 0 FROM pragma_function_list WHERE name = 'cnn_layer_stats_svg'")
+so=${so%.so}
 
 # The configuration rows, from the environment (numbers only, the directory quoted).
 config() {
@@ -37,28 +39,42 @@ config() {
     eval "val=\${$var:-}"
     [ -z "$val" ] && continue
     case $val in
-      *[!0-9]*) echo "notes.sh: $var must be a positive integer; got '$val'" >&2; exit 1 ;;
+      *[!0-9]* | 0 | 00*) echo "notes.sh: $var must be a positive integer; got '$val'" >&2; exit 1 ;;
     esac
     echo "INSERT INTO notes_config VALUES ('$key', $val);"
   done
   printf "INSERT INTO notes_config VALUES ('out', '%s');\n" "$(printf %s "$out" | sed "s/'/''/g")"
+  printf "INSERT INTO notes_config VALUES ('data', '%s');\n" "$(printf %s "$data" | sed "s/'/''/g")"
 }
 
+settings=$(config)
+mkdir -p "$out"
+
+stats=${NOTES_LAYER_STATS:-}
+if [ -z "$stats" ]; then
+  stats=$(sqlite3 :memory: ".load $so" \
+    "SELECT count(*) > 0 FROM pragma_module_list WHERE name = 'cnn_layer_stats'")
+fi
+charts=$(sqlite3 :memory: ".load $so" \
+  "SELECT count(*) > 0 FROM pragma_function_list WHERE name = 'cnn_layer_stats_svg'")
+
 {
-  config
+  echo "$settings"
+  # The extension named by NOTES_SO instead of notes.sql's build/cnn.
+  printf '.load %s\n' "$so"
   if [ "$stats" = 1 ] && [ "$charts" = 1 ]; then
-    cat sql/notes.sql
+    grep -v '^\.load build/cnn$' sql/notes.sql
   elif [ "$stats" = 1 ]; then
-    sed '/^-- layer statistics: charts/,$d' sql/notes.sql
+    sed '/^-- layer statistics: charts/,$d; /^\.load build\/cnn$/d' sql/notes.sql
   else
-    sed '/^-- layer statistics/,$d' sql/notes.sql
+    sed '/^-- layer statistics/,$d; /^\.load build\/cnn$/d' sql/notes.sql
   fi
 } | sqlite3 "$db"
 
 if [ "${NOTES_MEMORY:-0}" = 1 ] && [ -x /usr/bin/time ]; then
   # One epoch of each CNN in its own process; peak resident memory in kB.
   for model in note_relu note_nopool; do
-    kb=$({ /usr/bin/time -v sqlite3 "$db" ".load build/cnn" ".bail on" \
+    kb=$({ /usr/bin/time -v sqlite3 "$db" ".load $so" ".bail on" \
       "CREATE TEMP TABLE t AS SELECT image, label FROM mnist_train WHERE id < ${NOTES_ROWS:-10000}" \
       "SELECT cnn_create('note_memory', (SELECT spec FROM cnn_models WHERE name = '$model'), 1)" \
       "SELECT cnn_train('note_memory', 't', '{\"epochs\":1,\"seed\":1}') IS NOT NULL" \

@@ -19,6 +19,7 @@
 --   overfit_rows 1000   training images of 5.11/5.12
 --   overfit_epochs 40
 --   out docs/notes   where the charts go (notes.sh creates it)
+--   data data        MNIST's directory, read when mnist_test is empty
 -- The last section (layer statistics) needs the training option
 -- "layer_stats"; notes.sh runs it only where cnn_layer_stats exists.
 .bail on
@@ -30,7 +31,7 @@ INSERT OR IGNORE INTO notes_config VALUES
   ('rows', 10000), ('test_rows', 2000), ('epochs', 5),
   ('xor_rows', 2000), ('xor_epochs', 10),
   ('overfit_rows', 1000), ('overfit_epochs', 40),
-  ('out', 'docs/notes');
+  ('out', 'docs/notes'), ('data', 'data');
 CREATE TEMP VIEW notes_cfg AS
   SELECT (SELECT value FROM notes_config WHERE key = 'rows') AS rows,
          (SELECT value FROM notes_config WHERE key = 'test_rows') AS test_rows,
@@ -39,12 +40,13 @@ CREATE TEMP VIEW notes_cfg AS
          (SELECT value FROM notes_config WHERE key = 'xor_epochs') AS xor_epochs,
          (SELECT value FROM notes_config WHERE key = 'overfit_rows') AS overfit_rows,
          (SELECT value FROM notes_config WHERE key = 'overfit_epochs') AS overfit_epochs,
-         (SELECT value FROM notes_config WHERE key = 'out') AS out;
+         (SELECT value FROM notes_config WHERE key = 'out') AS out,
+         (SELECT value FROM notes_config WHERE key = 'data') AS data;
 
 -- MNIST, unless an earlier run (or the quick start) imported it.
 CREATE TABLE IF NOT EXISTS mnist_train (id INTEGER PRIMARY KEY, image BLOB NOT NULL, label INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS mnist_test (id INTEGER PRIMARY KEY, image BLOB NOT NULL, label INTEGER NOT NULL);
-SELECT cnn_import_mnist('data') WHERE (SELECT count(*) FROM mnist_test) = 0;
+SELECT cnn_import_mnist(data) AS imported FROM notes_cfg WHERE (SELECT count(*) FROM mnist_test) = 0;
 
 -- The subsets every experiment reads: fixed ids, so fixed images.
 DROP TABLE IF EXISTS temp.notes_train;
@@ -185,8 +187,20 @@ CREATE TEMP VIEW notes_xor_train AS
   SELECT image, label FROM notes_xor WHERE id < (SELECT xor_rows FROM notes_cfg) ORDER BY id;
 CREATE TEMP VIEW notes_xor_test AS
   SELECT image, label FROM notes_xor WHERE id >= (SELECT xor_rows FROM notes_cfg) ORDER BY id;
-SELECT count(*) AS xor_images, sum(label) AS label_1, min(length(image)) AS bytes,
-       sum(typeof(image) = 'blob') AS blobs FROM notes_xor;
+-- The data checked against its pixels: the top half holds ink exactly when
+-- the top-left square is there, the bottom half when the bottom-right one is.
+CREATE TEMP VIEW notes_xor_check AS
+  SELECT count(*) AS images, sum(label) AS label_1,
+         sum(length(image) = 784 AND typeof(image) = 'blob') AS blobs_784,
+         sum(label = ((instr(hex(substr(image, 1, 392)), 'FF') > 0) +
+                      (instr(hex(substr(image, 393)), 'FF') > 0) = 1)) AS labels_match_pixels
+    FROM notes_xor;
+SELECT * FROM notes_xor_check;
+INSERT INTO notes_results
+  SELECT '5.4', 'xor data', 'images', images FROM notes_xor_check
+  UNION ALL SELECT '5.4', 'xor data', 'label_1', label_1 FROM notes_xor_check
+  UNION ALL SELECT '5.4', 'xor data', 'blobs_784', blobs_784 FROM notes_xor_check
+  UNION ALL SELECT '5.4', 'xor data', 'labels_match_pixels', labels_match_pixels FROM notes_xor_check;
 INSERT INTO notes_charts VALUES ('5.4-xor-images.png',
   cnn_grid_png('SELECT image, label FROM notes_xor ORDER BY id LIMIT 20', 10));
 

@@ -120,6 +120,19 @@ def main():
             model = "note_wide" if note == "5.11" else "note_wide_dropout"
             assert 1 <= got[(note, model, "best_val_loss_epoch")] <= int(TINY["NOTES_OVERFIT_EPOCHS"])
             assert (note, model, "accuracy_gap") in got
+        # The layer statistics section, where the extension has cnn_layer_stats.
+        probe = connect(":memory:")
+        has_stats = probe.execute(
+            "SELECT count(*) FROM pragma_module_list WHERE name = 'cnn_layer_stats'").fetchone()[0]
+        probe.close()
+        stats = {(m, k) for n, m, k in got if n == "stats"}
+        if has_stats:
+            for model in ("note_deep_sigmoid", "note_deep_relu"):
+                assert (model, "val_accuracy") in stats, model
+                assert (model, "grad_mean_abs_layer_1") in stats, (model, stats)
+        else:
+            assert not stats, stats
+            print("test_notes: the layer statistics section was skipped (no cnn_layer_stats)")
         print("test_notes: ok")
         return 0
     finally:

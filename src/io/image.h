@@ -72,6 +72,25 @@ int cnn_png_grid(uint8_t **out, size_t *outlen, const uint8_t *images, const int
 int cnn_svg_history(char **out, const double *accuracy, const double *val_accuracy, size_t epochs,
                     const char *title, char *err);
 
+/* One line of a comparison chart: a name for the legend and a value per
+ * epoch, y[e - 1] for epoch e (NaN = missing). Both borrowed. */
+typedef struct cnn_svg_series {
+  const char *name;
+  const double *y;
+  size_t n;
+} cnn_svg_series;
+
+#define CNN_SVG_MAX_SERIES 12
+
+/* SVG line chart comparing 1..CNN_SVG_MAX_SERIES series on shared axes: one
+ * <path> per series (a gap where a value is missing), a point marker per
+ * value up to 100 epochs, a legend to the right of the axes in series order,
+ * y labelled ylabel; log_y draws y on a log scale (decades), where values
+ * that are not positive are gaps. Fails when no series has a value to draw.
+ * Owned string. */
+int cnn_svg_compare(char **out, const cnn_svg_series *series, size_t nseries, const char *title,
+                    const char *ylabel, int log_y, char *err);
+
 /* Codec wrappers (src/io/stb.c). */
 
 /* CNN_OK if data is an image of a format we decode, with the size its header

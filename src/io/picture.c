@@ -390,3 +390,247 @@ int cnn_svg_history(char **out, const double *accuracy, const double *val_accura
   *out = b.s;
   return CNN_OK;
 }
+
+/* ---- the comparison chart ------------------------------------------------------ */
+
+/* matplotlib's tab10, then black and tab:blue's light twin; the last two are
+ * also dashed so that no two lines look alike. */
+static const char *const compare_color[CNN_SVG_MAX_SERIES] = {
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+    "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aec7e8"};
+#define COMPARE_DASHED 10
+#define LEGEND_NAME_BYTES 40 /* longer names are cut (at a character boundary) */
+#define MARKER_MAX_EPOCHS 100
+#define LEG_X 592.0
+
+static int drawable(double v, int log_y) { return isfinite(v) && (!log_y || v > 0); }
+
+/* v with about 4 significant digits, scientific below 0.001 (losses). */
+static const char *fmt_sig(char *buf, size_t size, double v) {
+  double a = fabs(v);
+  if (a != 0 && a < 1e-3) {
+    int e = (int)floor(log10(a));
+    char m[24];
+    fmt_num(m, sizeof m, v / pow(10.0, e), 3);
+    snprintf(buf, size, "%se%d", m, e);
+    return buf;
+  }
+  int d = a < 1 ? 4 : 3 - (int)floor(log10(a));
+  return fmt_num(buf, size, v, d < 0 ? 0 : d > 6 ? 6 : d);
+}
+
+/* Label of m * 10^k on a log axis: 0.01, 0.5, 20, 1e-7. */
+static const char *fmt_pow10(char *buf, size_t size, int m, int k) {
+  if (k >= -6 && k <= 6) return fmt_num(buf, size, m * pow(10.0, k), k < 0 ? -k : 0);
+  snprintf(buf, size, "%de%d", m, k);
+  return buf;
+}
+
+/* name cut to LEGEND_NAME_BYTES (with "..."); returns its width in characters. */
+static size_t legend_name(char *buf, size_t size, const char *name) {
+  size_t len = strlen(name), chars = 0;
+  if (len > LEGEND_NAME_BYTES) {
+    len = LEGEND_NAME_BYTES - 3;
+    while (len > 0 && ((unsigned char)name[len] & 0xC0) == 0x80) len--;
+  }
+  snprintf(buf, size, "%.*s%s", (int)len, name, len < strlen(name) ? "..." : "");
+  for (const char *p = buf; *p; p++) chars += ((unsigned char)*p & 0xC0) != 0x80;
+  return chars;
+}
+
+int cnn_svg_compare(char **out, const cnn_svg_series *series, size_t nseries, const char *title,
+                    const char *ylabel, int log_y, char *err) {
+  sbuf b = {0};
+  char n1[32], n2[32], n3[32], n4[32], clip[LEGEND_NAME_BYTES + 8];
+  *out = NULL;
+  if (!series || nseries < 1 || nseries > CNN_SVG_MAX_SERIES)
+    return cnn_error(err, CNN_ERROR, "%zu series; expected 1 to %d", nseries, CNN_SVG_MAX_SERIES);
+  size_t epochs = 0, widest = 0;
+  double lo = INFINITY, hi = -INFINITY;
+  for (size_t s = 0; s < nseries; s++) {
+    if (series[s].n > MAX_EPOCHS)
+      return cnn_error(err, CNN_ERROR, "%zu epochs; the limit is %u", series[s].n, MAX_EPOCHS);
+    if (series[s].n > 0 && !series[s].y) return cnn_error(err, CNN_ERROR, "series without values");
+    if (series[s].n > epochs) epochs = series[s].n;
+    for (size_t i = 0; i < series[s].n; i++) {
+      double v = series[s].y[i];
+      if (!drawable(v, log_y)) continue;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    size_t w = legend_name(clip, sizeof clip, series[s].name ? series[s].name : "");
+    if (w > widest) widest = w;
+  }
+  if (!(lo <= hi)) return cnn_error(err, CNN_ERROR, "no values to draw");
+
+  /* y in axis units (the value, or its log10) from y0 to y1. */
+  double y0, y1, ystep = 1;
+  int ydec = 0, xdec;
+  if (log_y) {
+    /* From the mark m x 10^k (m = 1..9) at or below the lowest value to the
+     * one at or above the highest, so a narrow range fills the axes. */
+    double kl = floor(log10(lo) + 1e-9), kh = floor(log10(hi) + 1e-9);
+    double ml = floor(lo / pow(10.0, kl) + 1e-9), mh = ceil(hi / pow(10.0, kh) - 1e-9);
+    if (ml < 1) ml = 1;
+    if (mh <= ml && kh == kl) mh = ml + 1;
+    y0 = kl + log10(ml);
+    y1 = kh + log10(mh);
+  } else {
+    if (hi - lo <= 1e-12 * fmax(1.0, fabs(hi))) {
+      double pad = hi != 0 ? fabs(hi) * 0.1 : 0.5;
+      lo -= pad, hi += pad;
+    }
+    ystep = nice_step(hi - lo, 6, &ydec);
+    y0 = floor(lo / ystep + 1e-9) * ystep;
+    y1 = ceil(hi / ystep - 1e-9) * ystep;
+  }
+  double xlo = 1, xhi = epochs > 1 ? (double)epochs : 1;
+  double xstep = nice_step(xhi - xlo > 0 ? xhi - xlo : 1, 8, &xdec);
+  if (xstep < 1) xstep = 1, xdec = 0;
+  double xmargin = epochs > 1 ? 0.05 * (xhi - xlo) : 0.5;
+  double x0 = xlo - xmargin, x1 = xhi + xmargin;
+  double legend_w = 40 + 6.5 * (double)widest, width = ceil(LEG_X + legend_w + 8);
+#define PX(x) (AX_L + ((x)-x0) / (x1 - x0) * (AX_R - AX_L))
+#define PY(t) (AX_B - ((t)-y0) / (y1 - y0) * (AX_B - AX_T))
+#define PV(v) PY(log_y ? log10(v) : (v))
+
+  sb_add(&b,
+         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%s\" height=\"480\" "
+         "viewBox=\"0 0 %s 480\" font-family=\"DejaVu Sans, Arial, sans-serif\">\n",
+         fmt_num(n1, sizeof n1, width, 0), fmt_num(n2, sizeof n2, width, 0));
+  sb_add(&b, "<rect width=\"%s\" height=\"480\" fill=\"white\"/>\n",
+         fmt_num(n1, sizeof n1, width, 0));
+  sb_add(&b, "<text class=\"title\" x=\"328\" y=\"48\" font-size=\"14\" text-anchor=\"middle\">");
+  sb_escape(&b, title && title[0] ? title : "Comparison");
+  sb_add(&b, "</text>\n");
+
+  sb_add(&b, "<g class=\"axes\" stroke=\"black\" stroke-width=\"0.8\">\n");
+  sb_add(&b, "<rect x=\"80\" y=\"57.6\" width=\"496\" height=\"369.6\" fill=\"none\"/>\n");
+  long xt0 = (long)ceil(x0 / xstep - 1e-9), xt1 = (long)floor(x1 / xstep + 1e-9);
+  for (long i = xt0; i <= xt1; i++) {
+    double px = PX(i * xstep);
+    sb_add(&b, "<line class=\"xtick\" x1=\"%s\" y1=\"427.2\" x2=\"%s\" y2=\"430.7\"/>\n",
+           fmt_num(n1, sizeof n1, px, 2), fmt_num(n2, sizeof n2, px, 2));
+  }
+  /* Log axis: ticks at m x 10^k (m = 1..9) over up to six decades, longer
+   * at the decades, which are labelled (every few decades over a wide
+   * range); over up to two decades 2 and 5 are labelled too, and within one
+   * every mark is. */
+  double span = y1 - y0;
+  long every = span > 10 ? (long)ceil(span / 10) : 1;
+  long yt1 = log_y ? 0 : (long)floor((y1 - y0) / ystep + 1e-9);
+  sbuf labels = {0}; /* the y tick labels, drawn after the ticks */
+  if (log_y) {
+    for (long k = (long)floor(y0 + 1e-9); k <= (long)ceil(y1 - 1e-9); k++)
+      for (int m = 1; m <= 9; m++) {
+        double t = (double)k + log10((double)m);
+        if (t < y0 - 1e-9 || t > y1 + 1e-9) continue;
+        int decade = m == 1 && ((k % every) + every) % every == 0;
+        int label = decade || (span <= 1 || (span <= 2 && (m == 2 || m == 5)));
+        if (!label && (span > 6 || m == 1)) continue;
+        double py = PY(t);
+        sb_add(&b, "<line class=\"%s\" x1=\"%s\" y1=\"%s\" x2=\"80\" y2=\"%s\"/>\n",
+               label ? "ytick" : "ytick-minor", label ? "76.5" : "78",
+               fmt_num(n1, sizeof n1, py, 2), fmt_num(n2, sizeof n2, py, 2));
+        if (label)
+          sb_add(&labels, "<text x=\"73\" y=\"%s\" text-anchor=\"end\">%s</text>\n",
+                 fmt_num(n1, sizeof n1, py + 3.5, 2), fmt_pow10(n2, sizeof n2, m, (int)k));
+      }
+  } else {
+    for (long i = 0; i <= yt1; i++) {
+      double py = PY(y0 + i * ystep);
+      sb_add(&b, "<line class=\"ytick\" x1=\"76.5\" y1=\"%s\" x2=\"80\" y2=\"%s\"/>\n",
+             fmt_num(n1, sizeof n1, py, 2), fmt_num(n2, sizeof n2, py, 2));
+      sb_add(&labels, "<text x=\"73\" y=\"%s\" text-anchor=\"end\">%s</text>\n",
+             fmt_num(n1, sizeof n1, py + 3.5, 2), fmt_num(n2, sizeof n2, y0 + i * ystep, ydec));
+    }
+  }
+  sb_add(&b, "</g>\n<g class=\"ticklabels\" font-size=\"10\">\n");
+  for (long i = xt0; i <= xt1; i++)
+    sb_add(&b, "<text x=\"%s\" y=\"444\" text-anchor=\"middle\">%s</text>\n",
+           fmt_num(n1, sizeof n1, PX(i * xstep), 2), fmt_num(n2, sizeof n2, i * xstep, xdec));
+  if (labels.nomem) b.nomem = 1;
+  if (labels.s) sb_add(&b, "%s", labels.s);
+  cnn_free(labels.s);
+  sb_add(&b, "</g>\n");
+  sb_add(&b,
+         "<text class=\"xlabel\" x=\"328\" y=\"464\" font-size=\"12\" "
+         "text-anchor=\"middle\">Epoch</text>\n");
+  sb_add(&b,
+         "<text class=\"ylabel\" x=\"0\" y=\"0\" font-size=\"12\" text-anchor=\"middle\" "
+         "transform=\"translate(24 242.4) rotate(-90)\">");
+  sb_escape(&b, ylabel && ylabel[0] ? ylabel : "Value");
+  sb_add(&b, "</text>\n");
+
+  /* Series: one path each (a new subpath after a gap), markers where there
+   * are few epochs or where a value stands alone. */
+  sb_add(&b,
+         "<clipPath id=\"plot\"><rect x=\"80\" y=\"57.6\" width=\"496\" "
+         "height=\"369.6\"/></clipPath>\n");
+  for (size_t s = 0; s < nseries; s++) {
+    const double *y = series[s].y;
+    size_t n = series[s].n;
+    const char *name = series[s].name ? series[s].name : "";
+    sb_add(&b, "<g class=\"series\" data-name=\"");
+    sb_escape(&b, name);
+    sb_add(&b, "\" stroke=\"%s\" fill=\"%s\" clip-path=\"url(#plot)\">\n", compare_color[s],
+           compare_color[s]);
+    sb_add(&b, "<path class=\"line\" fill=\"none\" stroke-width=\"1.5\"%s d=\"",
+           s >= COMPARE_DASHED ? " stroke-dasharray=\"6 3\"" : "");
+    int pen = 0, first = 1;
+    for (size_t k = 0; k < n; k++) {
+      if (!drawable(y[k], log_y)) {
+        pen = 0;
+        continue;
+      }
+      sb_add(&b, "%s%s%s,%s", first ? "" : " ", pen ? "L" : "M",
+             fmt_num(n1, sizeof n1, PX(k + 1.0), 2), fmt_num(n2, sizeof n2, PV(y[k]), 2));
+      pen = 1, first = 0;
+    }
+    sb_add(&b, "\"/>\n");
+    for (size_t k = 0; k < n; k++) {
+      if (!drawable(y[k], log_y)) continue;
+      int alone =
+          (k == 0 || !drawable(y[k - 1], log_y)) && (k + 1 == n || !drawable(y[k + 1], log_y));
+      if (epochs > MARKER_MAX_EPOCHS && !alone) continue;
+      sb_add(&b, "<circle class=\"point\" cx=\"%s\" cy=\"%s\" r=\"2.5\"><title>",
+             fmt_num(n1, sizeof n1, PX(k + 1.0), 2), fmt_num(n2, sizeof n2, PV(y[k]), 2));
+      sb_escape(&b, name);
+      sb_add(&b, ", epoch %zu: %s</title></circle>\n", k + 1, fmt_sig(n3, sizeof n3, y[k]));
+    }
+    sb_add(&b, "</g>\n");
+  }
+
+  /* Legend right of the axes, top-aligned, in series order. */
+  sb_add(&b,
+         "<g class=\"legend\" font-size=\"10\">\n"
+         "<rect x=\"%s\" y=\"57.6\" width=\"%s\" height=\"%s\" rx=\"2\" fill=\"white\" "
+         "stroke=\"#cccccc\"/>\n",
+         fmt_num(n1, sizeof n1, LEG_X, 1), fmt_num(n2, sizeof n2, legend_w, 1),
+         fmt_num(n3, sizeof n3, 16.0 * (double)nseries + 8, 1));
+  for (size_t s = 0; s < nseries; s++) {
+    double ly = AX_T + 14 + 16.0 * (double)s;
+    legend_name(clip, sizeof clip, series[s].name ? series[s].name : "");
+    sb_add(&b, "<g class=\"legend-entry\">\n");
+    sb_add(&b,
+           "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"%s\" stroke-width=\"1.5\"%s/>\n",
+           fmt_num(n1, sizeof n1, LEG_X + 6, 1), fmt_num(n2, sizeof n2, ly, 1),
+           fmt_num(n3, sizeof n3, LEG_X + 26, 1), fmt_num(n4, sizeof n4, ly, 1), compare_color[s],
+           s >= COMPARE_DASHED ? " stroke-dasharray=\"6 3\"" : "");
+    sb_add(&b, "<text x=\"%s\" y=\"%s\">", fmt_num(n1, sizeof n1, LEG_X + 32, 1),
+           fmt_num(n2, sizeof n2, ly + 3.5, 1));
+    sb_escape(&b, clip);
+    sb_add(&b, "</text>\n</g>\n");
+  }
+  sb_add(&b, "</g>\n</svg>\n");
+#undef PX
+#undef PY
+#undef PV
+  if (b.nomem) {
+    cnn_free(b.s);
+    return cnn_nomem(err);
+  }
+  *out = b.s;
+  return CNN_OK;
+}

@@ -3,7 +3,8 @@
  * size and pixels, grids have the right layout, labels and frames, the SVG
  * history chart is well-formed XML (checked here by a small tag matcher and,
  * when /usr/bin/python3 exists, by xml.etree) with one marker per epoch per
- * series, and every size cap answers with its exact message. Checks are those
+ * series, the comparison chart has a line and a legend entry per series, and
+ * every size cap answers with its exact message. Checks are those
  * of check.h: each failure prints its line, exit status 0 means every check
  * passed.
  */
@@ -335,13 +336,87 @@ static void test_svg(void) {
   CHECK(xml_check("<svg><g/></svg>") == NULL);
 }
 
+/* The comparison chart: a path and a legend entry per series in order,
+ * gaps as new subpaths, a log axis labelled at 1, 2 and 5 over two decades,
+ * long names cut at a character boundary, and its errors. */
+static void test_svg_compare(void) {
+  char err[CNN_ERRMAX];
+  char *svg = NULL;
+  double a[4] = {2.3, 0.9, NAN, 0.05}, b[3] = {1.1, 0.7, 0.4}, c[2] = {0.6, -1};
+  /* 41 bytes: 37 fit before the cut, the 38th starts a two-byte character. */
+  const char *longname = "abcdefghijklmnopqrstuvwxyz0123456789a\xc3\xa9xyz";
+  cnn_svg_series s[3] = {{"first <&>", a, 4}, {"second", b, 3}, {longname, c, 2}};
+  setlocale(LC_NUMERIC, "de_DE.UTF-8");
+  CHECK(cnn_svg_compare(&svg, s, 3, "loss per epoch", "Loss (log scale)", 1, err) == CNN_OK);
+  if (svg) {
+    const char *why = xml_check(svg);
+    if (!CHECK(why == NULL)) fprintf(stderr, "svg: %s\n%s\n", why, svg);
+    CHECK(count(svg, "<path class=\"line\"") == 3);
+    CHECK(count(svg, "<g class=\"legend-entry\">") == 3);
+    CHECK(count(svg, "<g class=\"series\"") == 3);
+    const char *p1 = strstr(svg, "data-name=\"first &lt;&amp;&gt;\"");
+    const char *p2 = strstr(svg, "data-name=\"second\"");
+    CHECK(p1 && p2 && p1 < p2);
+    /* Epochs 1-2 and 4 of the first (a gap at 3): two subpaths; the third
+     * series' -1 is no point on a log scale. */
+    CHECK(strstr(svg, "d=\"M102.55,81.59 L252.85,166.28 M553.45,427.20\"") != NULL);
+    CHECK(count(svg, "<circle class=\"point\"") == 3 + 3 + 1);
+    /* y from 0.05 to 3: labels at 0.05, 0.1, 0.2, 0.5, 1, 2 (not 3), the
+     * lowest at the bottom of the axes. */
+    CHECK(strstr(svg, "y=\"430.70\" text-anchor=\"end\">0.05</text>") != NULL);
+    static const char *const ylabels[] = {"0.1", "0.2", "0.5", "1", "2"};
+    char want[64];
+    for (int i = 0; i < 5; i++) {
+      snprintf(want, sizeof want, "text-anchor=\"end\">%s</text>", ylabels[i]);
+      CHECK(count(svg, want) == 1);
+    }
+    CHECK(count(svg, "text-anchor=\"end\">") == 6);
+    CHECK(count(svg, "class=\"ytick-minor\"") > 0);
+    CHECK(strstr(svg, ">Loss (log scale)</text>") && strstr(svg, ">loss per epoch</text>"));
+    CHECK(strstr(svg, ">abcdefghijklmnopqrstuvwxyz0123456789a...</text>") != NULL);
+    CHECK(strstr(svg, "<title>second, epoch 3: 0.4000</title>") != NULL);
+    CHECK(strstr(svg, "<title>first &lt;&amp;&gt;, epoch 4: 0.0500</title>") != NULL);
+  }
+  cnn_free(svg);
+  setlocale(LC_NUMERIC, "C");
+
+  /* Linear: one constant series still gets a range; tiny values in titles. */
+  double flat[2] = {0.25, 0.25}, tiny[1] = {0.000123};
+  cnn_svg_series f[2] = {{"flat", flat, 2}, {"tiny", tiny, 1}};
+  CHECK(cnn_svg_compare(&svg, f, 1, NULL, NULL, 0, err) == CNN_OK);
+  if (svg) {
+    CHECK(xml_check(svg) == NULL);
+    CHECK(count(svg, "<path class=\"line\"") == 1 && strstr(svg, ">Comparison</text>"));
+  }
+  cnn_free(svg);
+  CHECK(cnn_svg_compare(&svg, f + 1, 1, "t", "y", 1, err) == CNN_OK);
+  if (svg) CHECK(strstr(svg, "epoch 1: 1.230e-4</title>") != NULL);
+  cnn_free(svg);
+
+  /* Errors. */
+  cnn_svg_series many[CNN_SVG_MAX_SERIES + 1];
+  for (int i = 0; i <= CNN_SVG_MAX_SERIES; i++) many[i] = (cnn_svg_series){"m", b, 3};
+  CHECK(cnn_svg_compare(&svg, many, CNN_SVG_MAX_SERIES, "t", "y", 0, err) == CNN_OK);
+  cnn_free(svg);
+  CHECK(cnn_svg_compare(&svg, many, CNN_SVG_MAX_SERIES + 1, "t", "y", 0, err) == CNN_ERROR);
+  CHECK_STR(err, "13 series; expected 1 to 12");
+  CHECK(cnn_svg_compare(&svg, many, 0, "t", "y", 0, err) == CNN_ERROR);
+  CHECK_STR(err, "0 series; expected 1 to 12");
+  double none[2] = {NAN, -2};
+  cnn_svg_series n[1] = {{"none", none, 2}};
+  CHECK(cnn_svg_compare(&svg, n, 1, "t", "y", 1, err) == CNN_ERROR);
+  CHECK_STR(err, "no values to draw");
+  CHECK(svg == NULL);
+}
+
 /* Every allocation failing in turn gives CNN_NOMEM and no leak. */
 static void test_nomem(void) {
   char err[CNN_ERRMAX];
   static uint8_t imgs[4][CNN_MNIST_BYTES];
   int labels[4] = {1, 2, 3, 4};
   double acc[3] = {0.9, 0.95, 0.97};
-  for (int which = 0; which < 3; which++) {
+  cnn_svg_series series[2] = {{"a", acc, 3}, {"b", acc, 2}};
+  for (int which = 0; which < 4; which++) {
     int ok_at = 0;
     for (uint64_t k = 1; k < 100 && !ok_at; k++) {
       uint8_t *png = NULL;
@@ -350,7 +425,8 @@ static void test_nomem(void) {
       cnn_alloc_fail_at(k);
       int rc = which == 0   ? cnn_png_gray(&png, &len, imgs[0], 28, 28, 2, err)
                : which == 1 ? cnn_png_grid(&png, &len, &imgs[0][0], labels, 4, 2, err)
-                            : cnn_svg_history(&svg, acc, acc, 3, "t", err);
+               : which == 2 ? cnn_svg_history(&svg, acc, acc, 3, "t", err)
+                            : cnn_svg_compare(&svg, series, 2, "t", "y", 1, err);
       cnn_alloc_fail_at(0);
       if (rc == CNN_OK)
         ok_at = (int)k;
@@ -367,6 +443,7 @@ int main(void) {
   test_png_gray();
   test_png_grid();
   test_svg();
+  test_svg_compare();
   test_nomem();
   return check_done();
 }

@@ -6,14 +6,16 @@
  * The database holds 64 training and 16 validation images and a small model
  * 'm' trained for one epoch. Each step of a model's life is one SQL statement
  * on a fresh connection (schema already read): cnn_create, cnn_train (one
- * epoch, with validation), cnn_predict of a raw blob, cnn_predict_proba of a
+ * epoch, with validation; another with layer_stats), cnn_layer_stats,
+ * cnn_precision, cnn_predict of a raw blob, cnn_predict_proba of a
  * PNG, cnn_evaluate, cnn_predictions, cnn_confusion, cnn_history,
- * cnn_summary, cnn_export, cnn_export_onnx, cnn_import, cnn_drop; and opening
- * a connection, which registers the extension. For each step and N = 1, 2,
- * 3, ... the N-th SQLite allocation of the step fails (the counting
- * allocator of harness.c), then, separately, the N-th engine allocation
- * (cnn_alloc_fail_at), until a run no longer reaches allocation N. Every
- * run starts from the same database file. A run that met the failure must
+ * cnn_summary, cnn_history_svg (both forms), cnn_export, cnn_export_onnx,
+ * cnn_import, cnn_drop; and opening a connection, which registers the
+ * extension. For each step and N = 1, 2, 3, ... the N-th SQLite allocation
+ * of the step fails (the counting allocator of harness.c), then,
+ * separately, the N-th engine allocation (cnn_alloc_fail_at), until a run
+ * no longer reaches allocation N. Every run starts from the same database
+ * file. A run that met the failure must
  *  - fail with SQLITE_NOMEM or a message saying "out of memory",
  *  - leave the connection in autocommit mode (no transaction left open), with
  *    one exception SQLite imposes: once SQLite itself fails an allocation
@@ -91,6 +93,8 @@ static const step steps[] = {
     {"cnn_summary",
      "SELECT group_concat(layer || ' ' || output_shape || ' ' || params, '; ') "
      "FROM cnn_summary('m')",
+     BIND_NONE, 0, 0},
+    {"cnn_history_svg", "SELECT cnn_history_svg('m') || cnn_history_svg('[\"m\"]', 'val_loss')",
      BIND_NONE, 0, 0},
     {"cnn_export", "SELECT cnn_export('m')", BIND_NONE, 0, 0},
     {"cnn_export_onnx", "SELECT cnn_export_onnx('m')", BIND_NONE, 0, 0},

@@ -74,6 +74,55 @@ SELECT cnn_create('a<&>', (SELECT spec FROM cnn_models WHERE name = 'small'), 3)
 INSERT INTO cnn_epochs(model, epoch, accuracy, val_accuracy) VALUES ('a<&>', 1, 0.5, 0.6);
 SELECT instr(s, 'a&lt;&amp;&gt;') > 0, instr(s, 'a<&>') = 0 FROM (SELECT cnn_history_svg('a<&>') AS s);
 
+-- cnn_history_svg(models, metric): one line (a path) and one legend entry
+-- per model, the metric's axis label, losses on a log scale; 'b' has no
+-- loss at epoch 3, so its loss path is one point (a single M).
+SELECT instr(s, '<svg') > 0, instr(s, '</svg>') > 0,
+       (length(s) - length(replace(s, '<path class="line"', ''))) / 18,
+       (length(s) - length(replace(s, '<g class="legend-entry">', ''))) / 24,
+       instr(s, 'data-name="small"') > 0, instr(s, 'data-name="b"') > 0,
+       instr(s, '>accuracy per epoch<') > 0, instr(s, '>Accuracy<') > 0
+  FROM (SELECT cnn_history_svg('["small", "b"]', 'accuracy') AS s);
+SELECT (length(s) - length(replace(s, '<path class="line"', ''))) / 18,
+       instr(s, '>Loss (log scale)<') > 0,
+       (length(s) - length(replace(s, '<circle class="point"', ''))) / 21
+  FROM (SELECT cnn_history_svg('["small","b"]', 'loss') AS s);
+-- One name without brackets; every metric draws.
+SELECT m, (length(s) - length(replace(s, '<path class="line"', ''))) / 18
+  FROM (SELECT column1 AS m, cnn_history_svg('small', column1) AS s
+          FROM (VALUES ('accuracy'), ('val_accuracy'), ('loss'), ('val_loss'), ('learning_rate'), ('seconds')));
+-- Names are escaped; legend order is the array's order.
+SELECT instr(s, 'data-name="a&lt;&amp;&gt;"') > 0, instr(s, 'a<&>') = 0,
+       instr(s, 'data-name="a&lt;') < instr(s, 'data-name="small"')
+  FROM (SELECT cnn_history_svg('["a<&>","small"]', 'val_accuracy') AS s);
+-- Errors: metric, models (type, JSON, empty, too many, duplicates, items),
+-- unknown models, models without epochs or without the metric's values.
+SELECT cnn_history_svg('["small"]', 'precision');
+SELECT cnn_history_svg('["small"]', NULL);
+SELECT cnn_history_svg('["small"]', 3);
+SELECT cnn_history_svg(NULL, 'loss');
+SELECT cnn_history_svg(7, 'loss');
+SELECT cnn_history_svg(x'00', 'loss');
+SELECT cnn_history_svg('["small",', 'loss');
+SELECT cnn_history_svg('[]', 'loss');
+SELECT cnn_history_svg(' [ ] ', 'loss');
+SELECT cnn_history_svg('["a","b","c","d","e","f","g","h","i","j","k","l","m"]', 'loss');
+SELECT cnn_history_svg('["small","b","small"]', 'loss');
+SELECT cnn_history_svg('["small",1]', 'loss');
+SELECT cnn_history_svg('["small",""]', 'loss');
+SELECT cnn_history_svg('[["small"]]', 'loss');
+SELECT cnn_history_svg('["small","nope"]', 'loss');
+SELECT cnn_history_svg('nope', 'loss');
+SELECT cnn_history_svg('', 'loss');
+SELECT cnn_create('untrained', (SELECT spec FROM cnn_models WHERE name = 'small'), 4);
+SELECT cnn_history_svg('["small","untrained"]', 'accuracy');
+SELECT cnn_history_svg('["small","b"]', 'val_loss');
+SELECT cnn_history_svg('["a<&>"]', 'loss');
+UPDATE cnn_epochs SET loss = 0 WHERE model = 'a<&>';
+SELECT cnn_history_svg('["a<&>"]', 'loss');
+SELECT length(cnn_history_svg('["a<&>"]', 'accuracy')) > 0;
+SELECT cnn_drop('untrained');
+
 -- Dropping a model drops its history.
 SELECT cnn_drop('b');
 SELECT count(*) FROM cnn_history('b');

@@ -86,6 +86,7 @@ SELECT cnn_import('m3', substr(cnn_export('m'), 1, 1000));
 SELECT * FROM cnn_mnist('missing.gz');
 SELECT cnn_create('bad', '{"layers":[{"type":"dense","units":-1}]}');
 SELECT epochs, step FROM cnn_models WHERE name = 'm';
+SELECT substr(cnn_history_svg('["m"]', 'val_loss'), 1, 4), substr(cnn_history_svg('m', 'seconds'), 1, 4);
 SQL
 
 cat > expected.txt <<'OUT'
@@ -114,6 +115,7 @@ PNG
 <?xm
 1
 1|10
+<?xm|<?xm
 OUT
 cat > expected_errors.txt <<'OUT'
 Runtime error near line 22: cnn_train: source row 1: image must be 784 raw bytes or an encoded image; got a 1-byte blob

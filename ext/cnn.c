@@ -196,6 +196,7 @@ static const struct {
     {"cnn_predict_proba", 1, SQLITE_UTF8, cnn_fn_predict_proba},
     {"cnn_predict_proba", 2, SQLITE_UTF8, cnn_fn_predict_proba},
     {"cnn_history_svg", 1, SQLITE_UTF8, cnn_fn_history_svg},
+    {"cnn_layer_stats_svg", 2, SQLITE_UTF8, cnn_fn_layer_stats_svg},
     {"cnn_history_svg", 2, SQLITE_UTF8, cnn_fn_history_svg},
     /* Run the caller's SQL source: never from views or triggers. */
     {"cnn_evaluate", 2, DIRECT, cnn_fn_evaluate},

@@ -286,11 +286,12 @@ void cnn_fn_export_onnx(sqlite3_context *ctx, int argc, sqlite3_value **argv);  
 void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv);        /* train.c */
 void cnn_fn_predict(sqlite3_context *ctx, int argc, sqlite3_value **argv);      /* predict.c */
 void cnn_fn_predict_proba(sqlite3_context *ctx, int argc, sqlite3_value **argv);
-void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv);    /* evaluate.c */
-void cnn_fn_image_png(sqlite3_context *ctx, int argc, sqlite3_value **argv);   /* pictures.c */
-void cnn_fn_grid_png(sqlite3_context *ctx, int argc, sqlite3_value **argv);    /* pictures.c */
-void cnn_fn_history_svg(sqlite3_context *ctx, int argc, sqlite3_value **argv); /* pictures.c */
-void cnn_fn_augment(sqlite3_context *ctx, int argc, sqlite3_value **argv);     /* augment.c */
+void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv);        /* evaluate.c */
+void cnn_fn_image_png(sqlite3_context *ctx, int argc, sqlite3_value **argv);       /* pictures.c */
+void cnn_fn_grid_png(sqlite3_context *ctx, int argc, sqlite3_value **argv);        /* pictures.c */
+void cnn_fn_history_svg(sqlite3_context *ctx, int argc, sqlite3_value **argv);     /* pictures.c */
+void cnn_fn_layer_stats_svg(sqlite3_context *ctx, int argc, sqlite3_value **argv); /* pictures.c */
+void cnn_fn_augment(sqlite3_context *ctx, int argc, sqlite3_value **argv);         /* augment.c */
 
 /* Table-valued functions, each in the file of its name. */
 extern const sqlite3_module cnn_mnist_module;

@@ -385,3 +385,129 @@ void cnn_fn_history_svg(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   else
     history_compare(ctx, argv[0], argv[1]);
 }
+
+/* ---------------------------------------------------------------------------
+ * cnn_layer_stats_svg(name, metric) -> TEXT: one statistic of the training
+ * option layer_stats per epoch, a line per layer that has it (in layer
+ * order), on shared axes:
+ *
+ *   SELECT writefile('grads.svg', cnn_layer_stats_svg('deep', 'grad_mean_abs'));
+ *
+ * Gradients and update ratios span decades: a log scale; norms and shares
+ * of zeros a linear one.
+ */
+static const struct {
+  const char *name, *label;
+  int log_y;
+} layer_metrics[] = {
+    {"grad_mean_abs", "Mean |gradient| of the kernel (log scale)", 1},
+    {"weight_norm", "Norm of the kernel", 0},
+    {"update_ratio", "Update / weight norm (log scale)", 1},
+    {"zero_fraction", "Share of outputs that are 0", 0},
+};
+#define NLAYER_METRICS (sizeof layer_metrics / sizeof layer_metrics[0])
+
+void cnn_fn_layer_stats_svg(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  char err[CNN_ERRMAX] = "", what[64];
+  cnn_svg_series series[CNN_SVG_MAX_SERIES];
+  double *values[CNN_SVG_MAX_SERIES] = {NULL}; /* owned (sqlite3_malloc) */
+  char *names[CNN_SVG_MAX_SERIES] = {NULL};    /* owned (sqlite3_malloc) */
+  char *svg = NULL, *title = NULL, *sql = NULL;
+  sqlite3_stmt *st = NULL;
+  size_t count = 0, m = 0, cap[CNN_SVG_MAX_SERIES] = {0};
+  const char *name;
+  int rc = cnn_arg_name(argv[0], &name, err), last_layer = -1, layers_with = 0;
+  if (rc) goto done;
+  const char *t =
+      sqlite3_value_type(argv[1]) == SQLITE_TEXT ? (const char *)sqlite3_value_text(argv[1]) : NULL;
+  while (t && m < NLAYER_METRICS && strcmp(t, layer_metrics[m].name)) m++;
+  if (!t || m == NLAYER_METRICS) {
+    if (t) snprintf(what, sizeof what, "'%.40s'", t);
+    rc = cnn_error(err, CNN_ERROR,
+                   "metric must be one of grad_mean_abs, weight_norm, update_ratio, "
+                   "zero_fraction; got %s",
+                   t ? what : cnn_value_describe(argv[1], what, sizeof what));
+    goto done;
+  }
+  int exists = cnn_store_exists(db, name, err);
+  if (exists <= 0) {
+    rc = exists < 0 ? CNN_ERROR : cnn_error(err, CNN_ERROR, "no model named '%s'", name);
+    goto done;
+  }
+  /* The column is one of layer_metrics[], never text from the caller. */
+  if (!(sql = sqlite3_mprintf("SELECT layer, name, epoch, \"%w\" FROM cnn_layer_epochs "
+                              "WHERE model = ?1 AND \"%w\" IS NOT NULL ORDER BY layer, epoch",
+                              layer_metrics[m].name, layer_metrics[m].name))) {
+    rc = cnn_nomem(err);
+    goto done;
+  }
+  int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+  if (src == SQLITE_OK) src = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  while (src == SQLITE_OK || src == SQLITE_ROW) {
+    if ((src = sqlite3_step(st)) != SQLITE_ROW) break;
+    int layer = sqlite3_column_int(st, 0);
+    sqlite3_int64 e = sqlite3_column_int64(st, 2);
+    if (e < 1 || e > CNN_MAX_EPOCHS) continue; /* rows written by hand: not an epoch */
+    if (layer != last_layer) {
+      last_layer = layer;
+      if (++layers_with > CNN_SVG_MAX_SERIES) continue;
+      const unsigned char *ln = sqlite3_column_text(st, 1);
+      if (!(names[count] = sqlite3_mprintf("%s", ln ? (const char *)ln : "?"))) {
+        rc = cnn_nomem(err);
+        goto done;
+      }
+      series[count] = (cnn_svg_series){names[count], NULL, 0};
+      count++;
+    }
+    if (layers_with > CNN_SVG_MAX_SERIES) continue;
+    size_t i = count - 1;
+    if ((size_t)e > cap[i]) {
+      size_t ncap = cap[i] ? cap[i] : 16;
+      while (ncap < (size_t)e) ncap *= 2;
+      double *a = sqlite3_realloc64(values[i], ncap * sizeof *a);
+      if (!a) {
+        rc = cnn_nomem(err);
+        goto done;
+      }
+      for (size_t k = cap[i]; k < ncap; k++) a[k] = NAN;
+      values[i] = a, cap[i] = ncap;
+    }
+    values[i][e - 1] = sqlite3_column_double(st, 3);
+    if ((size_t)e > series[i].n) series[i].n = (size_t)e;
+    series[i].y = values[i];
+  }
+  if (src != SQLITE_DONE && !(src == SQLITE_ERROR && strstr(sqlite3_errmsg(db), "no such table"))) {
+    rc = src == SQLITE_INTERRUPT ? cnn_error(err, CNN_INTERRUPTED, "interrupted")
+         : src == SQLITE_NOMEM   ? cnn_nomem(err)
+                                 : cnn_error(err, CNN_ERROR, "%s", sqlite3_errmsg(db));
+    goto done;
+  }
+  if (layers_with == 0) {
+    rc = cnn_error(err, CNN_ERROR,
+                   "model '%s' has no layer statistics%s (train it with the option layer_stats)",
+                   name, m < 3 ? " of kernels" : "");
+    goto done;
+  }
+  if (layers_with > CNN_SVG_MAX_SERIES) {
+    rc = cnn_error(err, CNN_ERROR, "model '%s' has %d layers with %s; a chart draws at most %d",
+                   name, layers_with, layer_metrics[m].name, CNN_SVG_MAX_SERIES);
+    goto done;
+  }
+  if (!(title = sqlite3_mprintf("%s: %s per layer", name, layer_metrics[m].name))) {
+    rc = cnn_nomem(err);
+    goto done;
+  }
+  if ((rc = cnn_svg_compare(&svg, series, count, title, layer_metrics[m].label,
+                            layer_metrics[m].log_y, err)))
+    goto done;
+  sqlite3_result_text(ctx, svg, -1, SQLITE_TRANSIENT);
+done:
+  if (rc) cnn_result_status(ctx, rc, err);
+  sqlite3_finalize(st);
+  for (size_t i = 0; i < CNN_SVG_MAX_SERIES; i++) sqlite3_free(values[i]), sqlite3_free(names[i]);
+  sqlite3_free(sql);
+  sqlite3_free(title);
+  cnn_free(svg);
+}

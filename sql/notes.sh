@@ -8,10 +8,9 @@
 # NOTES_SO: the extension (build/cnn.so); NOTES_DATA: MNIST's directory (data).
 # Sizes (defaults in sql/notes.sql): NOTES_ROWS, NOTES_TEST_ROWS, NOTES_EPOCHS,
 # NOTES_XOR_ROWS, NOTES_XOR_EPOCHS, NOTES_OVERFIT_ROWS, NOTES_OVERFIT_EPOCHS,
-# NOTES_OUT (directory of the charts). NOTES_LAYER_STATS=0 skips the layer
-# statistics section, =1 requires it; unset, it runs where the extension has
-# cnn_layer_stats (its charts where it has cnn_layer_stats_svg). NOTES_MEMORY=1 also measures the peak memory of one epoch
-# with and without pooling (/usr/bin/time -v on a sqlite3 process each).
+# NOTES_OUT (directory of the charts). NOTES_MEMORY=1 also measures the peak
+# memory of one epoch with and without pooling (/usr/bin/time -v on a sqlite3
+# process each).
 set -eu
 # Paths given by the caller are taken from where it stands; defaults from the
 # repository root.
@@ -50,25 +49,11 @@ config() {
 settings=$(config)
 mkdir -p "$out"
 
-stats=${NOTES_LAYER_STATS:-}
-if [ -z "$stats" ]; then
-  stats=$(sqlite3 :memory: ".load $so" \
-    "SELECT count(*) > 0 FROM pragma_module_list WHERE name = 'cnn_layer_stats'")
-fi
-charts=$(sqlite3 :memory: ".load $so" \
-  "SELECT count(*) > 0 FROM pragma_function_list WHERE name = 'cnn_layer_stats_svg'")
-
 {
   echo "$settings"
   # The extension named by NOTES_SO instead of notes.sql's build/cnn.
   printf '.load %s\n' "$so"
-  if [ "$stats" = 1 ] && [ "$charts" = 1 ]; then
-    grep -v '^\.load build/cnn$' sql/notes.sql
-  elif [ "$stats" = 1 ]; then
-    sed '/^-- layer statistics: charts/,$d; /^\.load build\/cnn$/d' sql/notes.sql
-  else
-    sed '/^-- layer statistics/,$d; /^\.load build\/cnn$/d' sql/notes.sql
-  fi
+  grep -v '^\.load build/cnn$' sql/notes.sql
 } | sqlite3 "$db"
 
 if [ "${NOTES_MEMORY:-0}" = 1 ] && [ -x /usr/bin/time ]; then

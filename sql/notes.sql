@@ -20,8 +20,8 @@
 --   overfit_epochs 40
 --   out docs/notes   where the charts go (notes.sh creates it)
 --   data data        MNIST's directory, read when mnist_test is empty
--- The last section (layer statistics) needs the training option
--- "layer_stats"; notes.sh runs it only where cnn_layer_stats exists.
+-- The last section trains with the option "layer_stats" and draws its
+-- charts with cnn_layer_stats_svg.
 .bail on
 .load build/cnn
 .read sql/schema.sql
@@ -328,8 +328,7 @@ SELECT note, model,
 -- weight norm, the update-to-weight ratio and the share of activations that
 -- are exactly zero. With sigmoid the gradient shrinks layer by layer towards
 -- the input (sigmoid' <= 1/4); with ReLU it does not, and the zero fraction
--- shows how many units are switched off. notes.sh runs this section only
--- where the extension has cnn_layer_stats.
+-- shows how many units are switched off.
 CREATE TEMP VIEW notes_deep AS SELECT
   '{"input":[28,28,1],"layers":[{"type":"flatten"},' ||
   '{"type":"dense","units":64,"activation":"ACT"},{"type":"dense","units":64,"activation":"ACT"},' ||
@@ -355,7 +354,7 @@ SELECT model, layer, name, round(grad_mean_abs, 6) AS grad_mean_abs,
        round(update_ratio, 6) AS update_ratio, round(zero_fraction, 3) AS zero_fraction
   FROM cnn_layer_stats WHERE model IN ('note_deep_sigmoid', 'note_deep_relu') AND epoch = 1
  ORDER BY model, layer;
--- layer statistics: charts (run where the extension has cnn_layer_stats_svg)
+-- layer statistics: charts, a line per layer
 INSERT INTO notes_charts VALUES ('5.3-gradients-sigmoid.svg',
   cnn_layer_stats_svg('note_deep_sigmoid', 'grad_mean_abs'));
 INSERT INTO notes_charts VALUES ('5.3-gradients-relu.svg',

@@ -6,8 +6,8 @@
  * The database holds 64 training and 16 validation images and a small model
  * 'm' trained for one epoch. Each step of a model's life is one SQL statement
  * on a fresh connection (schema already read): cnn_create, cnn_train (one
- * epoch, with validation; another with layer_stats), cnn_layer_stats,
- * cnn_precision, cnn_predict of a raw blob, cnn_predict_proba of a
+ * epoch, with validation and layer_stats), cnn_layer_stats,
+ * cnn_layer_stats_svg, cnn_precision, cnn_predict of a raw blob, cnn_predict_proba of a
  * PNG, cnn_evaluate, cnn_predictions, cnn_confusion, cnn_history,
  * cnn_summary, cnn_history_svg (both forms), cnn_export, cnn_export_onnx,
  * cnn_import, cnn_drop; and opening a connection, which registers the
@@ -51,7 +51,7 @@
 
 #define TRAIN_OPTIONS                                                                \
   "{\"epochs\":1,\"seed\":7,\"threads\":1,\"batch_size\":16,\"validation\":\"val\"," \
-  "\"progress\":false}"
+  "\"layer_stats\":true,\"progress\":false}"
 
 typedef enum { BIND_NONE, BIND_SPEC, BIND_RAW, BIND_PNG, BIND_EXPORT } bind_kind;
 
@@ -67,14 +67,11 @@ static const step steps[] = {
     {"sqlite3_open", NULL, BIND_NONE, 0, 0},
     {"cnn_create", "SELECT cnn_create('fresh', ?1, 5)", BIND_SPEC, 1, 0},
     {"cnn_train", "SELECT cnn_train('m', 'train', '" TRAIN_OPTIONS "')", BIND_NONE, 1, 1},
-    {"cnn_train_layer_stats",
-     "SELECT cnn_train('m', 'train', '{\"epochs\":1,\"seed\":8,\"threads\":1,\"batch_size\":16,"
-     "\"layer_stats\":true,\"progress\":false}')",
-     BIND_NONE, 1, 1},
     {"cnn_layer_stats",
      "SELECT group_concat(epoch || ':' || name || ':' || zero_fraction, ' ') "
      "FROM cnn_layer_stats('m')",
      BIND_NONE, 0, 0},
+    {"cnn_layer_stats_svg", "SELECT cnn_layer_stats_svg('m', 'grad_mean_abs')", BIND_NONE, 0, 0},
     {"cnn_precision", "SELECT cnn_precision('m')", BIND_NONE, 0, 0},
     {"cnn_predict", "SELECT cnn_predict('m', ?1)", BIND_RAW, 0, 0},
     {"cnn_predict_proba", "SELECT cnn_predict_proba('m', ?1)", BIND_PNG, 0, 0},
@@ -107,7 +104,7 @@ enum { FAIL_NONE, FAIL_SQLITE, FAIL_ENGINE };
 typedef struct outcome {
   int rc;            /* SQLITE_OK: the step gave its row; else the error code */
   char msg[300];     /* the error message */
-  faults_str value;  /* the result's bytes (cnn_train*: without "seconds") */
+  faults_str value;  /* the result's bytes (cnn_train: without "seconds") */
   uint64_t sql_made; /* SQLite allocations during the step */
   uint64_t eng_made; /* engine allocations during the step */
   int left_open;     /* SQLite NOMEM left a transaction for the caller's ROLLBACK */
@@ -198,7 +195,7 @@ static void run_sql(sqlite3 *db, const step *s, outcome *o) {
   o->rc = rc;
   if (rc != SQLITE_OK) snprintf(o->msg, sizeof o->msg, "%s", sqlite3_errmsg(db));
   sqlite3_finalize(st);
-  if (!strncmp(s->label, "cnn_train", 9)) strip_seconds(&o->value);
+  if (!strcmp(s->label, "cnn_train")) strip_seconds(&o->value);
 }
 
 /* One run of a step from the pristine database with allocation n of one kind

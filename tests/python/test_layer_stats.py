@@ -8,6 +8,7 @@ Run by ctest with /usr/bin/python3; CNN_SO and CNN_DATA come from the
 environment.
 """
 import json
+import xml.etree.ElementTree as ET
 
 import cnntest
 from cnntest import DATA, one, train
@@ -47,6 +48,17 @@ def main():
     want = 1 - (1 - by_name["dense"]) * 0.75
     assert abs(by_name["dropout"] - want) < 0.03, (by_name, want)
     assert by_name["dense_1"] == 0, by_name
+    # The chart: an SVG with a line and a legend entry per layer that has the
+    # statistic, in layer order; a log scale for gradients.
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    for metric, names in (("grad_mean_abs", ["conv2d", "dense", "dense_1"]),
+                          ("zero_fraction", [r[2] for r in rows[1] if r[0] == 1])):
+        svg = ET.fromstring(one(conn, "SELECT cnn_layer_stats_svg('t1', ?)", metric))
+        paths = svg.findall(".//s:path", ns)
+        texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text")]
+        assert len(paths) == len(names), (metric, len(paths), names)
+        legend = [t for t in texts if t in names]
+        assert legend[-len(names):] == names, (metric, texts)
     print("layer statistics identical on 1, 2 and 3 threads:",
           ", ".join(f"{r[2]} zeros {r[7]:.3f}" for r in rows[1] if r[0] == 2))
     print("ok")

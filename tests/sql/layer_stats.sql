@@ -28,6 +28,16 @@ SELECT count(*) AS epochs, (SELECT count(*) FROM cnn_layer_stats('ls')) AS layer
 SELECT json_extract(cnn_train('ls', 'SELECT image, label FROM mnist_train WHERE id < 300',
                               '{"epochs":1,"seed":2,"threads":1,"layer_stats":false}'), '$.epochs');
 SELECT count(*) FROM cnn_layer_stats('ls');
+-- The chart: a line and a legend entry per layer with the statistic.
+SELECT (length(cnn_layer_stats_svg('ls', 'grad_mean_abs')) - length(replace(cnn_layer_stats_svg('ls', 'grad_mean_abs'), '<path', ''))) / 5 AS paths;
+SELECT (length(cnn_layer_stats_svg('ls', 'zero_fraction')) - length(replace(cnn_layer_stats_svg('ls', 'zero_fraction'), '<path', ''))) / 5 AS paths;
+SELECT cnn_layer_stats_svg('ls', 'update_ratio') LIKE '<?xml%</svg>%', cnn_layer_stats_svg('ls', 'weight_norm') LIKE '%dense_1%';
+SELECT cnn_layer_stats_svg('ls', 'loss');
+SELECT cnn_layer_stats_svg('ls', NULL);
+SELECT cnn_layer_stats_svg('nope', 'grad_mean_abs');
+SELECT cnn_layer_stats_svg(NULL, 'grad_mean_abs');
+SELECT cnn_create('bare', NULL, 1) > 0;
+SELECT cnn_layer_stats_svg('bare', 'zero_fraction');
 -- Bad values.
 SELECT cnn_train('ls', 'SELECT image, label FROM mnist_train WHERE id < 300', '{"layer_stats":1}');
 SELECT cnn_train('ls', 'SELECT image, label FROM mnist_train WHERE id < 300', '{"layer_stats":"yes"}');

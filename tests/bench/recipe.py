@@ -8,7 +8,9 @@ Runs, in this order, each seed in turn and each printed as it finishes:
   notebook  the same without augmentation (the notebook as it is)
 Every run validates on mnist_test after each epoch (cnn_history's
 val_accuracy, the per-epoch test accuracy); an epoch's seconds include that
-validation. Seed 1 of every kind runs first (with its predictions of the
+validation; so do its CPU seconds (of this process, or of the sqlite3 shell
+that runs sql/best.sql, its final evaluation included), printed beside the
+wall time because they vary far less on a shared machine. Seed 1 of every kind runs first (with its predictions of the
 photos of data/digits/), then the other seeds, so a run cut short still
 compares the three. A kind's summary follows its last seed, and all of them
 come again at the end: test accuracy (median and the values), seconds per
@@ -27,12 +29,14 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sqlite3
 import statistics
 import subprocess
 import sys
 import time
 
+# The notebook's model's augmentation: Keras' usual ImageDataGenerator settings.
 AUGMENT = {"rotation": 10, "shift": 0.1, "zoom": 0.1}
 PHOTOS = ("0.jpg", "1.jpg", "2.jpg", "3.jpg", "4.jpg", "4_alpha.png", "5.jpg", "5_chalk.jpg",
           "6.jpg", "7.jpg", "8.jpg", "9.jpg")
@@ -78,6 +82,9 @@ def history(conn, name):
 def run(args, conn, kind, seed, epochs):
     name = f"{kind}_{seed}"
     t = time.perf_counter()
+    # CPU seconds of this process (the notebook's runs) or of the sqlite3 shell
+    # (sql/best.sql): on a shared machine they vary far less than wall time.
+    c, rc = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     if kind == "best":
         # The shell writes while this connection is idle; it sees the result after.
         shell(args, args.db, "sql/best.sql",
@@ -92,14 +99,18 @@ def run(args, conn, kind, seed, epochs):
             source += f" LIMIT {args.rows}"
         conn.execute("SELECT cnn_train(?, ?, ?)", (name, source, json.dumps(options))).fetchone()
     wall = time.perf_counter() - t
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - c + (ru.ru_utime - rc.ru_utime) + (ru.ru_stime - rc.ru_stime)
     acc = json.loads(conn.execute("SELECT cnn_evaluate(?, 'mnist_test')", (name,)).fetchone()[0])
     hard = json.loads(conn.execute("SELECT cnn_evaluate(?, 'mnist_test_hard')",
                                    (name,)).fetchone()[0])
     h = history(conn, name)
     r = {"name": name, "test": acc["accuracy"], "hard": hard["accuracy"],
-         "val": [row[1] for row in h], "seconds": [row[2] for row in h], "wall": wall}
+         "val": [row[1] for row in h], "seconds": [row[2] for row in h], "wall": wall,
+         "cpu": cpu / len(h)}
     say(f"  {kind} seed {seed}: test {r['test']:.4f}, hard {r['hard']:.4f}, "
-        f"{statistics.median(r['seconds']):.1f} s/epoch (median of {len(h)}), {wall:.0f} s in all")
+        f"{statistics.median(r['seconds']):.1f} s/epoch (median of {len(h)}), "
+        f"{r['cpu']:.1f} CPU s/epoch, {wall:.0f} s in all")
     say("    test accuracy per epoch: " + " ".join(f"{v:.4f}" for v in r["val"]))
     return r
 
@@ -134,6 +145,12 @@ def main():
     say("cnn_debug(): " + conn.execute("SELECT cnn_debug()").fetchone()[0])
     conn.execute("SELECT cnn_import_mnist(?)", (os.path.join(args.root, "data"),)).fetchone()
     shell(args, args.db, "sql/hard.sql", {})
+    # The distortions alone: cnn_augment over the training rows, one thread.
+    c = time.process_time()
+    n = conn.execute("SELECT count(cnn_augment(image, ?, id)) FROM mnist_train",
+                     (json.dumps(AUGMENT),)).fetchone()[0]
+    say(f"augmentation alone ({json.dumps(AUGMENT)}): "
+        f"{1e6 * (time.process_time() - c) / n:.1f} CPU us per image, {n} images")
     say(f"database {args.db}: MNIST and mnist_test_hard; training rows: {args.rows or 'all'}; "
         f"seeds 1..{args.seeds}; epochs {', '.join(f'{k} {epochs[k]}' for k in kinds)}")
 
@@ -150,7 +167,8 @@ def main():
 
     say("")
     say(f"summary (test accuracy: median of the seeds; seconds per epoch: median of "
-        "every epoch, validation included; loss: test - hard in points):")
+        "every epoch, validation included; CPU s/epoch: median over the seeds of each "
+        "run's CPU seconds per epoch; loss: test - hard in points):")
     for kind in kinds:
         summary(kind, results[kind])
     if "augment" in results and "notebook" in results:
@@ -158,14 +176,19 @@ def main():
         n = statistics.median(s for r in results["notebook"] for s in r["seconds"])
         say(f"augmentation's cost, notebook's model: {n:.1f} -> {a:.1f} s/epoch "
             f"({100 * (a / n - 1):+.1f}%)")
+        a = statistics.median(r["cpu"] for r in results["augment"])
+        n = statistics.median(r["cpu"] for r in results["notebook"])
+        say(f"  in CPU seconds: {n:.1f} -> {a:.1f} per epoch ({100 * (a / n - 1):+.1f}%)")
 
 
 def summary(kind, rs):
     test = statistics.median(r["test"] for r in rs)
     hard = statistics.median(r["hard"] for r in rs)
     secs = statistics.median(s for r in rs for s in r["seconds"])
+    cpu = statistics.median(r["cpu"] for r in rs)
     values = ", ".join(f"{r['test']:.4f}" for r in rs)
     say(f"  {TITLES[kind]}: test {test:.4f} (median of {values}), {secs:.1f} s/epoch, "
+        f"{cpu:.1f} CPU s/epoch, "
         f"hard {hard:.4f} (loss {100 * (test - hard):.2f} points)")
     if kind == "augment":
         drops = []

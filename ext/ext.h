@@ -126,11 +126,36 @@ typedef struct cnn_rows {
  * must be integers 0..classes-1 when need_labels. Errors name the row:
  * "source row 7: label must be an integer 0..9; got a text". */
 int cnn_source_prepare(sqlite3 *db, const char *source, sqlite3_stmt **stmt, char *err);
+/* Whether source is a table name ("t" or "schema.t") rather than a query. */
+int cnn_source_is_name(const char *source);
+/* SELECT of a table's (image, label) columns, as cnn_source_prepare picks
+ * them, followed by `where` (" WHERE rowid = ?1"); schema may be NULL. An
+ * SQLite status, or -1 when out of memory before preparing. */
+int cnn_source_prepare_table(sqlite3 *db, const char *schema, const char *table,
+                             const char *where, sqlite3_stmt **stmt);
 int cnn_source_row(sqlite3_stmt *stmt, size_t row, cnn_shape in, int classes, int need_labels,
                    uint8_t *image, int *label, char *err);
 int cnn_source_read(sqlite3 *db, const char *source, cnn_shape in, int classes, int need_labels,
                     cnn_rows *out, char *err);
 void cnn_rows_clear(cnn_rows *r);
+
+/* ---- streamed sources (ext/stream.c) ------------------------------------ */
+
+/* How a source reaches the engine (the training option "data"): in memory,
+ * streamed from its table batch by batch, or (auto) streamed when its images
+ * would take more than 1 GiB. */
+typedef enum { CNN_DATA_AUTO, CNN_DATA_MEMORY, CNN_DATA_STREAM } cnn_data_mode;
+const char *cnn_data_mode_name(cnn_data_mode m);
+typedef struct cnn_stream cnn_stream;
+/* A table source set up for streaming, or *out NULL when the source is to be
+ * read into memory (cnn_source_read): a query, a view or WITHOUT ROWID table
+ * (an error when mode is CNN_DATA_STREAM), or small enough with auto. */
+int cnn_stream_open(sqlite3 *db, const char *source, cnn_shape in, int classes, int need_labels,
+                    cnn_data_mode mode, cnn_stream **out, char *err);
+size_t cnn_stream_count(const cnn_stream *s);
+/* A dataset reading through s (which must outlive it). */
+void cnn_stream_dataset(cnn_stream *s, cnn_dataset *d);
+void cnn_stream_free(cnn_stream *s);
 
 /* Interrupts, for engine work that runs long: a prepared "SELECT 1" fails
  * with SQLITE_INTERRUPT once the connection is interrupted (the flag stays

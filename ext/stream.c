@@ -18,9 +18,11 @@
  * the call starts: a row deleted since is an error naming it; rows added are
  * not seen until the next call. An in-memory or temporary database, and a
  * caller inside its own transaction, are read through the caller's connection
- * (it alone can see them), on the reader thread when the connection is
- * serialized (it has a mutex), else between batches on the calling thread.
+ * (it alone can see them), between batches on the calling thread: the
+ * statement calling cnn_train holds that connection's mutex throughout, so no
+ * reader thread could use it.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "ext.h"
@@ -234,9 +236,8 @@ done:
 
 size_t cnn_stream_count(const cnn_stream *s) { return s->count; }
 
-/* cnn_dataset.read: rows idx[0..n) of the rowid order. The caller's
- * connection is held for the whole batch, so that its error message is the
- * batch's own. */
+/* cnn_dataset.read: rows idx[0..n) of the rowid order. The connection is
+ * held for the whole batch, so that its error message is the batch's own. */
 static int stream_read(void *ctx, const uint32_t *idx, int n, uint8_t *images, uint8_t *labels,
                        char *err) {
   cnn_stream *s = ctx;
@@ -257,7 +258,9 @@ static int stream_read(void *ctx, const uint32_t *idx, int n, uint8_t *images, u
       rc = cnn_error(err, CNN_ERROR, "source row %zu (rowid %lld) is no longer in table %s",
                      row + 1, (long long)s->rowid[row], s->table);
     } else {
-      rc = sql_error(s->db, src, "source", err);
+      char what[CNN_ERRMAX];
+      snprintf(what, sizeof what, "source table %.200s", s->table);
+      rc = sql_error(s->db, src, what, err);
     }
     sqlite3_reset(s->get);
   }
@@ -281,6 +284,7 @@ void cnn_stream_dataset(cnn_stream *s, cnn_dataset *d) {
   d->read = stream_read;
   d->pass = stream_pass;
   d->ctx = s;
-  /* The caller's connection without a mutex must stay on its thread. */
-  d->same_thread = !s->own && sqlite3_db_mutex(s->db) == NULL;
+  /* The caller's connection is held by the statement calling us (SQLite
+   * keeps its mutex for the whole step): no other thread may use it. */
+  d->same_thread = !s->own;
 }

@@ -30,8 +30,8 @@ void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       (rc = cnn_cache_get(cnn_ctx_conn(ctx), db, name, &m, err)) ||
       (rc = cnn_stream_open(db, source, cnn_net_input(m->net), cnn_net_classes(m->net), 1,
                             CNN_DATA_AUTO, &stream, err)) ||
-      (!stream && (rc = cnn_source_read(db, source, cnn_net_input(m->net),
-                                        cnn_net_classes(m->net), 1, &rows, err))))
+      (!stream && (rc = cnn_source_read(db, source, cnn_net_input(m->net), cnn_net_classes(m->net),
+                                        1, &rows, err))))
     goto done;
   cnn_dataset data = {.images = rows.images, .labels = rows.labels, .count = rows.count};
   if (stream) cnn_stream_dataset(stream, &data);

@@ -131,8 +131,8 @@ int cnn_source_is_name(const char *source);
 /* SELECT of a table's (image, label) columns, as cnn_source_prepare picks
  * them, followed by `where` (" WHERE rowid = ?1"); schema may be NULL. An
  * SQLite status, or -1 when out of memory before preparing. */
-int cnn_source_prepare_table(sqlite3 *db, const char *schema, const char *table,
-                             const char *where, sqlite3_stmt **stmt);
+int cnn_source_prepare_table(sqlite3 *db, const char *schema, const char *table, const char *where,
+                             sqlite3_stmt **stmt);
 int cnn_source_row(sqlite3_stmt *stmt, size_t row, cnn_shape in, int classes, int need_labels,
                    uint8_t *image, int *label, char *err);
 int cnn_source_read(sqlite3 *db, const char *source, cnn_shape in, int classes, int need_labels,

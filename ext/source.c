@@ -28,8 +28,8 @@ int cnn_source_is_name(const char *s) {
   return 1;
 }
 
-int cnn_source_prepare_table(sqlite3 *db, const char *schema, const char *table,
-                             const char *where, sqlite3_stmt **stmt) {
+int cnn_source_prepare_table(sqlite3 *db, const char *schema, const char *table, const char *where,
+                             sqlite3_stmt **stmt) {
   /* Its image and label columns if it has them (mnist_train has id first),
    * else its first columns. Unquoted: SQLite reads a double-quoted name that
    * is no column as a string, which would hide a missing label column. */
@@ -37,9 +37,9 @@ int cnn_source_prepare_table(sqlite3 *db, const char *schema, const char *table,
   int rc = SQLITE_ERROR;
   *stmt = NULL;
   for (int i = 0; i < 3 && rc != SQLITE_OK; i++) {
-    char *sql = schema ? sqlite3_mprintf("SELECT %s FROM \"%w\".\"%w\"%s", cols[i], schema, table,
-                                         where)
-                       : sqlite3_mprintf("SELECT %s FROM \"%w\"%s", cols[i], table, where);
+    char *sql =
+        schema ? sqlite3_mprintf("SELECT %s FROM \"%w\".\"%w\"%s", cols[i], schema, table, where)
+               : sqlite3_mprintf("SELECT %s FROM \"%w\"%s", cols[i], table, where);
     if (!sql) return -1;
     rc = sqlite3_prepare_v2(db, sql, -1, stmt, NULL);
     sqlite3_free(sql);

@@ -68,8 +68,8 @@ static int sql_error(sqlite3 *db, int src, const char *what, char *err) {
 /* The schema holding the table, its kind ("table", "view", ...) and whether
  * it has rowids. 0 when found, -1 when not (or SQLite cannot say), else an
  * error status. */
-static int table_kind(sqlite3 *db, const char *schema, const char *table, char **found,
-                      char **kind, int *rowids, char *err) {
+static int table_kind(sqlite3 *db, const char *schema, const char *table, char **found, char **kind,
+                      int *rowids, char *err) {
   sqlite3_stmt *st = NULL;
   /* Unqualified names resolve as SQLite resolves them: temp, main, then
    * attached databases in order. */

@@ -1,7 +1,7 @@
 /*
  * train.c - cnn_train(name, source [, options]): reads the source into
- * memory or streams it from its table (ext/stream.c), trains with the engine, and commits every completed epoch (weights,
- * optimizer state, counters, history row) in its own savepoint, so an
+ * memory or streams it from its table (ext/stream.c), trains with the engine, and commits every
+ * completed epoch (weights, optimizer state, counters, history row) in its own savepoint, so an
  * interrupt or a killed process loses at most the epoch in progress.
  *
  * Interrupts are polled (cnn_probe_stop) after the forward pass and after
@@ -32,13 +32,13 @@ typedef struct sql_options {
   int threads;            /* 0 = all cores */
   int progress;           /* -1 = when stderr is a terminal, 0, 1 */
   int has_isa;
-  cnn_isa isa; /* when has_isa */
-  int bf16;    /* "precision": "bf16" */
+  cnn_isa isa;        /* when has_isa */
+  int bf16;           /* "precision": "bf16" */
   cnn_data_mode data; /* "data": how sources reach the engine (ext/stream.c) */
 } sql_options;
 
-static const char *const sql_keys[] = {"validation", "threads",   "progress", "isa",
-                                       "precision",  "data",      NULL};
+static const char *const sql_keys[] = {"validation", "threads", "progress", "isa",
+                                       "precision",  "data",    NULL};
 
 /* Reads the SQL side's options from the parsed document (NULL: none). */
 static int sql_options_read(sql_options *o, const cnn_json *root, char *err) {

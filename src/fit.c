@@ -83,8 +83,7 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
                      "validation data");
   if (streamed && !train->read)
     return cnn_error(err, CNN_ERROR, "training rows have neither images nor a reader");
-  if (!streamed &&
-      (rc = check_labels(train->labels, NULL, train->count, classes, "training", err)))
+  if (!streamed && (rc = check_labels(train->labels, NULL, train->count, classes, "training", err)))
     return rc;
   if (val && val->count && val->images &&
       (rc = check_labels(val->labels, NULL, val->count, classes, "validation", err)))
@@ -172,9 +171,9 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
           goto done;
         size_t next = start + (size_t)m;
         if (next < train->count)
-          cnn_reader_start(&rd, order + next,
-                           train->count - next < (size_t)batch ? (int)(train->count - next)
-                                                               : batch);
+          cnn_reader_start(
+              &rd, order + next,
+              train->count - next < (size_t)batch ? (int)(train->count - next) : batch);
         if (aug)
           cnn_augment_gathered(aug, x, im, order + start, m, cfg->seed, (uint64_t)epoch,
                                cnn_net_pool(net));

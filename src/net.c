@@ -679,8 +679,8 @@ int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double label_smoothing, 
     for (size_t j = 0; j < (size_t)m * in; j++) x[j] = src[j] / 255.0f;
     const float *o = cnn_net_forward(net, m, 0);
     int c;
-    total += m * loss_rows(o, output_is_probs(net), labels, m, net->classes, label_smoothing, NULL,
-                           &c);
+    total +=
+        m * loss_rows(o, output_is_probs(net), labels, m, net->classes, label_smoothing, NULL, &c);
     right += c;
   }
   if (streamed && data->pass && (rc = data->pass(data->ctx, 0, err))) goto done;

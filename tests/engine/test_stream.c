@@ -49,7 +49,8 @@ static int src_read(void *ctx, const uint32_t *idx, int n, uint8_t *images, uint
 static int src_pass(void *ctx, int begin, char *err) {
   (void)err;
   source *s = ctx;
-  if (begin == s->open) return cnn_error(err, CNN_ERROR, "pass %s twice", begin ? "begun" : "ended");
+  if (begin == s->open)
+    return cnn_error(err, CNN_ERROR, "pass %s twice", begin ? "begun" : "ended");
   s->open = begin;
   if (!begin) s->passes++;
   return CNN_OK;
@@ -96,10 +97,10 @@ static cnn_net *train(const cnn_dataset *d, const cnn_dataset *val, int epochs, 
   return net;
 }
 
-static int same_weights(const cnn_net *a, const cnn_net *b) {
+static int same_weights(cnn_net *a, cnn_net *b) {
+  if (!a || !b) return 0;
   size_t n = cnn_net_nparams(a) + cnn_net_nstate(a);
-  return a && b && !memcmp(cnn_net_params((cnn_net *)a), cnn_net_params((cnn_net *)b),
-                           n * sizeof(float));
+  return !memcmp(cnn_net_params(a), cnn_net_params(b), n * sizeof(float));
 }
 
 int main(void) {

@@ -29,6 +29,16 @@ SELECT b.model, sum(a.loss = b.loss AND a.accuracy = b.accuracy AND a.val_loss =
   FROM cnn_epochs a JOIN cnn_epochs b USING (epoch) WHERE a.model = 'mem' AND b.model <> 'mem'
   GROUP BY b.model ORDER BY b.model;
 DROP TABLE temp.sub;
+-- early stopping, the restored epoch and the time budget: as in memory
+SELECT cnn_create(m, '{"input":[28,28,1],"layers":[{"type":"conv2d","filters":4,"kernel":3,"activation":"relu"},{"type":"maxpool"},{"type":"flatten"},{"type":"dense","units":10}]}', 2) AS created
+  FROM (SELECT 'es_mem' AS m UNION ALL SELECT 'es_str');
+SELECT json_remove(cnn_train('es_mem', 'sub', '{"epochs":30,"seed":3,"learning_rate":0.05,"data":"memory","validation":"val","early_stopping":{"patience":1}}'), '$.seconds', '$.data', '$.model')
+     = json_remove(cnn_train('es_str', 'sub', '{"epochs":30,"seed":3,"learning_rate":0.05,"data":"stream","validation":"val","early_stopping":{"patience":1}}'), '$.seconds', '$.data', '$.model') AS same_result;
+SELECT json_extract(cnn_train('es_str', 'sub', '{"epochs":30,"seed":3,"data":"stream","early_stopping":{"patience":1}}'), '$.stopped') AS stopped;
+SELECT (SELECT count(*) FROM cnn_epochs WHERE model = 'es_mem') < 30 AS stopped_early,
+       (SELECT group_concat(loss) FROM cnn_epochs WHERE model = 'es_mem' AND epoch <= 3) =
+       (SELECT group_concat(loss) FROM cnn_epochs WHERE model = 'es_str' AND epoch <= 3) AS same_history;
+SELECT json_extract(cnn_train('es_str', 'sub', '{"epochs":1000,"data":"stream","max_seconds":0.2}'), '$.stopped') AS budget;
 -- automatic: a small table is read into memory
 SELECT json_extract(cnn_train('str', 'sub', '{"epochs":1}'), '$.data') AS auto_small;
 SELECT json_extract(cnn_train('str', 'sub', '{"epochs":1,"data":"auto"}'), '$.data') AS auto_named;

@@ -29,7 +29,7 @@ void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if ((rc = cnn_arg_name(argv[0], &name, err)) || (rc = cnn_arg_source(argv[1], &source, err)) ||
       (rc = cnn_cache_get(cnn_ctx_conn(ctx), db, name, &m, err)) ||
       (rc = cnn_stream_open(db, source, cnn_net_input(m->net), cnn_net_classes(m->net), 1,
-                            CNN_DATA_AUTO, &stream, err)) ||
+                            CNN_DATA_AUTO, 0, &stream, err)) ||
       (!stream && (rc = cnn_source_read(db, source, cnn_net_input(m->net), cnn_net_classes(m->net),
                                         1, &rows, err))))
     goto done;

@@ -147,12 +147,20 @@ void cnn_rows_clear(cnn_rows *r);
 typedef enum { CNN_DATA_AUTO, CNN_DATA_MEMORY, CNN_DATA_STREAM } cnn_data_mode;
 const char *cnn_data_mode_name(cnn_data_mode m);
 typedef struct cnn_stream cnn_stream;
-/* A table source set up for streaming, or *out NULL when the source is to be
- * read into memory (cnn_source_read): a query, a view or WITHOUT ROWID table
- * (an error when mode is CNN_DATA_STREAM), or small enough with auto. */
+/* A source set up for streaming, or *out NULL when it is to be read into
+ * memory (cnn_source_read): with auto a query, and a table small enough; a
+ * view or WITHOUT ROWID table (an error with CNN_DATA_STREAM). A query is
+ * streamed only with CNN_DATA_STREAM, through the caller's connection. */
 int cnn_stream_open(sqlite3 *db, const char *source, cnn_shape in, int classes, int need_labels,
-                    cnn_data_mode mode, cnn_stream **out, char *err);
+                    cnn_data_mode mode, size_t shuffle_buffer, cnn_stream **out, char *err);
 size_t cnn_stream_count(const cnn_stream *s);
+/* The shuffle_buffer of cnn_stream_open: a query source with "stream" is
+ * read in order (0: validation, or training without shuffle), through a
+ * buffer of that many rows, or refused (CNN_STREAM_NO_BUFFER: shuffled
+ * training without the option). */
+#define CNN_STREAM_NO_BUFFER ((size_t)-1)
+/* The seed and first epoch of a query's shuffle buffer. */
+void cnn_stream_seed(cnn_stream *s, uint64_t seed, int first_epoch);
 /* A dataset reading through s (which must outlive it). */
 void cnn_stream_dataset(cnn_stream *s, cnn_dataset *d);
 void cnn_stream_free(cnn_stream *s);

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "ext.h"
+#include "rng.h"
 
 /* The automatic choice: a table whose images would take more than this is
  * streamed. */
@@ -41,6 +42,18 @@ struct cnn_stream {
   cnn_shape in;
   int classes, need_labels;
   char *table; /* owned: its name for messages */
+  /* A query source instead (scan set): read in order, or through a shuffle
+   * buffer of cap rows, tf.data's shuffle(buffer_size). */
+  sqlite3_stmt *scan;  /* owned, on the caller's connection */
+  size_t cap;          /* rows the buffer holds; 0: read in order */
+  uint8_t *buf;        /* owned, cap x image bytes */
+  uint8_t *buf_labels; /* owned, cap */
+  size_t filled;       /* rows in the buffer */
+  size_t pos;          /* rows taken from the query this pass */
+  int scanned;         /* the query has no more rows this pass */
+  uint64_t seed;
+  int epoch; /* of the next pass */
+  cnn_rng rng;
 };
 
 const char *cnn_data_mode_name(cnn_data_mode m) {
@@ -50,6 +63,9 @@ const char *cnn_data_mode_name(cnn_data_mode m) {
 void cnn_stream_free(cnn_stream *s) {
   if (!s) return;
   sqlite3_finalize(s->get);
+  sqlite3_finalize(s->scan);
+  cnn_free(s->buf);
+  cnn_free(s->buf_labels);
   if (s->own) {
     if (s->open) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(s->db);
@@ -153,8 +169,31 @@ static sqlite3 *reader_connection(sqlite3 *db, const char *schema) {
   return r;
 }
 
+/* A query streamed in order or through a shuffle buffer of `buffer` rows
+ * (0: in order). Its rows are counted first, by running it once. */
+static int open_query(sqlite3 *db, const char *source, size_t buffer, cnn_stream *s, char *err) {
+  int rc = cnn_source_prepare(db, source, &s->scan, err);
+  if (rc) return rc;
+  if (s->need_labels && sqlite3_column_count(s->scan) < 2)
+    return cnn_error(err, CNN_ERROR, "source must give (image, label) columns; it gives %d",
+                     sqlite3_column_count(s->scan));
+  int src;
+  while ((src = sqlite3_step(s->scan)) == SQLITE_ROW)
+    if (++s->count > UINT32_MAX)
+      return cnn_error(err, CNN_ERROR, "source has more rows than this build accepts (%u)",
+                       UINT32_MAX);
+  if (src != SQLITE_DONE) return sql_error(db, src, "source", err);
+  if (s->count == 0) return cnn_error(err, CNN_ERROR, "source has no rows");
+  s->cap = buffer < s->count ? buffer : s->count;
+  size_t bytes = (size_t)s->in.h * s->in.w * s->in.c;
+  if (s->cap && (!(s->buf = cnn_malloc(s->cap * bytes)) || !(s->buf_labels = cnn_malloc(s->cap))))
+    return cnn_nomem(err);
+  s->db = db;
+  return CNN_OK;
+}
+
 int cnn_stream_open(sqlite3 *db, const char *source, cnn_shape in, int classes, int need_labels,
-                    cnn_data_mode mode, cnn_stream **out, char *err) {
+                    cnn_data_mode mode, size_t shuffle_buffer, cnn_stream **out, char *err) {
   char *schema = NULL, *found = NULL, *kind = NULL;
   const char *table = source;
   int rowids = 0, rc = CNN_OK;
@@ -162,9 +201,21 @@ int cnn_stream_open(sqlite3 *db, const char *source, cnn_shape in, int classes, 
   *out = NULL;
   if (mode == CNN_DATA_MEMORY) return CNN_OK;
   if (!cnn_source_is_name(source)) {
-    if (mode == CNN_DATA_STREAM)
+    if (mode != CNN_DATA_STREAM) return CNN_OK;
+    if (shuffle_buffer == CNN_STREAM_NO_BUFFER)
       return cnn_error(err, CNN_ERROR,
-                       "option data \"stream\" needs a table source; a query is read into memory");
+                       "option data \"stream\" with a query source needs shuffle_buffer (the "
+                       "rows held for shuffling), or shuffle false, or a table source");
+    if (!(s = cnn_calloc(1, sizeof *s)) || !(s->table = sqlite3_mprintf("%s", "query"))) {
+      cnn_free(s);
+      return cnn_nomem(err);
+    }
+    s->in = in, s->classes = classes, s->need_labels = need_labels;
+    if ((rc = open_query(db, source, shuffle_buffer, s, err))) {
+      cnn_stream_free(s);
+      return rc;
+    }
+    *out = s;
     return CNN_OK;
   }
   const char *dot = strchr(source, '.');
@@ -236,11 +287,96 @@ done:
 
 size_t cnn_stream_count(const cnn_stream *s) { return s->count; }
 
+void cnn_stream_seed(cnn_stream *s, uint64_t seed, int first_epoch) {
+  s->seed = seed, s->epoch = first_epoch;
+}
+
+/* The query's next row into image/label; 0 when it has no more. */
+static int scan_row(cnn_stream *s, uint8_t *image, uint8_t *label, int *got, char *err) {
+  *got = 0;
+  /* Stepped again once done, a statement starts over. */
+  if (s->scanned) return CNN_OK;
+  int src = sqlite3_step(s->scan);
+  if (src == SQLITE_DONE) s->scanned = 1;
+  if (src == SQLITE_DONE) return CNN_OK;
+  if (src != SQLITE_ROW) return sql_error(s->db, src, "source", err);
+  int l = -1;
+  int rc = cnn_source_row(s->scan, ++s->pos, s->in, s->classes, s->need_labels, image, &l, err);
+  *label = l < 0 ? 255 : (uint8_t)l;
+  *got = rc == CNN_OK;
+  return rc;
+}
+
+/* cnn_dataset.read of a query: the next n rows in order, or each drawn
+ * uniformly from the buffer and replaced by the query's next row (the
+ * buffer drains once the query is done). The engine's row numbers only
+ * count: which rows come is the buffer's choice. */
+static int query_read(cnn_stream *s, int n, uint8_t *images, uint8_t *labels, char *err) {
+  size_t bytes = (size_t)s->in.h * s->in.w * s->in.c;
+  for (int i = 0; i < n; i++) {
+    uint8_t *img = images + (size_t)i * bytes;
+    int got, rc;
+    if (!s->cap) {
+      if ((rc = scan_row(s, img, &labels[i], &got, err))) return rc;
+    } else {
+      got = s->filled > 0;
+      if (got) {
+        size_t j = (size_t)cnn_rng_below(&s->rng, s->filled);
+        memcpy(img, s->buf + j * bytes, bytes);
+        labels[i] = s->buf_labels[j];
+        int more;
+        if ((rc = scan_row(s, s->buf + j * bytes, &s->buf_labels[j], &more, err))) return rc;
+        if (!more && j != --s->filled) {
+          memcpy(s->buf + j * bytes, s->buf + s->filled * bytes, bytes);
+          s->buf_labels[j] = s->buf_labels[s->filled];
+        }
+      }
+    }
+    if (!got)
+      return cnn_error(err, CNN_ERROR,
+                       "source query gave %zu rows this time; it gave %zu when training began",
+                       s->pos, s->count);
+  }
+  return CNN_OK;
+}
+
+static int query_pass(cnn_stream *s, int begin, char *err) {
+  int rc, got;
+  if (begin) {
+    sqlite3_reset(s->scan);
+    s->pos = 0, s->filled = 0, s->scanned = 0;
+    size_t bytes = (size_t)s->in.h * s->in.w * s->in.c;
+    /* Each epoch its own draws, as the engine's shuffle. */
+    cnn_rng_seed(&s->rng, s->seed ^ ((uint64_t)s->epoch++ * 0x9e3779b97f4a7c15ull) ^
+                              (3 * 0xd1b54a32d192ed03ull));
+    while (s->filled < s->cap) {
+      if ((rc = scan_row(s, s->buf + s->filled * bytes, &s->buf_labels[s->filled], &got, err)))
+        return rc;
+      if (!got) break;
+      s->filled++;
+    }
+    return CNN_OK;
+  }
+  uint8_t spare_label;
+  uint8_t *spare = cnn_malloc((size_t)s->in.h * s->in.w * s->in.c);
+  if (!spare) return cnn_nomem(err);
+  rc = scan_row(s, spare, &spare_label, &got, err);
+  cnn_free(spare);
+  if (rc == CNN_OK && (got || s->filled))
+    rc = cnn_error(err, CNN_ERROR,
+                   "source query gave more rows this time than the %zu it gave when training "
+                   "began",
+                   s->count);
+  sqlite3_reset(s->scan);
+  return rc;
+}
+
 /* cnn_dataset.read: rows idx[0..n) of the rowid order. The connection is
  * held for the whole batch, so that its error message is the batch's own. */
 static int stream_read(void *ctx, const uint32_t *idx, int n, uint8_t *images, uint8_t *labels,
                        char *err) {
   cnn_stream *s = ctx;
+  if (s->scan) return query_read(s, n, images, labels, err);
   size_t bytes = (size_t)s->in.h * s->in.w * s->in.c;
   sqlite3_mutex *mu = sqlite3_db_mutex(s->db);
   int rc = CNN_OK;
@@ -271,6 +407,7 @@ static int stream_read(void *ctx, const uint32_t *idx, int n, uint8_t *images, u
 /* cnn_dataset.pass: our connection's read transaction, one per pass. */
 static int stream_pass(void *ctx, int begin, char *err) {
   cnn_stream *s = ctx;
+  if (s->scan) return query_pass(s, begin, err);
   if (!s->own || begin == s->open) return CNN_OK;
   int src = sqlite3_exec(s->db, begin ? "BEGIN" : "COMMIT", NULL, NULL, NULL);
   if (src != SQLITE_OK) return sql_error(s->db, src, "source", err);

@@ -32,19 +32,23 @@ typedef struct sql_options {
   int threads;            /* 0 = all cores */
   int progress;           /* -1 = when stderr is a terminal, 0, 1 */
   int has_isa;
-  cnn_isa isa;        /* when has_isa */
-  int bf16;           /* "precision": "bf16" */
-  cnn_data_mode data; /* "data": how sources reach the engine (ext/stream.c) */
+  cnn_isa isa;           /* when has_isa */
+  int bf16;              /* "precision": "bf16" */
+  cnn_data_mode data;    /* "data": how sources reach the engine (ext/stream.c) */
+  size_t shuffle_buffer; /* rows; 0 = not given */
 } sql_options;
 
-static const char *const sql_keys[] = {"validation", "threads", "progress", "isa",
-                                       "precision",  "data",    NULL};
+/* Rows a query's shuffle buffer may hold: 7.8 GB of 28x28 images. */
+#define MAX_SHUFFLE_BUFFER 10000000
+
+static const char *const sql_keys[] = {"validation", "threads", "progress",       "isa",
+                                       "precision",  "data",    "shuffle_buffer", NULL};
 
 /* Reads the SQL side's options from the parsed document (NULL: none). */
 static int sql_options_read(sql_options *o, const cnn_json *root, char *err) {
   char got[64];
   o->validation = NULL, o->threads = 0, o->progress = -1, o->has_isa = 0, o->bf16 = 0;
-  o->data = CNN_DATA_AUTO;
+  o->data = CNN_DATA_AUTO, o->shuffle_buffer = 0;
   for (size_t i = 0; root && i < root->count; i++) {
     const char *k = root->keys[i];
     const cnn_json *x = &root->items[i];
@@ -80,6 +84,12 @@ static int sql_options_read(sql_options *o, const cnn_json *root, char *err) {
         return cnn_error(err, CNN_ERROR, "option precision must be \"fp32\" or \"bf16\"; got %s",
                          cnn_json_describe(x, got, sizeof got));
       o->bf16 = !strcmp(x->string, "bf16");
+    } else if (!strcmp(k, "shuffle_buffer")) {
+      if (x->type != CNN_JSON_NUMBER || x->number != floor(x->number) || x->number < 1 ||
+          x->number > MAX_SHUFFLE_BUFFER)
+        return cnn_error(err, CNN_ERROR, "option shuffle_buffer must be an integer 1..%d; got %s",
+                         MAX_SHUFFLE_BUFFER, cnn_json_describe(x, got, sizeof got));
+      o->shuffle_buffer = (size_t)x->number;
     } else if (!strcmp(k, "data")) {
       static const cnn_data_mode modes[] = {CNN_DATA_AUTO, CNN_DATA_MEMORY, CNN_DATA_STREAM};
       int found = 0;
@@ -295,11 +305,18 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int classes = cnn_net_classes(t.net);
   /* A table may be streamed (the option data); everything else is read
    * into memory. */
-  if ((rc = cnn_stream_open(db, source, in, classes, 1, o.data, &stream, err)) ||
+  if (o.shuffle_buffer && (o.data != CNN_DATA_STREAM || cnn_source_is_name(source))) {
+    rc = cnn_error(err, CNN_ERROR,
+                   "option shuffle_buffer is for a query source with data \"stream\"; a table "
+                   "is shuffled whole");
+    goto done;
+  }
+  size_t buffer = o.shuffle_buffer ? o.shuffle_buffer : cfg.shuffle ? CNN_STREAM_NO_BUFFER : 0;
+  if ((rc = cnn_stream_open(db, source, in, classes, 1, o.data, buffer, &stream, err)) ||
       (!stream && (rc = cnn_source_read(db, source, in, classes, 1, &rows, err))))
     goto done;
   if (o.validation &&
-      ((rc = cnn_stream_open(db, o.validation, in, classes, 1, o.data, &vstream, err)) ||
+      ((rc = cnn_stream_open(db, o.validation, in, classes, 1, o.data, 0, &vstream, err)) ||
        (!vstream && (rc = cnn_source_read(db, o.validation, in, classes, 1, &vrows, err))))) {
     char tmp[CNN_ERRMAX];
     snprintf(tmp, sizeof tmp, "validation %.200s", err);
@@ -335,7 +352,10 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (!cfg.has_seed) sqlite3_randomness(sizeof cfg.seed, &cfg.seed);
   cnn_dataset train = {rows.images, rows.labels, rows.count, NULL, NULL, NULL, 0};
   cnn_dataset val = {vrows.images, vrows.labels, vrows.count, NULL, NULL, NULL, 0};
-  if (stream) cnn_stream_dataset(stream, &train);
+  if (stream) {
+    cnn_stream_dataset(stream, &train);
+    cnn_stream_seed(stream, cfg.seed, epochs_done + 1);
+  }
   if (vstream) cnn_stream_dataset(vstream, &val);
   cfg.first_epoch = epochs_done + 1;
   cfg.on_batch = on_batch, cfg.on_epoch = on_epoch, cfg.stop = stop, cfg.ctx = &t;

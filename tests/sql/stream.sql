@@ -39,6 +39,32 @@ SELECT (SELECT count(*) FROM cnn_epochs WHERE model = 'es_mem') < 30 AS stopped_
        (SELECT group_concat(loss) FROM cnn_epochs WHERE model = 'es_mem' AND epoch <= 3) =
        (SELECT group_concat(loss) FROM cnn_epochs WHERE model = 'es_str' AND epoch <= 3) AS same_history;
 SELECT json_extract(cnn_train('es_str', 'sub', '{"epochs":1000,"data":"stream","max_seconds":0.2}'), '$.stopped') AS budget;
+-- a query streamed: in order without shuffling (the same weights as in memory), or
+-- through a shuffle buffer (reproducible with a seed); validation read in order
+SELECT cnn_create(m, '{"input":[28,28,1],"layers":[{"type":"conv2d","filters":4,"kernel":3,"activation":"relu"},{"type":"maxpool"},{"type":"flatten"},{"type":"dense","units":10}]}', 4) AS created
+  FROM (SELECT 'q_mem' AS m UNION ALL SELECT 'q_ord' UNION ALL SELECT 'q_buf1' UNION ALL SELECT 'q_buf2');
+SELECT json_extract(cnn_train('q_mem', 'SELECT image, label FROM sub WHERE label < 8', '{"epochs":2,"seed":1,"shuffle":false,"data":"memory","validation":"SELECT image, label FROM val","augment":{"rotation":10}}'), '$.data') AS data;
+SELECT json_extract(cnn_train('q_ord', 'SELECT image, label FROM sub WHERE label < 8', '{"epochs":2,"seed":1,"shuffle":false,"data":"stream","validation":"SELECT image, label FROM val","augment":{"rotation":10}}'), '$.data') AS data;
+SELECT json_extract(r, '$.data') AS data, json_extract(r, '$.samples') AS samples
+  FROM (SELECT cnn_train('q_buf1', 'SELECT image, label FROM sub WHERE label < 8', '{"epochs":2,"seed":1,"data":"stream","shuffle_buffer":64}') AS r);
+SELECT json_extract(cnn_train('q_buf2', 'SELECT image, label FROM sub WHERE label < 8', '{"epochs":2,"seed":1,"data":"stream","shuffle_buffer":64}'), '$.data') AS data;
+SELECT (SELECT group_concat(hex(data)) FROM cnn_weights WHERE model = 'q_mem') = (SELECT group_concat(hex(data)) FROM cnn_weights WHERE model = 'q_ord') AS in_order_same,
+       (SELECT group_concat(val_loss) FROM cnn_epochs WHERE model = 'q_mem') = (SELECT group_concat(val_loss) FROM cnn_epochs WHERE model = 'q_ord') AS validation_same,
+       (SELECT group_concat(hex(data)) FROM cnn_weights WHERE model = 'q_buf1') = (SELECT group_concat(hex(data)) FROM cnn_weights WHERE model = 'q_buf2') AS buffer_reproducible,
+       (SELECT group_concat(hex(data)) FROM cnn_weights WHERE model = 'q_buf1') <> (SELECT group_concat(hex(data)) FROM cnn_weights WHERE model = 'q_ord') AS buffer_shuffles;
+-- a query that gives other rows in a later epoch (it counts the saved epochs)
+SELECT cnn_train('q_buf1', 'SELECT image, label FROM sub WHERE rowid <= 100 + 10 * (SELECT count(*) FROM cnn_epochs WHERE model = ''q_buf1'' AND epoch > 2)', '{"epochs":3,"data":"stream","shuffle_buffer":16}');
+SELECT cnn_train('q_buf1', 'SELECT image, label FROM sub WHERE rowid <= 100 - 10 * (SELECT count(*) FROM cnn_epochs WHERE model = ''q_buf1'' AND epoch > 3)', '{"epochs":3,"data":"stream","shuffle_buffer":16}');
+SELECT cnn_train('q_buf1', 'SELECT image, label FROM sub WHERE rowid <= 100 - 10 * (SELECT count(*) FROM cnn_epochs WHERE model = ''q_buf1'' AND epoch > 4)', '{"epochs":3,"data":"stream","shuffle":false}');
+SELECT epochs FROM cnn_models WHERE name = 'q_buf1';
+SELECT cnn_train('q_buf1', 'SELECT image, label FROM sub', '{"data":"stream"}');
+SELECT cnn_train('q_buf1', 'SELECT image, label FROM sub', '{"data":"memory","shuffle_buffer":10}');
+SELECT cnn_train('q_buf1', 'sub', '{"data":"stream","shuffle_buffer":10}');
+SELECT cnn_train('q_buf1', 'SELECT image, label FROM sub', '{"data":"stream","shuffle_buffer":0}');
+SELECT cnn_train('q_buf1', 'SELECT image, label FROM sub', '{"data":"stream","shuffle_buffer":1.5}');
+SELECT cnn_train('q_buf1', 'SELECT image, label FROM sub WHERE 0', '{"data":"stream","shuffle_buffer":10}');
+SELECT cnn_train('q_buf1', 'SELECT image FROM sub', '{"data":"stream","shuffle_buffer":10}');
+SELECT cnn_train('q_buf1', 'SELECT image, CASE WHEN rowid = 50 THEN NULL ELSE label END FROM sub', '{"data":"stream","shuffle_buffer":10}');
 -- automatic: a small table is read into memory
 SELECT json_extract(cnn_train('str', 'sub', '{"epochs":1}'), '$.data') AS auto_small;
 SELECT json_extract(cnn_train('str', 'sub', '{"epochs":1,"data":"auto"}'), '$.data') AS auto_named;
@@ -53,7 +79,6 @@ CREATE TABLE norowid (id INTEGER PRIMARY KEY, image BLOB, label INTEGER) WITHOUT
 INSERT INTO norowid SELECT rowid, image, label FROM sub;
 CREATE TABLE empty (image BLOB, label INTEGER);
 CREATE TABLE images_only AS SELECT image FROM sub;
-SELECT cnn_train('str', 'SELECT image, label FROM sub', '{"data":"stream"}');
 SELECT cnn_train('str', 'subview', '{"data":"stream"}');
 SELECT cnn_train('str', 'norowid', '{"data":"stream"}');
 SELECT cnn_train('str', 'no_such_table', '{"data":"stream"}');

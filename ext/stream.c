@@ -23,6 +23,11 @@
  * (it alone can see them), between batches on the calling thread: the
  * statement calling cnn_train holds that connection's mutex throughout, so no
  * reader thread could use it.
+ *
+ * A query source (only with "stream") cannot be addressed by row: it is run
+ * once to count its rows and once per epoch, on the caller's connection, its
+ * rows taken in order (validation, or training without shuffle: the same
+ * batches as in memory) or through a shuffle buffer (tf.data's shuffle).
  */
 #include <stdio.h>
 #include <string.h>

@@ -5,8 +5,9 @@
  *
  *   SELECT cnn_evaluate('nb', 'mnist_test');
  *
- * The source is read into memory (ext/source.c) and evaluated by the engine,
- * which polls for interrupts between batches. It runs the caller's SQL text,
+ * The source is read into memory (ext/source.c), or streamed from its table
+ * when its images would take more than 1 GiB (ext/stream.c), and evaluated
+ * by the engine, which polls for interrupts between batches. It runs the caller's SQL text,
  * so it is SQLITE_DIRECTONLY; not deterministic, since training changes the
  * answer.
  */
@@ -19,6 +20,7 @@ void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   char err[CNN_ERRMAX] = "";
   cnn_stored_model *m = NULL;
   cnn_rows rows = {0};
+  cnn_stream *stream = NULL;
   sqlite3_stmt *probe = NULL;
   char *json = NULL;
   const char *name, *source;
@@ -26,10 +28,13 @@ void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int rc;
   if ((rc = cnn_arg_name(argv[0], &name, err)) || (rc = cnn_arg_source(argv[1], &source, err)) ||
       (rc = cnn_cache_get(cnn_ctx_conn(ctx), db, name, &m, err)) ||
-      (rc = cnn_source_read(db, source, cnn_net_input(m->net), cnn_net_classes(m->net), 1, &rows,
-                            err)))
+      (rc = cnn_stream_open(db, source, cnn_net_input(m->net), cnn_net_classes(m->net), 1,
+                            CNN_DATA_AUTO, 0, &stream, err)) ||
+      (!stream && (rc = cnn_source_read(db, source, cnn_net_input(m->net), cnn_net_classes(m->net),
+                                        1, &rows, err))))
     goto done;
-  cnn_dataset data = {rows.images, rows.labels, rows.count};
+  cnn_dataset data = {.images = rows.images, .labels = rows.labels, .count = rows.count};
+  if (stream) cnn_stream_dataset(stream, &data);
   if ((rc = cnn_probe_open(db, &probe, err)) ||
       (rc = cnn_evaluate(m->net, &data, 0, cnn_probe_stop, probe, &loss, &accuracy, err)))
     goto done;
@@ -38,7 +43,7 @@ void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   cnn_buf_json_number(&b, loss);
   cnn_buf_puts(&b, ",\"accuracy\":");
   cnn_buf_json_number(&b, accuracy);
-  cnn_buf_printf(&b, ",\"count\":%zu}", rows.count);
+  cnn_buf_printf(&b, ",\"count\":%zu}", data.count);
   if (!(json = cnn_buf_finish(&b))) {
     rc = cnn_nomem(err);
     goto done;
@@ -49,5 +54,6 @@ done:
   cnn_free(json);
   sqlite3_finalize(probe);
   cnn_rows_clear(&rows);
+  cnn_stream_free(stream);
   cnn_stored_model_release(m);
 }

@@ -126,11 +126,44 @@ typedef struct cnn_rows {
  * must be integers 0..classes-1 when need_labels. Errors name the row:
  * "source row 7: label must be an integer 0..9; got a text". */
 int cnn_source_prepare(sqlite3 *db, const char *source, sqlite3_stmt **stmt, char *err);
+/* Whether source is a table name ("t" or "schema.t") rather than a query. */
+int cnn_source_is_name(const char *source);
+/* SELECT of a table's (image, label) columns, as cnn_source_prepare picks
+ * them, followed by `where` (" WHERE rowid = ?1"); schema may be NULL. An
+ * SQLite status, or -1 when out of memory before preparing. */
+int cnn_source_prepare_table(sqlite3 *db, const char *schema, const char *table, const char *where,
+                             sqlite3_stmt **stmt);
 int cnn_source_row(sqlite3_stmt *stmt, size_t row, cnn_shape in, int classes, int need_labels,
                    uint8_t *image, int *label, char *err);
 int cnn_source_read(sqlite3 *db, const char *source, cnn_shape in, int classes, int need_labels,
                     cnn_rows *out, char *err);
 void cnn_rows_clear(cnn_rows *r);
+
+/* ---- streamed sources (ext/stream.c) ------------------------------------ */
+
+/* How a source reaches the engine (the training option "data"): in memory,
+ * streamed from its table batch by batch, or (auto) streamed when its images
+ * would take more than 1 GiB. */
+typedef enum { CNN_DATA_AUTO, CNN_DATA_MEMORY, CNN_DATA_STREAM } cnn_data_mode;
+const char *cnn_data_mode_name(cnn_data_mode m);
+typedef struct cnn_stream cnn_stream;
+/* A source set up for streaming, or *out NULL when it is to be read into
+ * memory (cnn_source_read): with auto a query, and a table small enough; a
+ * view or WITHOUT ROWID table (an error with CNN_DATA_STREAM). A query is
+ * streamed only with CNN_DATA_STREAM, through the caller's connection. */
+int cnn_stream_open(sqlite3 *db, const char *source, cnn_shape in, int classes, int need_labels,
+                    cnn_data_mode mode, size_t shuffle_buffer, cnn_stream **out, char *err);
+size_t cnn_stream_count(const cnn_stream *s);
+/* The shuffle_buffer of cnn_stream_open: a query source with "stream" is
+ * read in order (0: validation, or training without shuffle), through a
+ * buffer of that many rows, or refused (CNN_STREAM_NO_BUFFER: shuffled
+ * training without the option). */
+#define CNN_STREAM_NO_BUFFER ((size_t)-1)
+/* The seed and first epoch of a query's shuffle buffer. */
+void cnn_stream_seed(cnn_stream *s, uint64_t seed, int first_epoch);
+/* A dataset reading through s (which must outlive it). */
+void cnn_stream_dataset(cnn_stream *s, cnn_dataset *d);
+void cnn_stream_free(cnn_stream *s);
 
 /* Interrupts, for engine work that runs long: a prepared "SELECT 1" fails
  * with SQLITE_INTERRUPT once the connection is interrupted (the flag stays

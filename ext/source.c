@@ -18,7 +18,7 @@
 #define MAX_ROWS 100000000u
 #define MAX_BYTES ((size_t)8 << 30)
 
-static int is_name(const char *s) {
+int cnn_source_is_name(const char *s) {
   if (!isalpha((unsigned char)*s) && *s != '_') return 0;
   int dots = 0;
   for (; *s; s++) {
@@ -28,35 +28,43 @@ static int is_name(const char *s) {
   return 1;
 }
 
+int cnn_source_prepare_table(sqlite3 *db, const char *schema, const char *table, const char *where,
+                             sqlite3_stmt **stmt) {
+  /* Its image and label columns if it has them (mnist_train has id first),
+   * else its first columns. Unquoted: SQLite reads a double-quoted name that
+   * is no column as a string, which would hide a missing label column. */
+  static const char *const cols[] = {"image, label", "image", "*"};
+  int rc = SQLITE_ERROR;
+  *stmt = NULL;
+  for (int i = 0; i < 3 && rc != SQLITE_OK; i++) {
+    char *sql =
+        schema ? sqlite3_mprintf("SELECT %s FROM \"%w\".\"%w\"%s", cols[i], schema, table, where)
+               : sqlite3_mprintf("SELECT %s FROM \"%w\"%s", cols[i], table, where);
+    if (!sql) return -1;
+    rc = sqlite3_prepare_v2(db, sql, -1, stmt, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK && !strstr(sqlite3_errmsg(db), "no such column")) break;
+  }
+  return rc;
+}
+
 int cnn_source_prepare(sqlite3 *db, const char *source, sqlite3_stmt **stmt, char *err) {
-  char *sql = NULL;
   const char *tail = NULL;
   *stmt = NULL;
   if (!source || !source[0])
     return cnn_error(err, CNN_ERROR, "source must be a table name or a query; got an empty text");
   int rc = SQLITE_ERROR;
-  if (is_name(source)) {
-    /* A table: its image and label columns if it has them (mnist_train has
-     * id first), else its first columns. */
-    static const char *const cols[] = {"\"image\", \"label\"", "\"image\"", "*"};
+  int named = cnn_source_is_name(source);
+  if (named) {
     const char *dot = strchr(source, '.');
     char *schema = dot ? sqlite3_mprintf("%.*s", (int)(dot - source), source) : NULL;
     if (dot && !schema) return cnn_nomem(err);
-    for (int i = 0; i < 3 && rc != SQLITE_OK; i++) {
-      sqlite3_free(sql);
-      sql = dot ? sqlite3_mprintf("SELECT %s FROM \"%w\".\"%w\"", cols[i], schema, dot + 1)
-                : sqlite3_mprintf("SELECT %s FROM \"%w\"", cols[i], source);
-      if (!sql) break;
-      rc = sqlite3_prepare_v2(db, sql, -1, stmt, NULL);
-      if (rc != SQLITE_OK && !strstr(sqlite3_errmsg(db), "no such column")) break;
-    }
+    rc = cnn_source_prepare_table(db, schema, dot ? dot + 1 : source, "", stmt);
     sqlite3_free(schema);
-    if (!sql) return cnn_nomem(err);
   } else {
     rc = sqlite3_prepare_v2(db, source, -1, stmt, &tail);
   }
-  int named = sql != NULL;
-  sqlite3_free(sql);
+  if (rc < 0) return cnn_nomem(err);
   if (rc != SQLITE_OK) {
     int status = rc == SQLITE_NOMEM ? CNN_NOMEM : CNN_ERROR;
     cnn_error(err, status, "source %s: %s", named ? "table" : "query", sqlite3_errmsg(db));

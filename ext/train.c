@@ -1,7 +1,7 @@
 /*
  * train.c - cnn_train(name, source [, options]): reads the source into
- * memory, trains with the engine, and commits every completed epoch (weights,
- * optimizer state, counters, history row) in its own savepoint, so an
+ * memory or streams it from its table (ext/stream.c), trains with the engine, and commits every
+ * completed epoch (weights, optimizer state, counters, history row) in its own savepoint, so an
  * interrupt or a killed process loses at most the epoch in progress.
  *
  * Interrupts are polled (cnn_probe_stop) after the forward pass and after
@@ -32,17 +32,23 @@ typedef struct sql_options {
   int threads;            /* 0 = all cores */
   int progress;           /* -1 = when stderr is a terminal, 0, 1 */
   int has_isa;
-  cnn_isa isa; /* when has_isa */
-  int bf16;    /* "precision": "bf16" */
+  cnn_isa isa;           /* when has_isa */
+  int bf16;              /* "precision": "bf16" */
+  cnn_data_mode data;    /* "data": how sources reach the engine (ext/stream.c) */
+  size_t shuffle_buffer; /* rows; 0 = not given */
 } sql_options;
 
-static const char *const sql_keys[] = {"validation", "threads",   "progress",
-                                       "isa",        "precision", NULL};
+/* Rows a query's shuffle buffer may hold: 7.8 GB of 28x28 images. */
+#define MAX_SHUFFLE_BUFFER 10000000
+
+static const char *const sql_keys[] = {"validation", "threads", "progress",       "isa",
+                                       "precision",  "data",    "shuffle_buffer", NULL};
 
 /* Reads the SQL side's options from the parsed document (NULL: none). */
 static int sql_options_read(sql_options *o, const cnn_json *root, char *err) {
   char got[64];
   o->validation = NULL, o->threads = 0, o->progress = -1, o->has_isa = 0, o->bf16 = 0;
+  o->data = CNN_DATA_AUTO, o->shuffle_buffer = 0;
   for (size_t i = 0; root && i < root->count; i++) {
     const char *k = root->keys[i];
     const cnn_json *x = &root->items[i];
@@ -78,6 +84,21 @@ static int sql_options_read(sql_options *o, const cnn_json *root, char *err) {
         return cnn_error(err, CNN_ERROR, "option precision must be \"fp32\" or \"bf16\"; got %s",
                          cnn_json_describe(x, got, sizeof got));
       o->bf16 = !strcmp(x->string, "bf16");
+    } else if (!strcmp(k, "shuffle_buffer")) {
+      if (x->type != CNN_JSON_NUMBER || x->number != floor(x->number) || x->number < 1 ||
+          x->number > MAX_SHUFFLE_BUFFER)
+        return cnn_error(err, CNN_ERROR, "option shuffle_buffer must be an integer 1..%d; got %s",
+                         MAX_SHUFFLE_BUFFER, cnn_json_describe(x, got, sizeof got));
+      o->shuffle_buffer = (size_t)x->number;
+    } else if (!strcmp(k, "data")) {
+      static const cnn_data_mode modes[] = {CNN_DATA_AUTO, CNN_DATA_MEMORY, CNN_DATA_STREAM};
+      int found = 0;
+      for (int m = 0; m < 3 && x->type == CNN_JSON_STRING; m++)
+        if (!strcmp(x->string, cnn_data_mode_name(modes[m]))) o->data = modes[m], found = 1;
+      if (!found)
+        return cnn_error(err, CNN_ERROR,
+                         "option data must be \"auto\", \"memory\" or \"stream\"; got %s",
+                         cnn_json_describe(x, got, sizeof got));
     }
   }
   return CNN_OK;
@@ -233,6 +254,7 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   cnn_net *fresh = NULL;
   cnn_optim fresh_opt = {0};
   cnn_rows rows = {0}, vrows = {0};
+  cnn_stream *stream = NULL, *vstream = NULL;
   cnn_threads *pool = NULL;
   train_ctx t = {0};
   int rc;
@@ -281,8 +303,21 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
   cnn_shape in = cnn_net_input(t.net);
   int classes = cnn_net_classes(t.net);
-  if ((rc = cnn_source_read(db, source, in, classes, 1, &rows, err))) goto done;
-  if (o.validation && (rc = cnn_source_read(db, o.validation, in, classes, 1, &vrows, err))) {
+  /* A table may be streamed (the option data); everything else is read
+   * into memory. */
+  if (o.shuffle_buffer && (o.data != CNN_DATA_STREAM || cnn_source_is_name(source))) {
+    rc = cnn_error(err, CNN_ERROR,
+                   "option shuffle_buffer is for a query source with data \"stream\"; a table "
+                   "is shuffled whole");
+    goto done;
+  }
+  size_t buffer = o.shuffle_buffer ? o.shuffle_buffer : cfg.shuffle ? CNN_STREAM_NO_BUFFER : 0;
+  if ((rc = cnn_stream_open(db, source, in, classes, 1, o.data, buffer, &stream, err)) ||
+      (!stream && (rc = cnn_source_read(db, source, in, classes, 1, &rows, err))))
+    goto done;
+  if (o.validation &&
+      ((rc = cnn_stream_open(db, o.validation, in, classes, 1, o.data, 0, &vstream, err)) ||
+       (!vstream && (rc = cnn_source_read(db, o.validation, in, classes, 1, &vrows, err))))) {
     char tmp[CNN_ERRMAX];
     snprintf(tmp, sizeof tmp, "validation %.200s", err);
     memcpy(err, tmp, sizeof tmp);
@@ -315,8 +350,13 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   t.progress.enabled = o.progress < 0 ? isatty(2) : o.progress;
   t.total_epochs = epochs_done + cfg.epochs;
   if (!cfg.has_seed) sqlite3_randomness(sizeof cfg.seed, &cfg.seed);
-  cnn_dataset train = {rows.images, rows.labels, rows.count};
-  cnn_dataset val = {vrows.images, vrows.labels, vrows.count};
+  cnn_dataset train = {rows.images, rows.labels, rows.count, NULL, NULL, NULL, 0};
+  cnn_dataset val = {vrows.images, vrows.labels, vrows.count, NULL, NULL, NULL, 0};
+  if (stream) {
+    cnn_stream_dataset(stream, &train);
+    cnn_stream_seed(stream, cfg.seed, epochs_done + 1);
+  }
+  if (vstream) cnn_stream_dataset(vstream, &val);
   cfg.first_epoch = epochs_done + 1;
   cfg.on_batch = on_batch, cfg.on_epoch = on_epoch, cfg.stop = stop, cfg.ctx = &t;
   cnn_train_result res;
@@ -340,7 +380,7 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   cnn_buf_puts(&b, "{\"model\":");
   cnn_buf_json_string(&b, name);
   cnn_buf_printf(&b, ",\"epochs_run\":%d,\"epochs\":%d,\"samples\":%zu", res.epochs_run,
-                 epochs_done + res.epochs_run, rows.count);
+                 epochs_done + res.epochs_run, train.count);
   if (res.epochs_run) {
     json_stat(&b, "loss", t.last.loss);
     json_stat(&b, "accuracy", t.last.accuracy);
@@ -355,8 +395,9 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
                  : res.out_of_time ? "max_seconds"
                                    : "completed");
   if (res.best_epoch) cnn_buf_printf(&b, ",\"restored_epoch\":%d", res.best_epoch);
-  cnn_buf_printf(&b, ",\"isa\":\"%s\",\"precision\":\"%s\"", cnn_isa_name(cnn_threads_isa(pool)),
-                 cnn_threads_bf16(pool) ? "bf16" : "fp32");
+  cnn_buf_printf(&b, ",\"isa\":\"%s\",\"precision\":\"%s\",\"data\":\"%s\"",
+                 cnn_isa_name(cnn_threads_isa(pool)), cnn_threads_bf16(pool) ? "bf16" : "fp32",
+                 stream ? "stream" : "memory");
   cnn_buf_puts(&b, ",\"optimizer\":");
   char *ojs = cnn_optim_to_json(&t.opt->cfg);
   if (ojs) cnn_buf_puts(&b, ojs);
@@ -385,6 +426,8 @@ done:
   cnn_threads_free(pool);
   cnn_rows_clear(&rows);
   cnn_rows_clear(&vrows);
+  cnn_stream_free(stream);
+  cnn_stream_free(vstream);
   cnn_json_free(root);
   cnn_optim_clear(&fresh_opt);
   cnn_net_free(fresh);

@@ -386,12 +386,14 @@ typedef struct {
   const uint8_t *images;
   const uint32_t *rows;
   uint64_t seed, epoch;
+  int gathered; /* image i is images[i], not images[rows[i]] */
 } batch_task;
 
 static void augment_task(void *p, int i, int thread) {
   const batch_task *t = p;
   size_t n = (size_t)t->a->h * t->a->w * t->a->c;
-  cnn_augment_image(t->a, t->out + (size_t)i * n, t->images + (size_t)t->rows[i] * n,
+  size_t at = t->gathered ? (size_t)i : (size_t)t->rows[i];
+  cnn_augment_image(t->a, t->out + (size_t)i * n, t->images + at * n,
                     cnn_augment_stream(t->seed, t->epoch, t->rows[i]), thread);
 }
 
@@ -399,6 +401,14 @@ void cnn_augment_batch(const cnn_augment *a, float *out, const uint8_t *images,
                        const uint32_t *rows, int n, uint64_t seed, uint64_t epoch,
                        cnn_threads *pool) {
   assert(cnn_threads_size(pool) <= a->threads);
-  batch_task t = {a, out, images, rows, seed, epoch};
+  batch_task t = {a, out, images, rows, seed, epoch, 0};
+  cnn_threads_run(pool, augment_task, &t, n);
+}
+
+void cnn_augment_gathered(const cnn_augment *a, float *out, const uint8_t *images,
+                          const uint32_t *rows, int n, uint64_t seed, uint64_t epoch,
+                          cnn_threads *pool) {
+  assert(cnn_threads_size(pool) <= a->threads);
+  batch_task t = {a, out, images, rows, seed, epoch, 1};
   cnn_threads_run(pool, augment_task, &t, n);
 }

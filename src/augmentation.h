@@ -102,5 +102,11 @@ void cnn_augment_image(const cnn_augment *a, float *out, const uint8_t *src, uin
 void cnn_augment_batch(const cnn_augment *a, float *out, const uint8_t *images,
                        const uint32_t *rows, int n, uint64_t seed, uint64_t epoch,
                        cnn_threads *pool);
+/* The same for a batch already gathered (a streamed dataset): image i is
+ * images + i x h x w x c, still augmented with the stream of its dataset
+ * row rows[i], so streamed and in-memory training draw alike. */
+void cnn_augment_gathered(const cnn_augment *a, float *out, const uint8_t *images,
+                          const uint32_t *rows, int n, uint64_t seed, uint64_t epoch,
+                          cnn_threads *pool);
 
 #endif

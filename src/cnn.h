@@ -286,10 +286,28 @@ void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_threa
 
 /* ---- training -------------------------------------------------------------- */
 
+/* Rows to train on or evaluate: in memory (images and labels), or streamed
+ * (images NULL) through `read`, which the engine asks for each batch's rows
+ * in the order it uses them, so a streamed dataset gives the same batches,
+ * and the same weights, as the same rows in memory. */
+typedef int (*cnn_dataset_read_fn)(void *ctx, const uint32_t *idx, int n, uint8_t *images,
+                                   uint8_t *labels, char *err);
+typedef int (*cnn_dataset_pass_fn)(void *ctx, int begin, char *err);
 typedef struct cnn_dataset {
-  const uint8_t *images; /* borrowed, count x h x w x c, 0..255 */
-  const uint8_t *labels; /* borrowed, count */
+  const uint8_t *images; /* borrowed, count x h x w x c, 0..255; NULL: streamed */
+  const uint8_t *labels; /* borrowed, count; NULL: streamed */
   size_t count;
+  /* Streamed: fills images (n x h x w x c) and labels (n) with rows idx[0..n)
+   * of the dataset (0-based), labels checked against the model's classes. It
+   * runs on a reader thread, one call at a time, while the previous batch
+   * computes, unless same_thread is set. */
+  cnn_dataset_read_fn read;
+  /* Streamed, may be NULL: called with begin 1 before the first read of a
+   * pass over the rows (an epoch, an evaluation) and with begin 0 after its
+   * last (the caller's read transaction); on the calling thread. */
+  cnn_dataset_pass_fn pass;
+  void *ctx;
+  int same_thread; /* read only on the calling thread: no reading ahead */
 } cnn_dataset;
 
 /* What happened inside one layer during an epoch (the training option

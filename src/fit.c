@@ -11,12 +11,19 @@
  * the network's input buffer, augmented on the way when asked (augmentation.h:
  * each image from its own stream of (seed, epoch, row), so the batches do not
  * depend on the thread count either).
+ *
+ * A streamed dataset (images NULL) is asked for each batch's rows in the
+ * order of that same permutation, one batch ahead (reader.h), and its images
+ * are augmented with the streams of their dataset rows: the batches, and so
+ * the weights, are those of the same rows in memory. Its labels are checked
+ * as they arrive, with the same message.
  */
 #include <math.h>
 #include <string.h>
 #include <time.h>
 
 #include "cnn.h"
+#include "reader.h"
 #include "rng.h"
 
 static double now_seconds(void) {
@@ -29,12 +36,14 @@ static uint64_t mix(uint64_t seed, uint64_t epoch, uint64_t stream) {
   return seed ^ (epoch * 0x9e3779b97f4a7c15ull) ^ (stream * 0xd1b54a32d192ed03ull);
 }
 
-/* Labels must index the output vector. */
-static int check_labels(const cnn_dataset *d, int classes, const char *what, char *err) {
-  for (size_t i = 0; i < d->count; i++)
-    if (d->labels[i] >= classes)
+/* Labels must index the output vector: rows idx[0..n) (NULL: 0..n) of a
+ * dataset, their labels in labels[0..n). */
+static int check_labels(const uint8_t *labels, const uint32_t *idx, size_t n, int classes,
+                        const char *what, char *err) {
+  for (size_t i = 0; i < n; i++)
+    if (labels[i] >= classes)
       return cnn_error(err, CNN_ERROR, "%s row %zu has label %d but the model has %d classes", what,
-                       i + 1, d->labels[i], classes);
+                       (idx ? (size_t)idx[i] : i) + 1, labels[i], classes);
   return CNN_OK;
 }
 
@@ -47,6 +56,8 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   double *scratch = NULL;
   cnn_layer_stat *stats = NULL;
   cnn_augment *aug = NULL;
+  cnn_reader rd = {0};
+  int streamed = train->images == NULL;
   int scheduled = 0;
   double base_lr = 0;
   memset(res, 0, sizeof *res);
@@ -71,8 +82,13 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
     return cnn_error(err, CNN_ERROR,
                      "option reduce_lr_on_plateau.monitor is \"val_loss\" but there is no "
                      "validation data");
-  if ((rc = check_labels(train, classes, "training", err))) return rc;
-  if (val && val->count && (rc = check_labels(val, classes, "validation", err))) return rc;
+  if (streamed && !train->read)
+    return cnn_error(err, CNN_ERROR, "training rows have neither images nor a reader");
+  if (!streamed && (rc = check_labels(train->labels, NULL, train->count, classes, "training", err)))
+    return rc;
+  if (val && val->count && val->images &&
+      (rc = check_labels(val->labels, NULL, val->count, classes, "validation", err)))
+    return rc;
 
   /* Keras: compiling with another optimizer starts its state afresh; the
    * same optimizer (or none named) continues where it stopped. */
@@ -105,6 +121,7 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
     rc = cnn_nomem(err);
     goto done;
   }
+  if (streamed && (rc = cnn_reader_init(&rd, train, isize, batch, err))) goto done;
   if (cnn_augment_active(&cfg->augment) &&
       (rc = cnn_augment_new(&aug, &cfg->augment, in.h, in.w, in.c,
                             cnn_threads_size(cnn_net_pool(net)), err)))
@@ -140,20 +157,42 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
     double loss_sum = 0;
     size_t right = 0, seen = 0;
     if (stats) memset(stats, 0, (size_t)nlayers * sizeof *stats);
+    if (streamed) {
+      if (train->pass && (rc = train->pass(train->ctx, 1, err))) goto done;
+      cnn_reader_start(&rd, order, train->count < (size_t)batch ? (int)train->count : batch);
+    }
     for (size_t b = 0; b < batches; b++) {
       int probe = stats && (b + 1) * probes / batches != b * probes / batches;
       size_t start = b * batch;
       int m = train->count - start < (size_t)batch ? (int)(train->count - start) : batch;
       float *x = cnn_net_input_buffer(net);
-      if (aug)
-        cnn_augment_batch(aug, x, train->images, order + start, m, cfg->seed, (uint64_t)epoch,
-                          cnn_net_pool(net));
-      for (int i = 0; i < m; i++) {
-        const uint8_t *src = train->images + (size_t)order[start + i] * isize;
-        float *dst = x + (size_t)i * isize;
-        if (!aug)
-          for (size_t j = 0; j < isize; j++) dst[j] = src[j] / 255.0f;
-        labels[i] = train->labels[order[start + i]];
+      if (streamed) {
+        const uint8_t *im, *lb;
+        if ((rc = cnn_reader_wait(&rd, &im, &lb, err)) ||
+            (rc = check_labels(lb, order + start, (size_t)m, classes, "training", err)))
+          goto done;
+        size_t next = start + (size_t)m;
+        if (next < train->count)
+          cnn_reader_start(
+              &rd, order + next,
+              train->count - next < (size_t)batch ? (int)(train->count - next) : batch);
+        if (aug)
+          cnn_augment_gathered(aug, x, im, order + start, m, cfg->seed, (uint64_t)epoch,
+                               cnn_net_pool(net));
+        else
+          for (size_t j = 0; j < (size_t)m * isize; j++) x[j] = im[j] / 255.0f;
+        memcpy(labels, lb, (size_t)m);
+      } else {
+        if (aug)
+          cnn_augment_batch(aug, x, train->images, order + start, m, cfg->seed, (uint64_t)epoch,
+                            cnn_net_pool(net));
+        for (int i = 0; i < m; i++) {
+          const uint8_t *src = train->images + (size_t)order[start + i] * isize;
+          float *dst = x + (size_t)i * isize;
+          if (!aug)
+            for (size_t j = 0; j < isize; j++) dst[j] = src[j] / 255.0f;
+          labels[i] = train->labels[order[start + i]];
+        }
       }
       cnn_net_forward(net, m, 1);
       if (probe) cnn_net_stat_outputs(net, m, stats);
@@ -195,6 +234,7 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
         }
       }
     }
+    if (streamed && train->pass && (rc = train->pass(train->ctx, 0, err))) goto done;
     opt->cfg.learning_rate = base_lr;
     /* The rate of the epoch's last step, as Keras' history logs it. */
     cnn_epoch_stats s = {epoch, loss_sum / seen, (double)right / seen, NAN, NAN, last_lr, 0, seen,
@@ -267,5 +307,6 @@ done:
   cnn_free(scratch);
   cnn_free(stats);
   cnn_augment_free(aug);
+  cnn_reader_clear(&rd);
   return rc;
 }

@@ -23,6 +23,7 @@
 
 #include "gemm.h"
 #include "layer.h"
+#include "reader.h"
 
 struct cnn_net {
   cnn_spec spec; /* owned */
@@ -685,26 +686,71 @@ int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double label_smoothing, 
   int batch = data->count < 128 ? (int)data->count : 128;
   *loss = NAN, *accuracy = NAN;
   if (data->count == 0) return cnn_error(err, CNN_ERROR, "no rows to evaluate");
+  if (data->count > UINT32_MAX)
+    return cnn_error(err, CNN_ERROR, "%zu rows to evaluate; the limit is %u", data->count,
+                     UINT32_MAX);
+  if (!data->images && !data->read)
+    return cnn_error(err, CNN_ERROR, "rows to evaluate have neither images nor a reader");
   if (net->cap > batch) batch = net->cap;
   int rc = cnn_net_reserve(net, batch, 0, err);
   if (rc) return rc;
+  /* A streamed dataset is read in order, one batch ahead. */
+  cnn_reader rd = {0};
+  uint32_t *idx = NULL;
+  int streamed = data->images == NULL;
+  if (streamed) {
+    if ((rc = cnn_reader_init(&rd, data, in, batch, err))) return rc;
+    if (!(idx = cnn_malloc((size_t)batch * sizeof *idx))) {
+      rc = cnn_nomem(err);
+      goto done;
+    }
+    if (data->pass && (rc = data->pass(data->ctx, 1, err))) goto done;
+    int m = data->count < (size_t)batch ? (int)data->count : batch;
+    for (int i = 0; i < m; i++) idx[i] = (uint32_t)i;
+    cnn_reader_start(&rd, idx, m);
+  }
   double total = 0;
   size_t right = 0;
   for (size_t start = 0; start < data->count; start += batch) {
-    if (stop && stop(ctx)) return cnn_error(err, CNN_INTERRUPTED, "interrupted");
+    if (stop && stop(ctx)) {
+      rc = cnn_error(err, CNN_INTERRUPTED, "interrupted");
+      goto done;
+    }
     int m = data->count - start < (size_t)batch ? (int)(data->count - start) : batch;
     float *x = net->act[0];
-    const uint8_t *src = data->images + start * in;
+    const uint8_t *src, *labels;
+    if (streamed) {
+      if ((rc = cnn_reader_wait(&rd, &src, &labels, err))) goto done;
+      for (int i = 0; i < m; i++)
+        if (labels[i] >= net->classes) {
+          rc = cnn_error(err, CNN_ERROR, "row %zu has label %d but the model has %d classes",
+                         start + i + 1, labels[i], net->classes);
+          goto done;
+        }
+      size_t next = start + (size_t)m;
+      if (next < data->count) {
+        int k = data->count - next < (size_t)batch ? (int)(data->count - next) : batch;
+        for (int i = 0; i < k; i++) idx[i] = (uint32_t)(next + i);
+        cnn_reader_start(&rd, idx, k);
+      }
+    } else {
+      src = data->images + start * in;
+      labels = data->labels + start;
+    }
     for (size_t j = 0; j < (size_t)m * in; j++) x[j] = src[j] / 255.0f;
     const float *o = cnn_net_forward(net, m, 0);
     int c;
-    total += m * loss_rows(o, output_is_probs(net), data->labels + start, m, net->classes,
-                           label_smoothing, NULL, &c);
+    total +=
+        m * loss_rows(o, output_is_probs(net), labels, m, net->classes, label_smoothing, NULL, &c);
     right += c;
   }
+  if (streamed && data->pass && (rc = data->pass(data->ctx, 0, err))) goto done;
   *loss = total / data->count;
   *accuracy = (double)right / data->count;
-  return CNN_OK;
+done:
+  cnn_reader_clear(&rd);
+  cnn_free(idx);
+  return rc;
 }
 
 long cnn_first_nonfinite(const float *x, size_t n) {

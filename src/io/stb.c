@@ -216,6 +216,13 @@ int cnn_image_info(const uint8_t *data, size_t len, int *w, int *h, char *err) {
   if (!jpeg_tables_ok(data, len))
     return cnn_error(err, CNN_ERROR, "corrupt or truncated JPEG: bad Huffman table");
   if (pnm_check(data, len, err)) return CNN_ERROR;
+  /* The first byte every format compiled in must start with (JPEG's 0xFF,
+   * PNG's 0x89, GIF, BMP, PSD's "8BPS", PNM's "P5"/"P6", HDR's "#?"): stb's
+   * probes allocate and zero some 50 KB before they look, which made a raw
+   * MNIST image, whose first pixel fits none, cost more to recognise than to
+   * train on. */
+  if (!memchr("\xff\x89GB8P#", data[0], 7))
+    return cnn_error(err, CNN_ERROR, "not a recognised image format");
   stb_oom = 0;
   if (stbi_info_from_memory(data, (int)len, &x, &y, &comp) && x > 0 && y > 0) {
     *w = x, *h = y;

@@ -450,7 +450,7 @@ static void test_train(void) {
   enum { NTRAIN = 600 };
   uint8_t *ti, *tl;
   if (!CHECK(mnist_subset("train", NTRAIN, &ti, &tl) == 0)) return;
-  cnn_dataset train = {ti, tl, NTRAIN};
+  cnn_dataset train = {.images = ti, .labels = tl, .count = NTRAIN};
   const char *spec_json =
       "{\"input\":[28,28,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":4,\"kernel\":3,"
       "\"activation\":\"relu\"},{\"type\":\"maxpool\",\"size\":2},{\"type\":\"flatten\"},"

@@ -104,7 +104,7 @@ static int close(double got, double want) {
  * here. */
 static void test_direct(const uint8_t *images, const uint8_t *labels) {
   const int n = 48;
-  cnn_dataset data = {images, labels, (size_t)n};
+  cnn_dataset data = {.images = images, .labels = labels, .count = (size_t)n};
   cnn_net *net = make(NLAYERS, 5), *twin = make(NLAYERS, 5);
   float *before = NULL;
   capture c = {0};
@@ -220,7 +220,7 @@ done:
 /* More batches than sampled steps, shuffled: the same numbers on 1, 2 and
  * 3 threads, finite and positive where they exist. */
 static void test_threads(const uint8_t *images, const uint8_t *labels) {
-  cnn_dataset data = {images, labels, NROWS};
+  cnn_dataset data = {.images = images, .labels = labels, .count = NROWS};
   capture c[3];
   for (int p = 0; p < 3; p++) {
     memset(&c[p], 0, sizeof c[p]);

@@ -55,7 +55,7 @@ int main(void) {
   /* One real step so the optimizer state is not zero. */
   uint8_t img[2 * 36], lab[2] = {1, 2};
   for (int i = 0; i < 72; i++) img[i] = (uint8_t)(i * 7);
-  cnn_dataset d = {img, lab, 2};
+  cnn_dataset d = {.images = img, .labels = lab, .count = 2};
   cnn_train_config tc = {.epochs = 1, .batch_size = 2, .first_epoch = 1};
   cnn_train_result res;
   CHECK(cnn_train(net, &opt, &d, NULL, &tc, &res, err) == CNN_OK);

@@ -94,8 +94,9 @@ static int cycle(result *out, char *err) {
   if ((rc = cnn_optim_parse(&cfg, oj, err))) goto done;
   if ((rc = cnn_optim_init(&opt, &cfg, cnn_net_nparams(net), err))) goto done;
 
-  cnn_dataset train = {images, labels, NTRAIN};
-  cnn_dataset val = {images + NTRAIN * SIDE * SIDE, labels + NTRAIN, NVAL};
+  cnn_dataset train = {.images = images, .labels = labels, .count = NTRAIN};
+  cnn_dataset val = {
+      .images = images + NTRAIN * SIDE * SIDE, .labels = labels + NTRAIN, .count = NVAL};
   cnn_train_result res;
   if ((rc = cnn_train(net, &opt, &train, &val, &tc, &res, err))) goto done;
 

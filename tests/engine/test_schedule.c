@@ -210,7 +210,7 @@ int main(void) {
   uint8_t *ti, *tl;
   rates();
   if (!CHECK(mnist_subset("train", NTRAIN, &ti, &tl) == 0)) return check_done();
-  train = (cnn_dataset){ti, tl, NTRAIN};
+  train = (cnn_dataset){.images = ti, .labels = tl, .count = NTRAIN};
   training();
   plateau();
   free(ti), free(tl);

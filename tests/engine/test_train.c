@@ -105,8 +105,8 @@ int main(void) {
   uint8_t *ti, *tl, *vi, *vl;
   if (!CHECK(mnist_subset("train", NTRAIN, &ti, &tl) == 0)) return check_done();
   if (!CHECK(mnist_subset("t10k", NTEST, &vi, &vl) == 0)) return check_done();
-  train = (cnn_dataset){ti, tl, NTRAIN};
-  test = (cnn_dataset){vi, vl, NTEST};
+  train = (cnn_dataset){.images = ti, .labels = tl, .count = NTRAIN};
+  test = (cnn_dataset){.images = vi, .labels = vl, .count = NTEST};
 
   /* Each optimizer of the notes learns 3000 digits in 3 epochs. Plain SGD
    * and Adagrad get larger rates than Keras' defaults (0.01, 0.001), with
@@ -186,7 +186,7 @@ int main(void) {
     uint8_t bad_labels[NTRAIN];
     memcpy(bad_labels, tl, NTRAIN);
     bad_labels[41] = 10;
-    cnn_dataset bad = {ti, bad_labels, NTRAIN};
+    cnn_dataset bad = {.images = ti, .labels = bad_labels, .count = NTRAIN};
     CHECK(cnn_train(net, &opt, &bad, NULL, &es, &res, err) == CNN_ERROR);
     CHECK_STR(err, "training row 42 has label 10 but the model has 10 classes");
     cnn_optim_clear(&opt);

@@ -213,22 +213,24 @@ void cnn_augment_draw_params(const cnn_augment *a, uint64_t stream, cnn_augment_
   d->ty = u[2] * cfg->shift * a->h;
   d->scale = 1.0 + u[3] * cfg->zoom;
   d->shear = u[4] * cfg->shear;
-  /* none, dilate or erode with probability 1/3 each; radius 1..thickness */
-  int op = (int)((u[5] + 1.0) * 1.5), radius = 1 + (int)((u[6] + 1.0) * 0.5 * cfg->thickness);
-  if (radius > cfg->thickness) radius = cfg->thickness;
-  d->thickness = cfg->thickness == 0 ? 0 : op == 1 ? radius : op == 2 ? -radius : 0;
+  /* none, dilate or erode with probability 1/3 each, by 1..thickness pixels */
+  int op = (int)((u[5] + 1.0) * 1.5), pixels = 1 + (int)((u[6] + 1.0) * 0.5 * cfg->thickness);
+  if (pixels > cfg->thickness) pixels = cfg->thickness;
+  d->thickness = cfg->thickness == 0 ? 0 : op == 1 ? pixels : op == 2 ? -pixels : 0;
 }
 
 /* ---- kernels ------------------------------------------------------------- */
 
-/* Grayscale dilation (max) or erosion (min) over a (2r+1)^2 square, pixels
- * outside the image ignored, as a row pass into tmp and a column pass back:
- * img, tmp [h][w][c]. */
-static void morph(float *restrict img, float *restrict tmp, int h, int w, int c, int r,
+/* Grayscale dilation (max) or erosion (min) over a square of side n+1, so
+ * that strokes get n pixels wider or narrower (n = 1: the pixel and its
+ * right / lower neighbours), pixels outside the image ignored, as a row pass
+ * into tmp and a column pass back: img, tmp [h][w][c]. */
+static void morph(float *restrict img, float *restrict tmp, int h, int w, int c, int n,
                   int dilate) {
+  int lo = -(n / 2), hi = lo + n;
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++) {
-      int x0 = x - r < 0 ? 0 : x - r, x1 = x + r >= w ? w - 1 : x + r;
+      int x0 = x + lo < 0 ? 0 : x + lo, x1 = x + hi >= w ? w - 1 : x + hi;
       for (int k = 0; k < c; k++) {
         const float *row = img + (size_t)y * w * c + k;
         float m = row[(size_t)x0 * c];
@@ -241,7 +243,7 @@ static void morph(float *restrict img, float *restrict tmp, int h, int w, int c,
     }
   size_t stride = (size_t)w * c;
   for (int y = 0; y < h; y++) {
-    int y0 = y - r < 0 ? 0 : y - r, y1 = y + r >= h ? h - 1 : y + r;
+    int y0 = y + lo < 0 ? 0 : y + lo, y1 = y + hi >= h ? h - 1 : y + hi;
     float *dst = img + (size_t)y * stride;
     memcpy(dst, tmp + (size_t)y0 * stride, stride * sizeof *dst);
     for (int yy = y0 + 1; yy <= y1; yy++) {

@@ -11,8 +11,8 @@
  *
  * What one image goes through, in order:
  *   1. thickness: grayscale dilation (max) or erosion (min) over a square of
- *      side 2r+1, r uniform in 1..thickness, each of none/dilate/erode with
- *      probability 1/3;
+ *      side n+1, which makes strokes n pixels wider or narrower, n uniform in
+ *      1..thickness, each of none/dilate/erode with probability 1/3;
  *   2. one affine map about the image centre ((w-1)/2, (h-1)/2), from source
  *      to output: zoom by s, then shear x += k*y, then rotate by a
  *      counter-clockwise (as seen, y pointing down), then shift by (tx, ty);
@@ -43,7 +43,7 @@ typedef struct cnn_augment_config {
   double shear;         /* factor k uniform in [-shear, shear]; 0..1 */
   double elastic_alpha; /* displacement scale in pixels; 0 = no elastic distortion */
   double elastic_sigma; /* std of the smoothing Gaussian, pixels */
-  int thickness;        /* stroke dilation or erosion by up to that many pixels; 0..8 */
+  int thickness;        /* strokes up to that many pixels wider or narrower; 0..8 */
   double noise;         /* std of additive Gaussian noise on the [0, 1] scale; 0..1 */
 } cnn_augment_config;
 
@@ -65,7 +65,7 @@ typedef struct cnn_augment_draw {
   double tx, ty; /* pixels: right, down */
   double scale;  /* > 1 enlarges */
   double shear;  /* x += shear * y about the centre */
-  int thickness; /* > 0 dilate by that radius, < 0 erode, 0 neither */
+  int thickness; /* > 0 strokes that many pixels wider, < 0 narrower, 0 neither */
 } cnn_augment_draw;
 
 /* Augmenting state for images of one shape: settings, the Gaussian kernel of

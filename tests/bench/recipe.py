@@ -5,6 +5,7 @@ over several seeds, on the test set and on its harder copy (sql/hard.sql).
 Runs, in this order, each seed in turn and each printed as it finishes:
   best      sql/best.sql (15 epochs), through the sqlite3 shell
   augment   the notebook's model, Adam, batch 32, 10 epochs, with AUGMENT
+  decay     the same with Adam's rate decaying along a cosine (DECAY)
   notebook  the same without augmentation (the notebook as it is)
 Every run validates on mnist_test after each epoch (cnn_history's
 val_accuracy, the per-epoch test accuracy); an epoch's seconds include that
@@ -12,7 +13,7 @@ validation; so do its CPU seconds (of this process, or of the sqlite3 shell
 that runs sql/best.sql, its final evaluation included), printed beside the
 wall time because they vary far less on a shared machine. Seed 1 of every kind runs first (with its predictions of the
 photos of data/digits/), then the other seeds, so a run cut short still
-compares the three. A kind's summary follows its last seed, and all of them
+compares them all. A kind's summary follows its last seed, and all of them
 come again at the end: test accuracy (median and the values), seconds per
 epoch (median over every epoch of every seed), accuracy on mnist_test_hard,
 for the augmented runs the largest epoch-to-epoch drop of the test accuracy
@@ -21,7 +22,7 @@ without it).
 
 Usage (through tests/bench/recipe.sh, which builds first):
   recipe.py --root . --so build/cnn.so [--db build/recipe-bench.db] [--seeds 3]
-            [--rows N] [--epochs-scale F] [--only best,augment,notebook]
+            [--rows N] [--epochs-scale F] [--only best,augment,decay,notebook]
 --rows trains on the first N training rows (the test sets stay whole);
 --epochs-scale multiplies every run's epochs (at least 1).
 """
@@ -40,9 +41,13 @@ import time
 AUGMENT = {"rotation": 10, "shift": 0.1, "zoom": 0.1}
 PHOTOS = ("0.jpg", "1.jpg", "2.jpg", "3.jpg", "4.jpg", "4_alpha.png", "5.jpg", "5_chalk.jpg",
           "6.jpg", "7.jpg", "8.jpg", "9.jpg")
-KINDS = ("best", "augment", "notebook")
+# Keras' default Adam rate, down to 1% of it along a cosine over every step
+# of the run, so the last epochs settle instead of wandering.
+DECAY = {"schedule": "cosine_decay", "initial_learning_rate": 0.001, "alpha": 0.01}
+KINDS = ("best", "augment", "decay", "notebook")
 TITLES = {"notebook": "notebook's model, {} epochs",
           "augment": "notebook's model + augmentation, {} epochs",
+          "decay": "notebook's model + augmentation + cosine decay, {} epochs",
           "best": "best recipe (sql/best.sql), {} epochs"}
 
 
@@ -92,11 +97,14 @@ def run(args, conn, kind, seed, epochs):
     else:
         conn.execute("SELECT cnn_create(?, NULL, ?)", (name, seed)).fetchone()
         options = {"epochs": epochs, "seed": seed, "validation": "mnist_test"}
-        if kind == "augment":
+        if kind in ("augment", "decay"):
             options["augment"] = AUGMENT
         source = "SELECT image, label FROM mnist_train ORDER BY id"
         if args.rows:
             source += f" LIMIT {args.rows}"
+        if kind == "decay":
+            rows = conn.execute(f"SELECT count(*) FROM ({source})").fetchone()[0]
+            options["learning_rate"] = dict(DECAY, decay_steps=epochs * ((rows + 31) // 32))
         conn.execute("SELECT cnn_train(?, ?, ?)", (name, source, json.dumps(options))).fetchone()
     wall = time.perf_counter() - t
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -129,7 +137,8 @@ def main():
     args.db = os.path.abspath(args.db)
     kinds = [k for k in KINDS if k in args.only.split(",")]
     if not kinds or args.seeds < 1 or (args.rows is not None and args.rows < 1):
-        sys.exit("recipe.py: --only names best, augment or notebook; --seeds and --rows are positive")
+        sys.exit("recipe.py: --only names best, augment, decay or notebook; "
+                 "--seeds and --rows are positive")
     epochs = {k: max(1, round((15 if k == "best" else 10) * args.epochs_scale)) for k in KINDS}
     for k in KINDS:
         TITLES[k] = TITLES[k].format(epochs[k])
@@ -190,7 +199,7 @@ def summary(kind, rs):
     say(f"  {TITLES[kind]}: test {test:.4f} (median of {values}), {secs:.1f} s/epoch, "
         f"{cpu:.1f} CPU s/epoch, "
         f"hard {hard:.4f} (loss {100 * (test - hard):.2f} points)")
-    if kind == "augment":
+    if kind in ("augment", "decay"):
         drops = []
         for r in rs:
             v = r["val"]

@@ -225,26 +225,37 @@ static void test_shear(void) {
 
 static void test_thickness(void) {
   enum { S = 9, N = S * S };
-  uint8_t dot[N] = {0}, out[N], block[N] = {0}, big[N] = {0}, zero[N] = {0};
+  /* Strokes n pixels wider or narrower: a square of side n+1, the pixel and
+   * its right / lower neighbours for n = 1. */
+  uint8_t dot[N] = {0}, out[N], pair[N] = {0}, block[N] = {0}, big[N] = {0}, zero[N] = {0};
   dot[4 * S + 4] = 200;
+  for (int y = 3; y <= 4; y++)
+    for (int x = 3; x <= 4; x++) pair[y * S + x] = 200;
   for (int y = 3; y <= 5; y++)
     for (int x = 3; x <= 5; x++) block[y * S + x] = 200;
   for (int y = 2; y <= 6; y++)
     for (int x = 2; x <= 6; x++) big[y * S + x] = 200;
-  cnn_augment_config cfg = {.thickness = 2};
+  cnn_augment_config cfg = {.thickness = 4};
   cnn_augment_draw d = none;
   d.thickness = 1;
   apply_bytes(&cfg, out, dot, S, S, 1, &d, 1);
-  CHECK(memcmp(out, block, N) == 0);
+  CHECK(memcmp(out, pair, N) == 0);
   d.thickness = 2;
+  apply_bytes(&cfg, out, dot, S, S, 1, &d, 1);
+  CHECK(memcmp(out, block, N) == 0);
+  d.thickness = 4;
   apply_bytes(&cfg, out, dot, S, S, 1, &d, 1);
   CHECK(memcmp(out, big, N) == 0);
   d.thickness = -1;
   apply_bytes(&cfg, out, dot, S, S, 1, &d, 1);
   CHECK(memcmp(out, zero, N) == 0);
+  /* a 3-pixel square thinned by one pixel: its upper left 2x2 */
+  apply_bytes(&cfg, out, block, S, S, 1, &d, 1);
+  CHECK(memcmp(out, pair, N) == 0);
+  d.thickness = -2;
   apply_bytes(&cfg, out, block, S, S, 1, &d, 1);
   CHECK(memcmp(out, dot, N) == 0);
-  d.thickness = -2;
+  d.thickness = -4;
   apply_bytes(&cfg, out, big, S, S, 1, &d, 1);
   CHECK(memcmp(out, dot, N) == 0);
 
@@ -260,7 +271,7 @@ static void test_thickness(void) {
     to_bytes(out, f, N);
     if (!memcmp(out, dot, N))
       seen[0]++;
-    else if (!memcmp(out, block, N))
+    else if (!memcmp(out, pair, N))
       seen[1]++;
     else if (!memcmp(out, zero, N))
       seen[2]++;

@@ -554,19 +554,62 @@ int cnn_store_bf16(sqlite3 *db, const char *name, int *bf16, char *err) {
   return rc == SQLITE_DONE ? CNN_OK : sql_status(db, rc, err);
 }
 
+/* What a lookup of the cache needs from the tables, in one statement (each
+ * row's prediction through SQL may pay it): the model's name (the default's
+ * when name is NULL), version and inference precision. A database from
+ * before the settings table has no default set and every model in fp32. */
+static int store_lookup(sqlite3 *db, const char *name, char **found, sqlite3_int64 *version,
+                        int *bf16, char *err) {
+#define LATEST \
+  "SELECT name FROM cnn_models ORDER BY epochs > 0 DESC, updated DESC, rowid DESC LIMIT 1"
+  static const char *const sql[2] = {
+      "SELECT m.name, m.version, (SELECT value FROM cnn_settings WHERE key = 'precision:' || "
+      "m.name) FROM cnn_models m WHERE m.name = coalesce(?1, (SELECT name FROM cnn_models WHERE "
+      "name = (SELECT value FROM cnn_settings WHERE key = 'default_model') UNION ALL "
+      "SELECT * FROM (" LATEST ") LIMIT 1))",
+      "SELECT name, version, NULL FROM cnn_models WHERE name = coalesce(?1, (" LATEST "))"};
+#undef LATEST
+  sqlite3_stmt *st = NULL;
+  int rc = SQLITE_ERROR;
+  for (int i = 0; i < 2 && rc != SQLITE_OK; i++) {
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = sqlite3_prepare_v2(db, sql[i], -1, &st, NULL);
+    if (rc != SQLITE_OK && !strstr(sqlite3_errmsg(db), "no such table")) break;
+  }
+  int status = CNN_OK;
+  *found = NULL;
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+  } else if (strstr(sqlite3_errmsg(db), "no such table")) {
+    rc = SQLITE_DONE; /* no cnn_models: no model at all */
+  }
+  if (rc == SQLITE_ROW) {
+    const unsigned char *v = sqlite3_column_text(st, 2);
+    *version = sqlite3_column_int64(st, 1);
+    *bf16 = v && !strcmp((const char *)v, "bf16");
+    if (!(*found = sqlite3_mprintf("%s", sqlite3_column_text(st, 0)))) status = cnn_nomem(err);
+  } else if (rc == SQLITE_DONE) {
+    status = name
+                 ? cnn_error(err, CNN_ERROR, "no model named '%s'", name)
+                 : cnn_error(err, CNN_ERROR,
+                             "no model in this database (create one with cnn_create or cnn_train)");
+  } else {
+    status = sql_status(db, rc, err);
+  }
+  sqlite3_finalize(st);
+  return status;
+}
+
 int cnn_cache_get(cnn_conn *conn, sqlite3 *db, const char *name, cnn_stored_model **out,
                   char *err) {
-  char *dflt = NULL;
+  char *found = NULL;
   sqlite3_int64 version = 0;
-  int rc, bf16;
+  int rc, bf16 = 0;
   *out = NULL;
-  if (!name) {
-    if ((rc = cnn_store_get_default(db, &dflt, err))) return rc;
-    name = dflt;
-  }
-  if ((rc = cnn_store_version(db, name, &version, err)) ||
-      (rc = cnn_store_bf16(db, name, &bf16, err)))
-    goto done;
+  if ((rc = store_lookup(db, name, &found, &version, &bf16, err))) return rc;
+  name = found;
   int slot = -1;
   for (int i = 0; i < CNN_CACHE_MODELS; i++)
     if (conn->cache[i] && !strcmp(conn->cache[i]->name, name)) slot = i;
@@ -592,6 +635,6 @@ int cnn_cache_get(cnn_conn *conn, sqlite3 *db, const char *name, cnn_stored_mode
   m->refs++;
   *out = m;
 done:
-  sqlite3_free(dflt);
+  sqlite3_free(found);
   return rc;
 }

@@ -58,8 +58,8 @@ void cnn_fn_evaluate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
       (argc > 2 && (rc = cnn_arg_options(argv[2], &options, err))) ||
       (rc = read_options(options, &mode, err)) ||
       (rc = cnn_cache_get(cnn_ctx_conn(ctx), db, name, &m, err)) ||
-      (rc = cnn_stream_open(db, source, cnn_net_input(m->net), cnn_net_classes(m->net), 1, mode,
-                            0, &stream, err)) ||
+      (rc = cnn_stream_open(db, source, cnn_net_input(m->net), cnn_net_classes(m->net), 1, mode, 0,
+                            &stream, err)) ||
       (!stream && (rc = cnn_source_read(db, source, cnn_net_input(m->net), cnn_net_classes(m->net),
                                         1, &rows, err))))
     goto done;

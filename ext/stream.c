@@ -473,10 +473,9 @@ static int with_role(const cnn_stream *s, int rc, char *err) {
 static int stream_read(void *ctx, const uint32_t *idx, int n, uint8_t *images, uint8_t *labels,
                        char *err) {
   cnn_stream *s = ctx;
-  return with_role(s,
-                   s->scan ? query_read(s, n, images, labels, err)
-                           : table_read(s, idx, n, images, labels, err),
-                   err);
+  int rc =
+      s->scan ? query_read(s, n, images, labels, err) : table_read(s, idx, n, images, labels, err);
+  return with_role(s, rc, err);
 }
 
 /* cnn_dataset.pass: the beginning or end of an epoch, a validation, an

@@ -114,6 +114,17 @@ int cnn_arg_source(sqlite3_value *v, const char **source, char *err) {
   return CNN_OK;
 }
 
+int cnn_arg_options(sqlite3_value *v, const char **options, char *err) {
+  char what[48];
+  *options = NULL;
+  if (sqlite3_value_type(v) == SQLITE_NULL) return CNN_OK;
+  if (sqlite3_value_type(v) != SQLITE_TEXT)
+    return cnn_error(err, CNN_ERROR, "options must be JSON text or NULL; got %s",
+                     cnn_value_describe(v, what, sizeof what));
+  if (!(*options = (const char *)sqlite3_value_text(v))) return cnn_nomem(err);
+  return CNN_OK;
+}
+
 void cnn_fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc, (void)argv;
   sqlite3_result_text(ctx, CNN_VERSION, -1, SQLITE_STATIC);
@@ -200,6 +211,7 @@ static const struct {
     {"cnn_history_svg", 2, SQLITE_UTF8, cnn_fn_history_svg},
     /* Run the caller's SQL source: never from views or triggers. */
     {"cnn_evaluate", 2, DIRECT, cnn_fn_evaluate},
+    {"cnn_evaluate", 3, DIRECT, cnn_fn_evaluate},
     {"cnn_grid_png", 1, DIRECT, cnn_fn_grid_png},
     {"cnn_grid_png", 2, DIRECT, cnn_fn_grid_png},
 };

@@ -146,6 +146,9 @@ void cnn_rows_clear(cnn_rows *r);
  * would take more than 1 GiB. */
 typedef enum { CNN_DATA_AUTO, CNN_DATA_MEMORY, CNN_DATA_STREAM } cnn_data_mode;
 const char *cnn_data_mode_name(cnn_data_mode m);
+/* The value of an option "data" (cnn_train's, cnn_evaluate's): "auto",
+ * "memory" or "stream", else an error naming the option. */
+int cnn_data_mode_parse(const struct cnn_json *x, cnn_data_mode *mode, char *err);
 typedef struct cnn_stream cnn_stream;
 /* A source set up for streaming, or *out NULL when it is to be read into
  * memory (cnn_source_read): with auto a query, and a table small enough; a
@@ -161,6 +164,9 @@ size_t cnn_stream_count(const cnn_stream *s);
 #define CNN_STREAM_NO_BUFFER ((size_t)-1)
 /* The seed and first epoch of a query's shuffle buffer. */
 void cnn_stream_seed(cnn_stream *s, uint64_t seed, int first_epoch);
+/* What the stream's read errors say the source is ("validation "): a
+ * static string put before their message. */
+void cnn_stream_role(cnn_stream *s, const char *prefix);
 /* A dataset reading through s (which must outlive it). */
 void cnn_stream_dataset(cnn_stream *s, cnn_dataset *d);
 void cnn_stream_free(cnn_stream *s);
@@ -201,6 +207,9 @@ int cnn_arg_name(sqlite3_value *v, const char **name, char *err);
 /* A source argument: a table name or a query, as text ("source must be
  * ..."). */
 int cnn_arg_source(sqlite3_value *v, const char **source, char *err);
+/* An options argument: JSON text, or NULL (*options NULL: the defaults)
+ * ("options must be JSON text or NULL; got ..."). */
+int cnn_arg_options(sqlite3_value *v, const char **options, char *err);
 
 /* Reads an image argument (raw 784-byte MNIST blob or an encoded image file)
  * into the MNIST convention. On failure returns a status with a message

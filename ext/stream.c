@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "ext.h"
+#include "json.h"
 #include "rng.h"
 
 /* The automatic choice: a table whose images would take more than this is
@@ -52,7 +53,8 @@ struct cnn_stream {
   size_t count;
   cnn_shape in;
   int classes, need_labels;
-  char *table; /* owned: its name for messages */
+  char *table;        /* owned: its name for messages */
+  const char *prefix; /* static: put before read errors ("validation "), or NULL */
   /* A query source instead (scan set): read in order, or through a shuffle
    * buffer of cap rows, tf.data's shuffle(buffer_size). */
   sqlite3_stmt *scan;  /* owned, on the caller's connection */
@@ -69,6 +71,18 @@ struct cnn_stream {
 
 const char *cnn_data_mode_name(cnn_data_mode m) {
   return m == CNN_DATA_STREAM ? "stream" : m == CNN_DATA_MEMORY ? "memory" : "auto";
+}
+
+int cnn_data_mode_parse(const cnn_json *x, cnn_data_mode *mode, char *err) {
+  static const cnn_data_mode modes[] = {CNN_DATA_AUTO, CNN_DATA_MEMORY, CNN_DATA_STREAM};
+  char got[64];
+  for (int m = 0; m < 3 && x->type == CNN_JSON_STRING; m++)
+    if (!strcmp(x->string, cnn_data_mode_name(modes[m]))) {
+      *mode = modes[m];
+      return CNN_OK;
+    }
+  return cnn_error(err, CNN_ERROR, "option data must be \"auto\", \"memory\" or \"stream\"; got %s",
+                   cnn_json_describe(x, got, sizeof got));
 }
 
 void cnn_stream_free(cnn_stream *s) {
@@ -405,12 +419,10 @@ static int query_pass(cnn_stream *s, int begin, char *err) {
   return rc;
 }
 
-/* cnn_dataset.read: rows idx[0..n) of the rowid order. The connection is
- * held for the whole batch, so that its error message is the batch's own. */
-static int stream_read(void *ctx, const uint32_t *idx, int n, uint8_t *images, uint8_t *labels,
-                       char *err) {
-  cnn_stream *s = ctx;
-  if (s->scan) return query_read(s, n, images, labels, err);
+/* Rows idx[0..n) of the rowid order. The connection is held for the whole
+ * batch, so that its error message is the batch's own. */
+static int table_read(cnn_stream *s, const uint32_t *idx, int n, uint8_t *images, uint8_t *labels,
+                      char *err) {
   size_t bytes = (size_t)s->in.h * s->in.w * s->in.c;
   sqlite3_mutex *mu = sqlite3_db_mutex(s->db);
   int rc = CNN_OK;
@@ -439,16 +451,41 @@ static int stream_read(void *ctx, const uint32_t *idx, int n, uint8_t *images, u
   return rc;
 }
 
-/* cnn_dataset.pass: our connection's read transaction, one per pass. */
-static int stream_pass(void *ctx, int begin, char *err) {
-  cnn_stream *s = ctx;
-  if (s->scan) return query_pass(s, begin, err);
+/* Our connection's read transaction, one per pass. */
+static int table_pass(cnn_stream *s, int begin, char *err) {
   if (!s->own || begin == s->open) return CNN_OK;
   int src = sqlite3_exec(s->db, begin ? "BEGIN" : "COMMIT", NULL, NULL, NULL);
   if (src != SQLITE_OK) return sql_error(s->db, src, "source", err);
   s->open = begin;
   return CNN_OK;
 }
+
+/* An error of a validation source says so, as when it is opened. */
+static int with_role(const cnn_stream *s, int rc, char *err) {
+  if (rc == CNN_OK || rc == CNN_NOMEM || rc == CNN_INTERRUPTED || !s->prefix) return rc;
+  char tmp[CNN_ERRMAX];
+  snprintf(tmp, sizeof tmp, "%s%.200s", s->prefix, err);
+  memcpy(err, tmp, sizeof tmp);
+  return rc;
+}
+
+/* cnn_dataset.read: rows idx[0..n) (a query: its next n rows). */
+static int stream_read(void *ctx, const uint32_t *idx, int n, uint8_t *images, uint8_t *labels,
+                       char *err) {
+  cnn_stream *s = ctx;
+  int rc =
+      s->scan ? query_read(s, n, images, labels, err) : table_read(s, idx, n, images, labels, err);
+  return with_role(s, rc, err);
+}
+
+/* cnn_dataset.pass: the beginning or end of an epoch, a validation, an
+ * evaluation. */
+static int stream_pass(void *ctx, int begin, char *err) {
+  cnn_stream *s = ctx;
+  return with_role(s, s->scan ? query_pass(s, begin, err) : table_pass(s, begin, err), err);
+}
+
+void cnn_stream_role(cnn_stream *s, const char *prefix) { s->prefix = prefix; }
 
 void cnn_stream_dataset(cnn_stream *s, cnn_dataset *d) {
   memset(d, 0, sizeof *d);

@@ -91,14 +91,8 @@ static int sql_options_read(sql_options *o, const cnn_json *root, char *err) {
                          MAX_SHUFFLE_BUFFER, cnn_json_describe(x, got, sizeof got));
       o->shuffle_buffer = (size_t)x->number;
     } else if (!strcmp(k, "data")) {
-      static const cnn_data_mode modes[] = {CNN_DATA_AUTO, CNN_DATA_MEMORY, CNN_DATA_STREAM};
-      int found = 0;
-      for (int m = 0; m < 3 && x->type == CNN_JSON_STRING; m++)
-        if (!strcmp(x->string, cnn_data_mode_name(modes[m]))) o->data = modes[m], found = 1;
-      if (!found)
-        return cnn_error(err, CNN_ERROR,
-                         "option data must be \"auto\", \"memory\" or \"stream\"; got %s",
-                         cnn_json_describe(x, got, sizeof got));
+      int rc = cnn_data_mode_parse(x, &o->data, err);
+      if (rc) return rc;
     }
   }
   return CNN_OK;
@@ -246,7 +240,7 @@ static void json_stat(cnn_buf *b, const char *key, double v) {
 void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3 *db = sqlite3_context_db_handle(ctx);
   cnn_conn *conn = cnn_ctx_conn(ctx);
-  char err[CNN_ERRMAX] = "", what[48];
+  char err[CNN_ERRMAX] = "";
   cnn_train_config cfg;
   sql_options o;
   cnn_json *root = NULL;
@@ -264,15 +258,9 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     cnn_result_status(ctx, rc, err);
     return;
   }
-  if ((rc = cnn_arg_source(argv[1], &source, err))) goto done;
-  if (argc > 2 && sqlite3_value_type(argv[2]) != SQLITE_NULL) {
-    if (sqlite3_value_type(argv[2]) != SQLITE_TEXT) {
-      rc = cnn_error(err, CNN_ERROR, "options must be JSON text or NULL; got %s",
-                     cnn_value_describe(argv[2], what, sizeof what));
-      goto done;
-    }
-    options = (const char *)sqlite3_value_text(argv[2]);
-  }
+  if ((rc = cnn_arg_source(argv[1], &source, err)) ||
+      (argc > 2 && (rc = cnn_arg_options(argv[2], &options, err))))
+    goto done;
   if ((rc = cnn_train_config_parse(&cfg, options, sql_keys, &root, err)) ||
       (rc = sql_options_read(&o, root, err)))
     goto done;
@@ -356,7 +344,10 @@ void cnn_fn_train(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     cnn_stream_dataset(stream, &train);
     cnn_stream_seed(stream, cfg.seed, epochs_done + 1);
   }
-  if (vstream) cnn_stream_dataset(vstream, &val);
+  if (vstream) {
+    cnn_stream_role(vstream, "validation ");
+    cnn_stream_dataset(vstream, &val);
+  }
   cfg.first_epoch = epochs_done + 1;
   cfg.on_batch = on_batch, cfg.on_epoch = on_epoch, cfg.stop = stop, cfg.ctx = &t;
   cnn_train_result res;

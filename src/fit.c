@@ -73,6 +73,10 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
   if (train->count > UINT32_MAX)
     return cnn_error(err, CNN_ERROR, "%zu training rows; the limit is %u", train->count,
                      UINT32_MAX);
+  /* Checked here too, so that no epoch is trained before validation refuses. */
+  if (val && val->count > UINT32_MAX)
+    return cnn_error(err, CNN_ERROR, "%zu validation rows; the limit is %u", val->count,
+                     UINT32_MAX);
   if (cfg->batch_size < 1)
     return cnn_error(err, CNN_ERROR, "batch_size must be at least 1, got %d", cfg->batch_size);
   if (opt->n && opt->n != nparams)

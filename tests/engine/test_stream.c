@@ -191,6 +191,32 @@ int main(void) {
     CHECK_STR(err, "training rows have neither images nor a reader");
     cnn_net_free(y);
   }
+  /* No rows, and more rows than 32-bit row numbers reach: refused before
+   * anything is read or allocated, in training, validation and evaluation. */
+  {
+    source s = {ti, tl, 0, 0, 0, 0, 0, 0, pthread_self()};
+    cnn_dataset empty = {NULL, NULL, 0, src_read, src_pass, &s, 0};
+    cnn_dataset huge = {NULL, NULL, (size_t)UINT32_MAX + 1, src_read, src_pass, &s, 0};
+    cnn_dataset ok = {NULL, NULL, NTRAIN, src_read, src_pass, &s, 0};
+    cnn_net *y = train(&empty, NULL, 1, 1, NULL, &rc, err, NULL);
+    CHECK_EQ_INT(rc, CNN_ERROR);
+    CHECK_STR(err, "no training rows");
+    cnn_net_free(y);
+    y = train(&huge, NULL, 1, 1, NULL, &rc, err, NULL);
+    CHECK_EQ_INT(rc, CNN_ERROR);
+    CHECK_STR(err, "4294967296 training rows; the limit is 4294967295");
+    cnn_net_free(y);
+    y = train(&ok, &huge, 1, 1, NULL, &rc, err, NULL);
+    CHECK_EQ_INT(rc, CNN_ERROR);
+    CHECK_STR(err, "4294967296 validation rows; the limit is 4294967295");
+    double loss, acc;
+    CHECK_EQ_INT(cnn_evaluate(y, &empty, 0, NULL, NULL, &loss, &acc, err), CNN_ERROR);
+    CHECK_STR(err, "no rows to evaluate");
+    CHECK_EQ_INT(cnn_evaluate(y, &huge, 0, NULL, NULL, &loss, &acc, err), CNN_ERROR);
+    CHECK_STR(err, "4294967296 rows to evaluate; the limit is 4294967295");
+    CHECK_EQ_INT(s.passes + s.outside, 0);
+    cnn_net_free(y);
+  }
   free(ti), free(tl), free(vi), free(vl);
   return check_done();
 }

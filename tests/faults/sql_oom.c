@@ -8,7 +8,7 @@
  * on a fresh connection (schema already read): cnn_create, cnn_train (one
  * epoch, with validation and layer_stats), cnn_layer_stats,
  * cnn_layer_stats_svg, cnn_precision, cnn_predict of a raw blob, cnn_predict_proba of a
- * PNG, cnn_evaluate, cnn_predictions, cnn_confusion, cnn_history,
+ * PNG, cnn_evaluate (in memory and streamed), cnn_predictions, cnn_confusion, cnn_history,
  * cnn_summary, cnn_history_svg (both forms), cnn_export, cnn_export_onnx,
  * cnn_import, cnn_drop; and opening a connection, which registers the
  * extension. For each step and N = 1, 2, 3, ... the N-th SQLite allocation
@@ -76,6 +76,9 @@ static const step steps[] = {
     {"cnn_predict", "SELECT cnn_predict('m', ?1)", BIND_RAW, 0, 0},
     {"cnn_predict_proba", "SELECT cnn_predict_proba('m', ?1)", BIND_PNG, 0, 0},
     {"cnn_evaluate", "SELECT cnn_evaluate('m', 'val')", BIND_NONE, 0, 0},
+    /* Streamed: a second, read-only connection of its own, a reader thread. */
+    {"cnn_evaluate streamed", "SELECT cnn_evaluate('m', 'val', '{\"data\":\"stream\"}')", BIND_NONE,
+     0, 0},
     {"cnn_predictions",
      "SELECT group_concat(idx || ':' || label || ':' || predicted || ':' || probability, ' ') "
      "FROM cnn_predictions('m', 'SELECT image, label FROM val')",

@@ -1,14 +1,18 @@
 """Streamed training ("data": "stream") with a second connection changing the
 source while it trains: each epoch reads one snapshot, and a row that became
 invalid, a deleted row, an altered or dropped table stop training with a
-message naming the problem after the completed epochs were saved. Also: an
+message naming the problem after the completed epochs were saved; the same
+for a streamed validation table, whose messages say "validation". A streamed
+cnn_evaluate reads one snapshot: a change committed by another connection in
+the middle of it is not seen, and the next call reports it. Also: an
 interrupt, a rollback-journal database, a caller's own transaction, rows
-added meanwhile (not seen until the next call), and the same weights as in
-memory through Python's connections.
+added meanwhile (not seen until the next call), and the same weights and
+evaluation as in memory through Python's connections.
 
 Run by ctest with /usr/bin/python3; CNN_SO and CNN_DATA come from the
 environment.
 """
+import json
 import os
 import sqlite3
 import tempfile
@@ -42,7 +46,7 @@ def consistent(conn, model):
     return epochs
 
 
-def change_mid_training(path, conn, model, table, change, expect):
+def change_mid_training(path, conn, model, table, change, expect, **options):
     """Trains `model` on `table` streamed for many epochs while another
     connection applies `change` once the first epoch is saved; training must
     stop with an error containing `expect`, the saved epochs intact."""
@@ -60,7 +64,7 @@ def change_mid_training(path, conn, model, table, change, expect):
     t = threading.Thread(target=act)
     t.start()
     try:
-        train(conn, model, table, epochs=500, data="stream", seed=3)
+        train(conn, model, table, epochs=500, data="stream", seed=3, **options)
         raise AssertionError(f"{model}: training went on after {change}")
     except sqlite3.OperationalError as e:
         assert expect in str(e), (model, str(e))
@@ -72,6 +76,42 @@ def change_mid_training(path, conn, model, table, change, expect):
     assert saved <= changed[0] + 2, (model, saved, changed)
     other.close()
     return saved
+
+
+def evaluate(conn, model, table, data="stream"):
+    return one(conn, "SELECT cnn_evaluate(?, ?, ?)", model, table, json.dumps({"data": data}))
+
+
+def change_mid_evaluate(path, conn, model, table, change):
+    """cnn_evaluate streams `table` while another connection applies `change`
+    after its second batch (the second poll for interrupts: the first batch
+    has been read, so the read transaction holds its snapshot). The result
+    is the one before the change; returns the next call's result or error."""
+    before = evaluate(conn, model, table)
+    assert json.loads(before)["count"] > 3 * 128, before  # several batches
+    other = connect(path)
+    polls = []
+
+    def on_statement(sql):
+        # Statements run by the extension are traced with a "-- " prefix.
+        if sql == "-- SELECT 1":
+            polls.append(sql)
+            if len(polls) == 2:
+                for c in change:
+                    other.execute(c)
+
+    conn.set_trace_callback(on_statement)
+    try:
+        during = evaluate(conn, model, table)
+    finally:
+        conn.set_trace_callback(None)
+    assert len(polls) > 2, polls
+    assert during == before, (change, during, before)
+    other.close()
+    try:
+        return evaluate(conn, model, table)
+    except sqlite3.OperationalError as e:
+        return str(e)
 
 
 def main():
@@ -92,6 +132,8 @@ def main():
     assert one(conn, """SELECT count(*) FROM cnn_weights a JOIN cnn_weights b USING (idx)
                         WHERE a.model = 'mem' AND b.model = 'str' AND a.data = b.data""") == 4
     assert one(conn, "SELECT cnn_evaluate('mem', 'rows')") == one(conn, "SELECT cnn_evaluate('str', 'rows')")
+    assert evaluate(conn, "mem", "rows", "stream") == evaluate(conn, "mem", "rows", "memory")
+    assert json.loads(evaluate(conn, "mem", "rows", "stream"))["count"] == N
 
     # Changes by another connection in the middle of training.
     make_table(conn, "a")
@@ -108,6 +150,39 @@ def main():
     make_table(conn, "e")
     change_mid_training(path, conn, "altered", "e", ["ALTER TABLE e DROP COLUMN label"],
                         "no such column: label")
+
+    # The same changes to a streamed validation table: found by the
+    # validation after them, named as the validation source's.
+    make_table(conn, "fixed")
+    for t, change, expect in [
+            ("va", "UPDATE va SET label = NULL WHERE rowid = 100",
+             "validation source row 100: label must be an integer 0..9; got NULL"),
+            ("vb", "UPDATE vb SET image = x'00' WHERE rowid = 200",
+             "validation source row 200: image must be 784 raw bytes or an encoded image; got a 1-byte blob"),
+            ("vc", "DELETE FROM vc WHERE rowid = 250", "validation source row 250 (rowid 250) is no longer in table vc"),
+            ("vd", "DROP TABLE vd", "validation source table vd: no such table: main.vd"),
+            ("ve", "ALTER TABLE ve DROP COLUMN label", "no such column: label")]:
+        make_table(conn, t, rows=300)
+        change_mid_training(path, conn, "val_" + t, "fixed", [change], expect, validation=t)
+
+    # A streamed evaluation sees one snapshot; the next one sees the change.
+    make_table(conn, "ea")
+    assert change_mid_evaluate(path, conn, "mem", "ea", ["UPDATE ea SET label = NULL WHERE rowid = 900"]) == \
+        "cnn_evaluate: source row 900: label must be an integer 0..9; got NULL"
+    make_table(conn, "eb")
+    assert change_mid_evaluate(path, conn, "mem", "eb", ["UPDATE eb SET image = x'0000' WHERE rowid = 900"]) == \
+        "cnn_evaluate: source row 900: image must be 784 raw bytes or an encoded image; got a 2-byte blob"
+    make_table(conn, "ec")
+    r = change_mid_evaluate(path, conn, "mem", "ec", ["DELETE FROM ec WHERE rowid = 900"])
+    assert json.loads(r)["count"] == N - 1, r
+    make_table(conn, "ed")
+    assert change_mid_evaluate(path, conn, "mem", "ed", ["DROP TABLE ed"]) == \
+        "cnn_evaluate: source table: no such table: ed"
+    make_table(conn, "ee")
+    assert change_mid_evaluate(path, conn, "mem", "ee", ["ALTER TABLE ee DROP COLUMN label"]) == \
+        "cnn_evaluate: source must give (image, label) columns; it gives 1"
+    make_table(conn, "ef")
+    assert change_mid_evaluate(path, conn, "mem", "ef", ["DELETE FROM ef"]) == "cnn_evaluate: source has no rows"
 
     # Rows added meanwhile are not seen: the rowids are listed when the call
     # starts, so every epoch has the same rows.

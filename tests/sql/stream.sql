@@ -98,5 +98,40 @@ SELECT cnn_train('str', 'bad', '{"data":"stream"}');
 UPDATE bad SET label = 1, image = x'0102' WHERE rowid = 17;
 SELECT cnn_train('str', 'bad', '{"data":"memory"}');
 SELECT cnn_train('str', 'bad', '{"data":"stream"}');
+-- a bad validation row, streamed: found when the first validation reads it,
+-- with the message of the in-memory path (which finds it before training)
+UPDATE bad SET image = (SELECT image FROM bad WHERE rowid = 18), label = NULL WHERE rowid = 17;
+SELECT cnn_train('str', 'sub', '{"data":"memory","validation":"bad"}');
+SELECT cnn_train('str', 'sub', '{"data":"stream","validation":"bad"}');
+UPDATE bad SET label = 1, image = x'0102' WHERE rowid = 17;
+SELECT cnn_train('str', 'sub', '{"data":"memory","validation":"bad"}');
+SELECT cnn_train('str', 'sub', '{"data":"stream","validation":"bad"}');
 -- nothing was saved by the failed calls
 SELECT epochs FROM cnn_models WHERE name = 'str';
+-- cnn_evaluate's option data: streamed and in memory give the same result
+SELECT cnn_evaluate('mem', 'sub', '{"data":"stream"}') = cnn_evaluate('mem', 'sub', '{"data":"memory"}') AS same_sub,
+       cnn_evaluate('mem', 'val', '{"data":"stream"}') = cnn_evaluate('mem', 'val', '{"data":"memory"}') AS same_val,
+       cnn_evaluate('mem', 'aux.sub', '{"data":"stream"}') = cnn_evaluate('mem', 'sub', '{"data":"memory"}') AS same_attached,
+       cnn_evaluate('mem', 'SELECT image, label FROM sub', '{"data":"stream"}') = cnn_evaluate('mem', 'sub') AS same_query,
+       cnn_evaluate('mem', 'sub', NULL) = cnn_evaluate('mem', 'sub', '{"data":"auto"}') AS same_default,
+       cnn_evaluate('mem', 'sub', '{}') = cnn_evaluate('mem', 'sub') AS same_empty;
+SELECT json_extract(cnn_evaluate('mem', 'sub', '{"data":"stream"}'), '$.count') AS count;
+SELECT cnn_evaluate('mem', 'sub', '{"data":"disk"}');
+SELECT cnn_evaluate('mem', 'sub', '{"data":1}');
+SELECT cnn_evaluate('mem', 'sub', '{"data":null}');
+SELECT cnn_evaluate('mem', 'sub', '{"epochs":1}');
+SELECT cnn_evaluate('mem', 'sub', '[]');
+SELECT cnn_evaluate('mem', 'sub', '{"data":"stream"');
+SELECT cnn_evaluate('mem', 'sub', x'7b7d');
+SELECT cnn_evaluate('mem', 'subview', '{"data":"stream"}');
+SELECT cnn_evaluate('mem', 'norowid', '{"data":"stream"}');
+SELECT json_extract(cnn_evaluate('mem', 'subview', '{"data":"auto"}'), '$.count') AS view_auto;
+SELECT cnn_evaluate('mem', 'no_such_table', '{"data":"stream"}');
+SELECT cnn_evaluate('mem', 'empty', '{"data":"stream"}');
+SELECT cnn_evaluate('mem', 'empty', '{"data":"memory"}');
+SELECT cnn_evaluate('mem', 'images_only', '{"data":"stream"}');
+SELECT cnn_evaluate('mem', 'bad', '{"data":"memory"}');
+SELECT cnn_evaluate('mem', 'bad', '{"data":"stream"}');
+UPDATE bad SET image = (SELECT image FROM bad WHERE rowid = 18), label = NULL WHERE rowid = 17;
+SELECT cnn_evaluate('mem', 'bad', '{"data":"memory"}');
+SELECT cnn_evaluate('mem', 'bad', '{"data":"stream"}');

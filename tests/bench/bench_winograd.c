@@ -44,6 +44,7 @@
 #include "isa.h"
 #include "layer.h"
 #include "threads.h"
+#include "winograd.h"
 
 #define CB 64 /* channels per pass of a transform (stack buffers) */
 
@@ -113,8 +114,8 @@ CNN_INLINE void wino_out2_body(float *restrict y, int OH, int OW, int F, int oy0
   }
 }
 CNN_ISA_CLONES(wino_out2,
-               (float *restrict y, int OH, int OW, int F, int oy0, int ox0,
-                const float *restrict m, size_t mstride, const float *restrict b),
+               (float *restrict y, int OH, int OW, int F, int oy0, int ox0, const float *restrict m,
+                size_t mstride, const float *restrict b),
                (y, OH, OW, F, oy0, ox0, m, mstride, b))
 
 /* ---- F(4x4, 3x3) --------------------------------------------------------- */
@@ -183,8 +184,8 @@ CNN_INLINE void wino_out4_body(float *restrict y, int OH, int OW, int F, int oy0
   }
 }
 CNN_ISA_CLONES(wino_out4,
-               (float *restrict y, int OH, int OW, int F, int oy0, int ox0,
-                const float *restrict m, size_t mstride, const float *restrict b),
+               (float *restrict y, int OH, int OW, int F, int oy0, int ox0, const float *restrict m,
+                size_t mstride, const float *restrict b),
                (y, OH, OW, F, oy0, ox0, m, mstride, b))
 
 /* ---- the kernel transform and the forward -------------------------------- */
@@ -223,13 +224,13 @@ CNN_ISA_CLONES(wino_kernel,
                (u, w, C, F, a, g))
 
 typedef struct wino {
-  int m, a;         /* output block m x m, tile a x a = (m+2) x (m+2) */
-  int H, W, C, F;   /* input and filters */
-  int OH, OW;       /* outputs ('valid' here: H-2, W-2) */
+  int m, a;       /* output block m x m, tile a x a = (m+2) x (m+2) */
+  int H, W, C, F; /* input and filters */
+  int OH, OW;     /* outputs ('valid' here: H-2, W-2) */
   int pad_top, pad_left;
-  int th, tw;       /* tiles per image */
-  int chunk;        /* tiles per task */
-  float *u;         /* [a*a, C, F] */
+  int th, tw;          /* tiles per image */
+  int chunk;           /* tiles per task */
+  float *u;            /* [a*a, C, F] */
   float *v[2], *mm[2]; /* per thread: [chunk, a*a, C], [chunk, a*a, F] */
   const float *x, *w, *b;
   float *y;
@@ -262,11 +263,11 @@ static void wino_task(void *ctx, int task, int thread) {
     int img = t / per_img, r = t % per_img, ty = r / p->tw, tx = r % p->tw;
     const float *src = mm + (size_t)(t - t0) * a2 * p->F;
     if (p->m == 2)
-      wino_out2_isa(p->isa, p->y + img * out, p->OH, p->OW, p->F, ty * 2, tx * 2, src,
-                    (size_t)p->F, p->b);
+      wino_out2_isa(p->isa, p->y + img * out, p->OH, p->OW, p->F, ty * 2, tx * 2, src, (size_t)p->F,
+                    p->b);
     else
-      wino_out4_isa(p->isa, p->y + img * out, p->OH, p->OW, p->F, ty * 4, tx * 4, src,
-                    (size_t)p->F, p->b);
+      wino_out4_isa(p->isa, p->y + img * out, p->OH, p->OW, p->F, ty * 4, tx * 4, src, (size_t)p->F,
+                    p->b);
   }
 }
 
@@ -291,10 +292,37 @@ typedef struct conv_shape {
 static const conv_shape shapes[] = {
     {"conv2", 13, 13, 32, 64}, /* after the first pooling */
     {"conv3", 5, 5, 64, 64},   /* after the second */
+    /* Not the notebook's: where the engine's rule draws its lines. */
+    {"c16", 13, 13, 16, 64},
+    {"f32", 10, 10, 32, 32},
+    {"c64", 10, 10, 64, 64},
+    {"o6", 8, 8, 32, 64},
+    {"s28", 30, 30, 32, 32},
 };
 
-#define NIMPL 3 /* direct, F(2x2), F(4x4) */
-static const char *impl_names[NIMPL] = {"direct", "F(2x2,3x3)", "F(4x4,3x3)"};
+#define NIMPL 4 /* direct, F(2x2), F(4x4), the engine's layer */
+static const char *impl_names[NIMPL] = {"direct", "F(2x2,3x3)", "F(4x4,3x3)", "engine"};
+
+static void *xalloc(size_t floats);
+
+/* Whether the engine's rule takes Winograd for this shape. */
+static int shape_rule(const conv_shape *s) {
+  cnn_layer_spec spec;
+  memset(&spec, 0, sizeof spec);
+  spec.type = CNN_LAYER_CONV2D;
+  spec.filters = s->F;
+  spec.kh = spec.kw = 3;
+  spec.sh = spec.sw = 1;
+  spec.padding = CNN_PAD_VALID;
+  spec.use_bias = 1;
+  cnn_layer l;
+  memset(&l, 0, sizeof l);
+  l.ops = &cnn_conv2d_ops;
+  l.spec = &spec;
+  l.in = (cnn_shape){s->H, s->W, s->C};
+  char err[CNN_ERRMAX];
+  return cnn_conv2d_ops.setup(&l, err) == CNN_OK ? l.winograd : 0;
+}
 
 static void *xalloc(size_t floats) {
   void *p = calloc(floats ? floats : 1, sizeof(float));
@@ -341,6 +369,7 @@ static void wino_free(wino *p) {
 }
 
 typedef struct result {
+  int engine_wino; /* the engine's rule chose Winograd */
   double ms[NIMPL];
   double diff[NIMPL], rel[NIMPL];
 } result;
@@ -380,7 +409,8 @@ static result bench_case(const conv_shape *s, int batch, cnn_threads *pool, doub
   }
   l.w = w;
   l.b = b;
-  float *work = xalloc((size_t)batch * l.work_per_sample);
+  int engine_wino = l.winograd; /* the engine's rule */
+  float *work = xalloc((size_t)batch * l.work_per_sample + l.work_fixed);
   cnn_run run;
   memset(&run, 0, sizeof run);
   run.pool = pool;
@@ -399,10 +429,12 @@ static result bench_case(const conv_shape *s, int batch, cnn_threads *pool, doub
     while (reps < MAXREP && (warm || reps < 15 || bench_now() - start < budget)) {
       for (int i = 0; i < NIMPL; i++) {
         double t = bench_now();
-        if (i == 0)
-          cnn_conv2d_ops.forward(&l, &run, y[0], x, batch);
-        else
+        if (i == 0 || i == 3) {
+          l.winograd = i == 3 && engine_wino;
+          cnn_conv2d_ops.forward(&l, &run, y[i], x, batch);
+        } else {
           wino_forward(i == 1 ? &w2 : &w4, pool, y[i], x, batch);
+        }
         if (!warm) times[i][reps] = bench_now() - t;
       }
       if (warm) break;
@@ -410,6 +442,7 @@ static result bench_case(const conv_shape *s, int batch, cnn_threads *pool, doub
     }
   }
   result r;
+  r.engine_wino = engine_wino;
   double ymax = 0;
   for (size_t k = 0; k < ny; k++)
     if (fabsf(y[0][k]) > ymax) ymax = fabsf(y[0][k]);
@@ -434,6 +467,97 @@ static result bench_case(const conv_shape *s, int batch, cnn_threads *pool, doub
   return r;
 }
 
+/* One training step of the layer (training forward keeping what backward
+ * needs, then backward with dw, db and dx), im2col + GEMM against Winograd
+ * (forced on, whatever the engine's rule): medians in ms of alternating
+ * repeats, and the largest difference of dx relative to max |dx|. */
+#define NTRAIN 3 /* im2col, Winograd forward, Winograd forward and dx */
+typedef struct train_result {
+  double ms[NTRAIN], rel_dx[NTRAIN];
+} train_result;
+
+static train_result bench_train(const conv_shape *s, int batch, cnn_threads *pool, double budget) {
+  size_t nx = (size_t)batch * s->H * s->W * s->C, nw = (size_t)9 * s->C * s->F;
+  size_t ny = (size_t)batch * (s->H - 2) * (s->W - 2) * s->F;
+  float *x = xalloc(nx), *w = xalloc(nw), *b = xalloc((size_t)s->F), *y = xalloc(ny);
+  float *dy = xalloc(ny), *dw = xalloc(nw), *db = xalloc((size_t)s->F);
+  float *dx[NTRAIN] = {xalloc(nx), xalloc(nx), xalloc(nx)};
+  for (size_t i = 0; i < nx; i++) x[i] = bench_rand() + 0.5f;
+  float scale = sqrtf(6.0f / (9.0f * (s->C + s->F))) * 2;
+  for (size_t i = 0; i < nw; i++) w[i] = bench_rand() * scale;
+  for (size_t i = 0; i < ny; i++) dy[i] = bench_rand() * 1e-2f;
+  cnn_layer_spec spec;
+  memset(&spec, 0, sizeof spec);
+  spec.type = CNN_LAYER_CONV2D;
+  spec.filters = s->F;
+  spec.kh = spec.kw = 3;
+  spec.sh = spec.sw = 1;
+  spec.padding = CNN_PAD_VALID;
+  spec.use_bias = 1;
+  cnn_layer l;
+  memset(&l, 0, sizeof l);
+  l.ops = &cnn_conv2d_ops;
+  l.spec = &spec;
+  l.in = (cnn_shape){s->H, s->W, s->C};
+  char err[CNN_ERRMAX];
+  if (cnn_conv2d_ops.setup(&l, err) != CNN_OK) {
+    fprintf(stderr, "bench_winograd: %s\n", err);
+    exit(1);
+  }
+  /* Winograd's scratch, whatever the rule says of this shape. */
+  cnn_wino_geom gf = {s->H, s->W, s->C, s->H - 2, s->W - 2, s->F, 0, 0};
+  cnn_wino_geom gb = {s->H - 2, s->W - 2, s->F, s->H, s->W, s->C, 2, 2};
+  size_t per = l.work_per_sample;
+  if (cnn_wino_work_floats(&gf) > per) per = cnn_wino_work_floats(&gf);
+  if (cnn_wino_work_floats(&gb) > per) per = cnn_wino_work_floats(&gb);
+  float *work = xalloc((size_t)batch * per + cnn_wino_kernel_floats(s->C, s->F));
+  float *keep = xalloc((size_t)batch * l.keep_per_sample);
+  l.w = w, l.b = b, l.dw = dw, l.db = db, l.keep = keep;
+  l.work_fixed = cnn_wino_kernel_floats(s->C, s->F);
+  cnn_run run;
+  memset(&run, 0, sizeof run);
+  run.pool = pool;
+  run.work = work;
+  run.training = 1;
+  enum { MAXREP = 401 };
+  static double times[NTRAIN][MAXREP];
+  static const int parts[NTRAIN] = {0, CNN_WINO_FORWARD, CNN_WINO_FORWARD | CNN_WINO_DX};
+  int reps = 0;
+  double start = 0;
+  for (int warm = 1; warm >= 0; warm--) {
+    if (!warm) start = bench_now();
+    while (reps < MAXREP && (warm || reps < 15 || bench_now() - start < budget)) {
+      for (int i = 0; i < NTRAIN; i++) {
+        l.winograd = parts[i];
+        double t = bench_now();
+        cnn_conv2d_ops.forward(&l, &run, y, x, batch);
+        cnn_conv2d_ops.backward(&l, &run, dx[i], dy, x, batch);
+        if (!warm) times[i][reps] = bench_now() - t;
+      }
+      if (warm) break;
+      reps++;
+    }
+  }
+  train_result r;
+  double big = 0;
+  for (size_t k = 0; k < nx; k++)
+    if (fabsf(dx[0][k]) > big) big = fabsf(dx[0][k]);
+  for (int i = 0; i < NTRAIN; i++) {
+    qsort(times[i], (size_t)reps, sizeof times[i][0], bench_cmp);
+    r.ms[i] = times[i][reps / 2] * 1e3;
+    double worst = 0;
+    for (size_t k = 0; k < nx; k++) {
+      double d = fabs((double)dx[i][k] - dx[0][k]);
+      if (!(d <= worst)) worst = d;
+    }
+    r.rel_dx[i] = big > 0 ? worst / big : worst;
+  }
+  free(x), free(w), free(b), free(y), free(dy), free(dw), free(db);
+  for (int i = 0; i < NTRAIN; i++) free(dx[i]);
+  free(work), free(keep);
+  return r;
+}
+
 int main(int argc, char **argv) {
   double budget = argc > 1 ? atof(argv[1]) : 1.0;
   if (!(budget > 0)) budget = 1.0;
@@ -448,16 +572,21 @@ int main(int argc, char **argv) {
   cnn_isa isa = cnn_threads_isa(pools[0]);
   printf("cpu: %s\nisa: %s (gemm %s, loops %s)\n", cnn_isa_cpu_name(), cnn_isa_name(isa),
          cnn_isa_gemm_kernel(isa), cnn_isa_loops(isa));
-  printf("3x3 'valid' convolution forward, median ms of alternating repeats; GF/s = direct's\n"
-         "2*M*N*K / time; x = direct time / this time; diff = max |y - y_direct| (abs, and\n"
-         "relative to max |y_direct|)\n");
+  printf(
+      "3x3 'valid' convolution forward, median ms of alternating repeats; GF/s = direct's\n"
+      "2*M*N*K / time; x = direct time / this time; diff = max |y - y_direct| (abs, and\n"
+      "relative to max |y_direct|)\n");
   printf("%-6s %5s %3s", "conv", "batch", "thr");
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+    printf("%s%s %dx%dx%d -> %d filters", si ? ", " : "shapes: ", shapes[si].name, shapes[si].H,
+           shapes[si].W, shapes[si].C, shapes[si].F);
+  printf("\n%-6s %5s %3s", "conv", "batch", "thr");
   for (int i = 0; i < NIMPL; i++)
     printf(" | %-10s ms  GF/s%s", impl_names[i], i ? "     x  diff abs/rel   " : "");
   printf("\n");
 
   const int batches[] = {32, 128};
-  double gain[2][2][2] = {{{0}}}; /* conv2 only: [batch][threads][impl-1] */
+  double gain[2][2][NIMPL - 1] = {{{0}}}; /* conv2 only: [batch][threads][impl-1] */
   int status = 0;
   for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
     for (int bi = 0; bi < 2; bi++)
@@ -470,6 +599,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < NIMPL; i++) {
           printf(" | %13.3f %5.1f", r.ms[i], gflop / (r.ms[i] * 1e-3));
           if (i) printf(" %5.2f  %.1e/%.1e", r.ms[0] / r.ms[i], r.diff[i], r.rel[i]);
+          if (i == 3) printf(" %s", r.engine_wino ? "winograd" : "im2col");
           if (i && !(r.rel[i] < 1e-3)) status = 1;
           if (i && si == 0) gain[bi][t][i - 1] = r.ms[0] / r.ms[i];
         }
@@ -477,8 +607,9 @@ int main(int argc, char **argv) {
         fflush(stdout);
       }
 
-  printf("verdict (Winograd pays where it is >= 10%% faster than direct on conv2 at batch 32 "
-         "and 128):\n");
+  printf(
+      "verdict (Winograd pays where it is >= 10%% faster than direct on conv2 at batch 32 "
+      "and 128):\n");
   for (int i = 1; i < NIMPL; i++) {
     int wins = 1;
     double lo = 1e9;
@@ -490,6 +621,22 @@ int main(int argc, char **argv) {
     printf("  %s: %s (slowest case: direct / winograd = %.2f)\n", impl_names[i],
            wins ? "faster by a clear margin" : "no clear gain: keep direct", lo);
   }
+  printf(
+      "\none training step of the layer (training forward, backward with dw, db, dx), median\n"
+      "ms; Winograd forced on for the forward, then for the forward and dx; x = im2col's time /\n"
+      "this one; dx rel = max |dx - dx_im2col| / max |dx_im2col|\n"
+      "%-6s %5s %3s | %9s | %9s %5s | %9s %5s %8s | rule\n",
+      "conv", "batch", "thr", "im2col", "wino fwd", "x", "fwd+dx", "x", "dx rel");
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+    for (int bi = 0; bi < 2; bi++)
+      for (int t = 0; t < 2; t++) {
+        train_result r = bench_train(&shapes[si], batches[bi], pools[t], budget);
+        int rule = shape_rule(&shapes[si]);
+        printf("%-6s %5d %3d | %9.3f | %9.3f %5.2f | %9.3f %5.2f %8.1e | %s%s\n", shapes[si].name,
+               batches[bi], t + 1, r.ms[0], r.ms[1], r.ms[0] / r.ms[1], r.ms[2], r.ms[0] / r.ms[2],
+               r.rel_dx[2], rule & CNN_WINO_FORWARD ? "fwd " : "", rule & CNN_WINO_DX ? "dx" : "");
+        fflush(stdout);
+      }
   if (status) fprintf(stderr, "bench_winograd: a Winograd result is far from direct's\n");
   cnn_threads_free(pools[0]);
   cnn_threads_free(pools[1]);

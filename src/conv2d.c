@@ -16,8 +16,9 @@
  * 3x3 stride-1 convolutions with enough channels and outputs (conv_winograd)
  * take Winograd's F(4x4, 3x3) instead (winograd.h) for the forward, the
  * input gradient or both, with fewer multiplications; the weight gradient
- * stays cols^T @ dy, the columns then built in backward. Products in bf16 stay on
- * im2col: the transforms' large coefficients would magnify their rounding.
+ * stays cols^T @ dy, the columns then built in backward. Products in bf16
+ * stay on im2col: the transforms' large coefficients would magnify their
+ * rounding.
  */
 #include <string.h>
 

@@ -6,11 +6,12 @@
  *   M[xi] = V[xi] @ U[xi]  one [tiles, C] x [C, F] product for each of the
  *                          36 tile points xi (cnn_gemm's kernels)
  *   y = A^T M A + bias     (per tile and filter; then max(y, 0) with relu)
- * 36 products per 16 outputs where direct convolution takes 144: for the
- * notebook's second convolution (13x13x32 -> 11x11x64) 1.3 to 2x faster
- * than im2col + GEMM (tests/bench/bench_winograd.c). The transforms add
- * rounding: results are within about 1e-5 of the scale sum |x w| of direct
- * convolution's, not equal to them (test_winograd.c).
+ * 36 products per 16 outputs where direct convolution takes 144: the
+ * forward of the notebook's second convolution (13x13x32 -> 11x11x64) runs
+ * 1.2 to 1.8 times as fast as im2col + GEMM (tests/bench/bench_winograd.c;
+ * conv2d.c's rule says where it is used). The transforms add rounding:
+ * results differ from direct convolution's by up to about 1e-5 of the scale
+ * sum |x w| (test_winograd.c allows 5e-5), about ten times its own.
  *
  * Layouts as conv2d's: x [n, H, W, C], kernel [3, 3, C, F], y [n, OH, OW, F];
  * input pixels outside the image (padding, or past its edge for partial

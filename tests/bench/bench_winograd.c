@@ -1,8 +1,9 @@
 /*
- * bench_winograd.c - Winograd convolution against the engine's direct one
- * (im2col + cnn_gemm, the conv2d layer's own forward) on the 3x3 stride-1
- * convolutions of the notebook's model, to decide whether the engine should
- * have it.
+ * bench_winograd.c - Winograd convolution against im2col + cnn_gemm (the
+ * conv2d layer with its Winograd parts cleared) on the 3x3 stride-1
+ * convolutions of the notebook's model and a few other shapes: the evidence
+ * for the engine's Winograd path (src/winograd.c) and for the rule in
+ * src/conv2d.c that says where it is used.
  *
  * Winograd F(m x m, 3x3) computes each m x m block of outputs from an
  * (m+2) x (m+2) tile of inputs (tiles overlap by 2, zeros past the image):
@@ -14,22 +15,28 @@
  * whole tiles; F(4x4): 6x6 tiles, 36 products, 4x fewer. Partial tiles at
  * the edges (11 outputs = 5.5 tiles of 2) waste some of that.
  *
- * Each task takes a chunk of tiles, transforms them into per-thread buffers,
- * runs the products on the calling thread (cnn_gemm_bias_serial, the pool's
- * kernels) and writes its outputs: what stays in L2, as conv2d's forward
- * does with its columns. The kernel transform is timed too (in training the
- * weights change every step).
+ * This file's own F(2x2) and F(4x4): each task takes a chunk of tiles,
+ * transforms them into per-thread buffers, runs the products on the calling
+ * thread (cnn_gemm_bias_serial, the pool's kernels) and writes its outputs:
+ * what stays in L2, as conv2d's forward does with its columns. The kernel
+ * transform is timed too (in training the weights change every step).
+ * "engine" is the conv2d layer as its rule sets it up (winograd or im2col).
  *
- * For each shape, batch and thread count (1, 2) on the pool's instruction
- * set (the CPU's best, capped by $CNN_ISA), the three forwards run in turn
- * within each repeat (so a shared machine's load falls on all of them) and
- * the medians are printed: ms, effective GFLOP/s (the direct product's
- * 2*M*N*K over the time), direct time / Winograd time, and the largest
- * difference from direct (absolute, and relative to the largest |y|).
- * The last lines give the verdict: Winograd is worth having where it is at
+ * First table, the forward: for each shape, batch and thread count (1, 2)
+ * on the pool's instruction set (the CPU's best, capped by $CNN_ISA), the
+ * forwards run in turn within each repeat (so a shared machine's load falls
+ * on all of them) and the medians are printed: ms, effective GFLOP/s (the
+ * direct product's 2*M*N*K over the time), direct time / this time, and the
+ * largest difference from direct (absolute, and relative to the largest
+ * |y|). Then the verdict: Winograd is worth having where its forward is at
  * least 10% faster on the second convolution at batch 32 and 128.
+ * Second table, a training step of the layer (forward, then backward with
+ * dw, db and dx): im2col, Winograd for the forward (the weight gradient's
+ * columns then built in backward), and for the forward and dx, whatever
+ * the rule says, with the parts the rule takes.
  *
- * Usage: bench_winograd [seconds per measurement, default 1.0]
+ * Usage: bench_winograd [seconds per measurement, default 1.0 [tiles per
+ * chunk of this file's F(2x2) and F(4x4)]]
  * A benchmark, not a test: it prints figures and exits 0 unless memory runs
  * out or a Winograd result is far from direct's.
  */

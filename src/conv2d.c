@@ -12,11 +12,56 @@
  *   db = column sums of dy,  dw = cols^T @ dy,  dcols = dy @ w^T -> col2im.
  * im2col and col2im run one image per task: disjoint outputs, compiled for
  * each instruction set (isa.h) and run with the pool's.
+ *
+ * 3x3 stride-1 convolutions with enough channels and outputs (conv_winograd)
+ * take Winograd's F(4x4, 3x3) instead (winograd.h) for the forward, the
+ * input gradient or both, with fewer multiplications; the weight gradient
+ * stays cols^T @ dy, the columns then built in backward. Products in bf16
+ * stay on im2col: the transforms' large coefficients would magnify their
+ * rounding.
  */
 #include <string.h>
 
 #include "gemm.h"
 #include "layer.h"
+#include "winograd.h"
+
+/* Whether Winograd beats im2col + GEMM for an output of oh x ow when direct
+ * convolution makes `direct` outputs (tests/bench/bench_winograd.c): with
+ * at least 3 times fewer multiplications (9 * direct against 36 per 4x4
+ * tile; at 2.25, a 6x6 or 3x3 output in 4x4 tiles, it loses), at least 32
+ * input channels and filters (with 16 the 36 thin products lose at batch
+ * 32), and a transformed kernel of at most 36M floats. */
+static int wino_pays(int direct, int oh, int ow, int c, int f) {
+  long tiles = (long)((oh + 3) / 4) * ((ow + 3) / 4);
+  return c >= 32 && f >= 32 && (long)c * f <= 1L << 20 && (long)direct >= 12 * tiles;
+}
+
+/* The parts of a 3x3 stride-1 convolution that Winograd takes. The input
+ * gradient computes an output of the input's size from the same products:
+ * for the notebook's second convolution (11x11 from 13x13) it has 1.9 times
+ * fewer multiplications, and loses at batch 32. */
+static int conv_winograd(const cnn_layer *l) {
+  const cnn_layer_spec *s = l->spec;
+  if (s->kh != 3 || s->kw != 3 || s->sh != 1 || s->sw != 1) return 0;
+  int direct = l->out.h * l->out.w, parts = 0;
+  if (wino_pays(direct, l->out.h, l->out.w, l->in.c, s->filters)) parts |= CNN_WINO_FORWARD;
+  if (wino_pays(direct, l->in.h, l->in.w, s->filters, l->in.c)) parts |= CNN_WINO_DX;
+  return parts;
+}
+
+static cnn_wino_geom wino_forward_geom(const cnn_layer *l) {
+  return (cnn_wino_geom){l->in.h,  l->in.w,  l->in.c,    l->out.h,
+                         l->out.w, l->out.c, l->pad_top, l->pad_left};
+}
+
+/* dx = dy convolved with the turned kernel: dy's pixel (oy, ox) reaches
+ * x's (oy + ky - pad_top, ...), so dx's pixel (iy, ix) reads dy from
+ * iy - (2 - pad_top). */
+static cnn_wino_geom wino_backward_geom(const cnn_layer *l) {
+  return (cnn_wino_geom){l->out.h, l->out.w, l->out.c,       l->in.h,
+                         l->in.w,  l->in.c,  2 - l->pad_top, 2 - l->pad_left};
+}
 
 static int conv_setup(cnn_layer *l, char *err) {
   const cnn_layer_spec *s = l->spec;
@@ -34,10 +79,28 @@ static int conv_setup(cnn_layer *l, char *err) {
   l->work_per_sample = direct ? 0 : (size_t)oh * ow * s->kh * s->kw * l->in.c;
   l->aux_per_sample = 0;
   l->keep_per_sample = l->work_per_sample;
+  l->winograd = conv_winograd(l);
+  l->work_fixed = 0;
+  if (l->winograd) {
+    /* The transformed kernel, then the tiles; room for im2col too (bf16). */
+    cnn_wino_geom f = wino_forward_geom(l), b = wino_backward_geom(l);
+    size_t wf = cnn_wino_work_floats(&f), wb = cnn_wino_work_floats(&b);
+    if ((l->winograd & CNN_WINO_FORWARD) && wf > l->work_per_sample) l->work_per_sample = wf;
+    if ((l->winograd & CNN_WINO_DX) && wb > l->work_per_sample) l->work_per_sample = wb;
+    l->work_fixed = cnn_wino_kernel_floats(l->in.c, s->filters);
+  }
   return CNN_OK;
 }
 
-static int conv_direct(const cnn_layer *l) { return l->work_per_sample == 0; }
+/* Floats of one sample's columns (keep_per_sample; none for direct). */
+static size_t conv_cols(const cnn_layer *l) { return l->keep_per_sample; }
+
+static int conv_direct(const cnn_layer *l) { return conv_cols(l) == 0; }
+
+/* part: CNN_WINO_FORWARD or CNN_WINO_DX */
+static int conv_use_winograd(const cnn_layer *l, const cnn_run *run, int part) {
+  return (l->winograd & part) && !cnn_threads_bf16(run->pool);
+}
 
 typedef struct {
   const cnn_layer *l;
@@ -148,7 +211,7 @@ static void im2col_task(void *ctx, int i, int thread) {
   const cnn_layer *l = t->l;
   size_t in = (size_t)l->in.h * l->in.w * l->in.c;
   int img = i / t->parts, part = i % t->parts, OH = l->out.h;
-  im2col_isa(t->isa, l, t->cols + (size_t)img * l->work_per_sample, t->x + (size_t)img * in,
+  im2col_isa(t->isa, l, t->cols + (size_t)img * conv_cols(l), t->x + (size_t)img * in,
              OH * part / t->parts, OH * (part + 1) / t->parts);
 }
 
@@ -157,7 +220,7 @@ static void col2im_task(void *ctx, int i, int thread) {
   const conv_task *t = ctx;
   const cnn_layer *l = t->l;
   size_t in = (size_t)l->in.h * l->in.w * l->in.c;
-  col2im_isa(t->isa, l, t->dx + (size_t)i * in, t->cols + (size_t)i * l->work_per_sample);
+  col2im_isa(t->isa, l, t->dx + (size_t)i * in, t->cols + (size_t)i * conv_cols(l));
 }
 
 /* Forward in chunks of images, one chunk per task: each thread builds the
@@ -182,9 +245,9 @@ static void conv_chunk_task(void *ctx, int task, int thread) {
   int i0 = task * t->per_chunk, m = t->n - i0 < t->per_chunk ? t->n - i0 : t->per_chunk;
   size_t in = (size_t)l->in.h * l->in.w * l->in.c, rows = (size_t)l->out.h * l->out.w;
   int N = l->out.c, K = l->spec->kh * l->spec->kw * l->in.c;
-  float *cols = t->cols + (size_t)i0 * l->work_per_sample;
+  float *cols = t->cols + (size_t)i0 * conv_cols(l);
   for (int i = 0; i < m; i++)
-    im2col_isa(t->isa, l, cols + (size_t)i * l->work_per_sample, t->x + (size_t)(i0 + i) * in, 0,
+    im2col_isa(t->isa, l, cols + (size_t)i * conv_cols(l), t->x + (size_t)(i0 + i) * in, 0,
                l->out.h);
   cnn_gemm_bias_serial(t->run->pool, 0, 0, (int)(m * rows), N, K, 1.0f, cols, K, l->w, N,
                        l->nbias ? l->b : NULL, t->run->relu, t->y + (size_t)i0 * rows * N, N);
@@ -194,8 +257,15 @@ static void conv_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
                          const float *restrict x, int n) {
   int M = n * l->out.h * l->out.w, N = l->out.c;
   int K = l->spec->kh * l->spec->kw * l->in.c;
+  if (conv_use_winograd(l, run, CNN_WINO_FORWARD)) {
+    cnn_wino_geom g = wino_forward_geom(l);
+    float *u = run->work;
+    cnn_wino_kernel(cnn_threads_isa(run->pool), u, l->w, l->in.c, N, 0);
+    cnn_wino_conv(run->pool, &g, x, u, l->nbias ? l->b : NULL, run->relu, y, u + l->work_fixed, n);
+    return;
+  }
   const float *cols = x;
-  int per_chunk = (int)(CONV_CHUNK_BYTES / sizeof(float) / (l->work_per_sample + 1));
+  int per_chunk = (int)(CONV_CHUNK_BYTES / sizeof(float) / (conv_cols(l) + 1));
   if (per_chunk < 1) per_chunk = 1;
   /* Enough chunks to keep every thread busy; otherwise (batch-1 inference)
    * the threads share each product instead. */
@@ -230,9 +300,20 @@ static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
   int K = l->spec->kh * l->spec->kw * l->in.c;
   if (l->nbias) cnn_bias_grad(l->db, dy, (size_t)M, (size_t)N);
   conv_task t = {l, run->work, dx, x, 1, cnn_threads_isa(run->pool)};
+  if (conv_use_winograd(l, run, CNN_WINO_FORWARD)) { /* the forward built no columns */
+    conv_task c = {l, l->keep, NULL, x, 1, t.isa};
+    cnn_threads_run(run->pool, im2col_task, &c, n);
+  }
   const float *cols = conv_direct(l) ? x : l->keep; /* from the training forward */
   cnn_gemm(run->pool, 1, 0, K, N, M, 1.0f, cols, K, dy, N, 0.0f, l->dw, N);
   if (!dx) return;
+  if (conv_use_winograd(l, run, CNN_WINO_DX)) {
+    cnn_wino_geom g = wino_backward_geom(l);
+    float *u = run->work;
+    cnn_wino_kernel(t.isa, u, l->w, l->in.c, N, 1);
+    cnn_wino_conv(run->pool, &g, dy, u, NULL, 0, dx, u + l->work_fixed, n);
+    return;
+  }
   if (conv_direct(l)) {
     cnn_gemm(run->pool, 0, 1, M, K, N, 1.0f, dy, N, l->w, N, 0.0f, dx, K);
     return;

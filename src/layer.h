@@ -39,8 +39,9 @@ typedef struct cnn_layer_ops {
   const char *keras_type; /* "Conv2D": summary's type column */
   const char *keras_name; /* "conv2d": base of the layer's name */
   /* From l->spec and l->in: checks sizes, sets out, nweights, nbias,
-   * nstate, work_per_sample (floats), aux_per_sample (bytes),
-   * keep_per_sample and keep_fixed (floats; fields it leaves alone are 0). */
+   * nstate, work_per_sample and work_fixed (floats), aux_per_sample
+   * (bytes), keep_per_sample and keep_fixed (floats; fields it leaves alone
+   * are 0). */
   int (*setup)(cnn_layer *l, char *err);
   void (*forward)(cnn_layer *l, const cnn_run *run, float *restrict y, const float *restrict x,
                   int n);
@@ -58,6 +59,7 @@ struct cnn_layer {
   size_t nweights, nbias; /* trainable: kernel (batchnorm: gamma), bias (beta) */
   size_t nstate;          /* non-trainable floats (batchnorm: moving mean, variance) */
   size_t work_per_sample; /* floats */
+  size_t work_fixed;      /* more floats of run->work, whatever the batch */
   size_t aux_per_sample;  /* bytes, 64-byte multiple */
   size_t keep_per_sample; /* floats a training forward keeps for backward */
   size_t keep_fixed;      /* more such floats, whatever the batch (batch statistics) */
@@ -68,7 +70,14 @@ struct cnn_layer {
                              floats when reserved for training, else NULL */
   const uint16_t *wbf16;  /* borrowed: w packed in bf16 for inference
                              (cnn_bf16_pack), or NULL */
+  int winograd;           /* conv2d: CNN_WINO_FORWARD and CNN_WINO_DX, the
+                             parts done by Winograd (winograd.h); setup
+                             sets them where that pays, clearing them
+                             gives im2col + GEMM */
 };
+
+#define CNN_WINO_FORWARD 1
+#define CNN_WINO_DX 2
 
 extern const cnn_layer_ops cnn_conv2d_ops, cnn_maxpool_ops, cnn_avgpool_ops, cnn_flatten_ops,
     cnn_dense_ops, cnn_dropout_ops, cnn_batchnorm_ops, cnn_globalavgpool_ops, cnn_activation_ops;

@@ -15,7 +15,7 @@
  *   z[i]     pre-activation of conv2d/dense with a non-linear activation,
  *            kept in training only (inference applies activations in place)
  *   g0, g1   gradients, ping-pong from the output back to the input
- *   work     im2col scratch;  aux: pool argmax and dropout masks
+ *   work     im2col and Winograd scratch;  aux: pool argmax and dropout masks
  */
 #include <math.h>
 #include <stdio.h>
@@ -364,7 +364,8 @@ int cnn_net_reserve(cnn_net *net, int n, int training, char *err) {
     if (training && (l->keep_per_sample || l->keep_fixed))
       keep_off[i] = total, total += round_up(N * l->keep_per_sample + l->keep_fixed);
     if (m > maxact) maxact = m;
-    if (l->work_per_sample > work) work = l->work_per_sample;
+    if (N * l->work_per_sample + l->work_fixed > work)
+      work = N * l->work_per_sample + l->work_fixed;
     aux += l->aux_per_sample;
   }
   size_t g0 = 0, g1 = 0, ig = 0;
@@ -374,7 +375,7 @@ int cnn_net_reserve(cnn_net *net, int n, int training, char *err) {
     if (net->want_input_grad) ig = total, total += round_up(N * shape_size(net->input));
   }
   size_t work_off = total;
-  total += round_up(N * work);
+  total += round_up(work);
   size_t aux_off = total;
   total += round_up((N * aux + sizeof(float) - 1) / sizeof(float));
   if (total > (size_t)1 << 34)

@@ -13,7 +13,8 @@
  * Where a step of h crosses a kink (relu at 0, a max changing hands) the
  * central difference is meaningless: such a point must show different left and
  * right slopes, and the analytic gradient must equal one of them. Kinks are
- * counted and must stay rare.
+ * counted and must stay rare. The convolutions the engine runs by Winograd
+ * (3x3 stride 1, 32 channels and more) are checked too.
  */
 #include <stdlib.h>
 
@@ -259,6 +260,20 @@ int main(void) {
              "\"use_bias\":false,\"activation\":\"elu\"},{\"type\":\"flatten\"},"
              "{\"type\":\"dense\",\"units\":3,\"use_bias\":false}]}",
              2, 200);
+  /* 3x3 stride-1 convolutions the engine runs by Winograd (conv2d.c's rule):
+   * the notebook's second convolution (the forward), and a 'same' one with
+   * the input gradient too (which the network's input gradient goes through). */
+  grad_check("conv by Winograd, forward (13x13x32 -> 64)",
+             "{\"input\":[15,15,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":32,\"kernel\":3,"
+             "\"activation\":\"tanh\"},{\"type\":\"conv2d\",\"filters\":64,\"kernel\":3,"
+             "\"activation\":\"tanh\"},{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
+             2, 300);
+  grad_check("conv by Winograd, forward and input gradient (12x12x32 same)",
+             "{\"input\":[12,12,2],\"layers\":[{\"type\":\"conv2d\",\"filters\":32,\"kernel\":3,"
+             "\"padding\":\"same\",\"activation\":\"tanh\"},{\"type\":\"conv2d\",\"filters\":32,"
+             "\"kernel\":3,\"padding\":\"same\",\"activation\":\"tanh\"},{\"type\":\"flatten\"},"
+             "{\"type\":\"dense\",\"units\":3}]}",
+             2, 300);
   /* Pooling: max and average, valid and same, overlapping windows. */
   grad_check("maxpool valid",
              "{\"input\":[8,8,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":2,\"kernel\":3,"

@@ -128,7 +128,7 @@ static int rig_open(rig *r, const cnn_layer_ops *ops, const cnn_layer_spec *s, c
   l->w = floats(l->nweights), l->dw = floats(l->nweights);
   l->b = l->nbias ? floats(l->nbias) : NULL, l->db = l->nbias ? floats(l->nbias) : NULL;
   l->state = l->nstate ? floats(l->nstate) : NULL;
-  r->work = floats(n * l->work_per_sample);
+  r->work = floats(n * l->work_per_sample + l->work_fixed);
   r->keep = floats(n * l->keep_per_sample + l->keep_fixed);
   r->aux = malloc(n * l->aux_per_sample + 1);
   l->aux = l->aux_per_sample ? r->aux : NULL;

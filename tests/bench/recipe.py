@@ -11,7 +11,7 @@ Every run validates on mnist_test after each epoch (cnn_history's
 val_accuracy, the per-epoch test accuracy); an epoch's seconds include that
 validation; so do its CPU seconds (of this process, or of the sqlite3 shell
 that runs sql/best.sql, its final evaluation included), printed beside the
-wall time because they vary far less on a shared machine. Seed 1 of every kind runs first (with its predictions of the
+wall time because they vary far less on a shared machine. The first seed of every kind runs first (seed 1 with its predictions of the
 photos of data/digits/), then the other seeds, so a run cut short still
 compares them all. A kind's summary follows its last seed, and all of them
 come again at the end: test accuracy (median and the values), seconds per
@@ -22,7 +22,9 @@ without it).
 
 Usage (through tests/bench/recipe.sh, which builds first):
   recipe.py --root . --so build/cnn.so [--db build/recipe-bench.db] [--seeds 3]
-            [--rows N] [--epochs-scale F] [--only best,augment,decay,notebook]
+            [--first-seed S] [--rows N] [--epochs-scale F]
+            [--only best,augment,decay,notebook]
+--first-seed runs seeds S..seeds only (to finish a run cut short);
 --rows trains on the first N training rows (the test sets stay whole);
 --epochs-scale multiplies every run's epochs (at least 1).
 """
@@ -129,6 +131,7 @@ def main():
     ap.add_argument("--so", default="build/cnn.so")
     ap.add_argument("--db", default="build/recipe-bench.db")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--rows", type=int)
     ap.add_argument("--epochs-scale", type=float, default=1.0)
     ap.add_argument("--only", default=",".join(KINDS))
@@ -136,9 +139,10 @@ def main():
     args.root = os.path.abspath(args.root)
     args.db = os.path.abspath(args.db)
     kinds = [k for k in KINDS if k in args.only.split(",")]
-    if not kinds or args.seeds < 1 or (args.rows is not None and args.rows < 1):
+    if (not kinds or args.seeds < 1 or not 1 <= args.first_seed <= args.seeds or
+            (args.rows is not None and args.rows < 1)):
         sys.exit("recipe.py: --only names best, augment, decay or notebook; "
-                 "--seeds and --rows are positive")
+                 "--seeds and --rows are positive, --first-seed at most --seeds")
     epochs = {k: max(1, round((15 if k == "best" else 10) * args.epochs_scale)) for k in KINDS}
     for k in KINDS:
         TITLES[k] = TITLES[k].format(epochs[k])
@@ -161,10 +165,13 @@ def main():
     say(f"augmentation alone ({json.dumps(AUGMENT)}): "
         f"{1e6 * (time.process_time() - c) / n:.1f} CPU us per image, {n} images")
     say(f"database {args.db}: MNIST and mnist_test_hard; training rows: {args.rows or 'all'}; "
-        f"seeds 1..{args.seeds}; epochs {', '.join(f'{k} {epochs[k]}' for k in kinds)}")
+        f"seeds {args.first_seed}..{args.seeds}; epochs {', '.join(f'{k} {epochs[k]}' for k in kinds)}")
 
-    # Seed 1 of every kind first, so that a run cut short still compares them.
-    order = [(k, 1) for k in kinds] + [(k, s) for k in kinds for s in range(2, args.seeds + 1)]
+    # The first seed of every kind first, so that a run cut short still
+    # compares them.
+    first = args.first_seed
+    order = [(k, first) for k in kinds] + [(k, s) for k in kinds
+                                           for s in range(first + 1, args.seeds + 1)]
     results = {k: [] for k in kinds}
     for kind, seed in order:
         say(f"{TITLES[kind]}, seed {seed}:")

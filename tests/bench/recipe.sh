@@ -6,7 +6,7 @@
 # (build/recipe-bench.db) and runs at low priority. In full (3 seeds) it
 # takes about an hour on two cores.
 # Usage: sh tests/bench/recipe.sh [--seeds 3] [--rows N] [--epochs-scale F]
-#                                 [--only best,augment,decay,notebook]
+#                                 [--first-seed S] [--only best,augment,decay,notebook]
 set -eu
 cd "$(dirname "$0")/../.."
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -212,6 +212,12 @@ double cnn_net_loss(cnn_net *net, const uint8_t *labels, int n, double label_smo
 
 /* Backward after cnn_net_loss: sets every parameter gradient. */
 void cnn_net_backward(cnn_net *net, int n);
+/* The same, calling ready(ctx, lo, hi) as soon as the gradients of
+ * parameters [lo, hi) are final (one layer's, last layer first), while the
+ * layer's weights and gradients are still in cache; the layer's weights are
+ * not read again by this backward, so ready may update them. */
+typedef void (*cnn_grads_ready_fn)(void *ctx, size_t lo, size_t hi);
+void cnn_net_backward_each(cnn_net *net, int n, cnn_grads_ready_fn ready, void *ctx);
 
 /* Gradient of the loss w.r.t. the input buffer from the last backward
  * (n x h x w x c), or NULL when not computed. For gradient checks. */
@@ -270,10 +276,11 @@ const char *cnn_optim_name(cnn_optim_kind kind);
 
 typedef struct cnn_optim {
   cnn_optim_config cfg;
-  int64_t step; /* updates applied so far (Keras' iterations) */
-  int nslots;   /* state arrays in use */
-  size_t n;     /* parameters */
-  float *state; /* owned, nslots * n; zero-initialised (adagrad: accumulator) */
+  int64_t step;       /* updates applied so far (Keras' iterations) */
+  int nslots;         /* state arrays in use */
+  size_t n;           /* parameters */
+  float *state;       /* owned, nslots * n; zero-initialised (adagrad: accumulator) */
+  float alpha, decay; /* the step's scalars, set by cnn_optim_begin */
 } cnn_optim;
 
 int cnn_optim_init(cnn_optim *opt, const cnn_optim_config *cfg, size_t nparams, char *err);
@@ -283,6 +290,13 @@ int cnn_optim_slots(const cnn_optim_config *cfg);
 const char *cnn_optim_slot_name(const cnn_optim_config *cfg, int slot);
 /* One update of params from grads (both n long). */
 void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_threads *pool);
+/* The same step in parts: cnn_optim_begin counts it, then cnn_optim_update
+ * updates values [lo, hi) of params, each value once per step, in any order
+ * (every value's update reads only its own gradient and state). Bit for bit
+ * cnn_optim_step once every value has been updated. */
+void cnn_optim_begin(cnn_optim *opt);
+void cnn_optim_update(cnn_optim *opt, float *params, const float *grads, size_t lo, size_t hi,
+                      cnn_threads *pool);
 
 /* ---- training -------------------------------------------------------------- */
 

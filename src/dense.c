@@ -37,8 +37,10 @@ static void dense_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
                            const float *restrict dy, const float *restrict x, int n) {
   int in = l->in.h * l->in.w * l->in.c, out = l->out.c;
   if (l->nbias) cnn_bias_grad(l->db, dy, (size_t)n, (size_t)out);
-  cnn_gemm(run->pool, 1, 0, in, out, n, 1.0f, x, in, dy, out, 0.0f, l->dw, out);
+  /* The kernel's gradient last: an optimizer applied right after this
+   * backward (cnn_net_backward_each) finds it still in cache. */
   if (dx) cnn_gemm(run->pool, 0, 1, n, in, out, 1.0f, dy, out, l->w, out, 0.0f, dx, in);
+  cnn_gemm(run->pool, 1, 0, in, out, n, 1.0f, x, in, dy, out, 0.0f, l->dw, out);
 }
 
 const cnn_layer_ops cnn_dense_ops = {"Dense",       "dense",        dense_setup,

@@ -47,6 +47,17 @@ static int check_labels(const uint8_t *labels, const uint32_t *idx, size_t n, in
   return CNN_OK;
 }
 
+typedef struct {
+  cnn_optim *opt;
+  cnn_net *net;
+} update_ctx;
+
+static void update_layer(void *ctx, size_t lo, size_t hi) {
+  update_ctx *u = ctx;
+  cnn_optim_update(u->opt, cnn_net_params(u->net), cnn_net_grads(u->net), lo, hi,
+                   cnn_net_pool(u->net));
+}
+
 int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_dataset *val,
               const cnn_train_config *cfg, cnn_train_result *res, char *err) {
   int rc = CNN_OK;
@@ -213,11 +224,15 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
                        isnan(loss) ? "NaN" : "infinite", epoch, b + 1);
         goto done;
       }
-      cnn_net_backward(net, m);
       if (scheduled) opt->cfg.learning_rate = cnn_lr_schedule_rate(&cfg->schedule, opt->step);
       last_lr = opt->cfg.learning_rate;
       if (probe) memcpy(before, cnn_net_params(net), nparams * sizeof *before);
-      cnn_optim_step(opt, cnn_net_params(net), cnn_net_grads(net), cnn_net_pool(net));
+      /* Each layer's weights are updated as soon as its gradients are
+       * final, while they are in cache (the first dense layer's kernel,
+       * gradient and weights are most of a step's memory traffic). */
+      cnn_optim_begin(opt);
+      update_ctx up = {opt, net};
+      cnn_net_backward_each(net, m, update_layer, &up);
       if (probe) cnn_net_stat_update(net, before, scratch, stats);
       loss_sum += loss * m;
       right += correct;

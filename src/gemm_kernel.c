@@ -773,6 +773,22 @@ void GEMM_RUN(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alph
     }
     return;
   }
+  /* C = A @ B^T with few rows and a wide, deep B (a dense layer's input
+   * gradient, dy @ W^T at small batches): packing op(B) would transpose all
+   * of W on every call, to use each value for a few rows only. C^T = B @ A^T
+   * reads B in place instead (direct A) and packs only the small A^T. Every
+   * element is the same FMA chain over the same k blocks (kc depends on K
+   * alone; fma(a, b, c) == fma(b, a, c)), written back alike with beta == 0,
+   * so C is bit for bit the same. C^T goes to the caller's A packing buffer,
+   * which the direct nest never uses. */
+  if (tb && !ta && beta == 0.0f && !bias && !relu && M > 1 && 4 * M <= N && K >= KC &&
+      (size_t)M * N <= (size_t)MC * KC) {
+    float *ct = gemm_apack;
+    GEMM_RUN(pool, 0, 1, N, M, K, alpha, B, ldb, A, lda, 0.0f, NULL, 0, ct, M);
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = ct[(size_t)j * M + i];
+    return;
+  }
   gemm_job g = {ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, bias, relu, 0, 0, 0, 0, NULL};
   /* Equal k blocks of at most KC: 576 splits 288+288, not 384+192. */
   int nk = (K + KC - 1) / KC;

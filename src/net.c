@@ -543,7 +543,7 @@ double cnn_net_loss(cnn_net *net, const uint8_t *labels, int n, double label_smo
                    label_smoothing, net->cap_training ? net->g0 : NULL, correct);
 }
 
-void cnn_net_backward(cnn_net *net, int n) {
+void cnn_net_backward_each(cnn_net *net, int n, cnn_grads_ready_fn ready, void *ctx) {
   cnn_run run = {net->pool, net->work, 1, net->freeze, &net->rng, 0, 0};
   float *g = net->g0, *other = net->g1;
   net->have_input_grad = 0;
@@ -556,10 +556,16 @@ void cnn_net_backward(cnn_net *net, int n) {
     }
     float *dx = i > 0 ? other : net->input_grad;
     l->ops->backward(l, &run, dx, g, net->act[i], n);
+    if (ready && l->nweights + l->nbias) {
+      size_t first = (size_t)((l->nweights ? l->w : l->b) - net->params);
+      ready(ctx, first, first + l->nweights + l->nbias);
+    }
     other = g, g = dx;
   }
   net->have_input_grad = net->input_grad != NULL;
 }
+
+void cnn_net_backward(cnn_net *net, int n) { cnn_net_backward_each(net, n, NULL, NULL); }
 
 int cnn_net_predict(cnn_net *net, float *out, const uint8_t *images, size_t n, char *err) {
   size_t in = shape_size(net->input);

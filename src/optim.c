@@ -17,7 +17,8 @@
  * (epsilon inside the root for adagrad and rmsprop, outside for adam and
  * adamax: Keras' own placements, which differ by far for small gradients).
  * The arena is split into chunks across the pool: disjoint outputs, and the
- * same arithmetic per element whatever the thread count.
+ * same arithmetic per element whatever the thread count, or whichever part
+ * of the arena is updated first (cnn_optim_update).
  */
 #include <math.h>
 #include <string.h>
@@ -244,8 +245,7 @@ typedef struct {
   cnn_optim *opt;
   float *w;
   const float *g;
-  float a, b;  /* per-step scalars: step sizes and bias corrections */
-  float decay; /* lr * weight_decay, 0 for none */
+  size_t lo, hi; /* the range of values updated */
   size_t chunk;
   cnn_isa isa; /* of the pool */
 } step_task;
@@ -258,7 +258,7 @@ CNN_INLINE void step_range_body(const step_task *t, size_t lo, size_t hi) {
   float *restrict s0 = t->opt->state, *restrict s1 = s0 ? s0 + n : NULL;
   float *restrict s2 = s0 ? s0 + 2 * n : NULL;
   float lr = (float)c->learning_rate, eps = (float)c->epsilon;
-  float mom = (float)c->momentum, decay = t->decay;
+  float mom = (float)c->momentum, decay = t->opt->decay;
   /* Keras 3 decays the weights before the optimizer's own update, so the
    * update below sees the decayed w (momentum's and Nesterov's included). */
   if (decay > 0)
@@ -281,7 +281,7 @@ CNN_INLINE void step_range_body(const step_task *t, size_t lo, size_t hi) {
     break;
   case CNN_OPTIM_ADAM:
   case CNN_OPTIM_ADAMW: {
-    float b1 = 1.0f - (float)c->beta_1, b2 = 1.0f - (float)c->beta_2, alpha = t->a;
+    float b1 = 1.0f - (float)c->beta_1, b2 = 1.0f - (float)c->beta_2, alpha = t->opt->alpha;
     for (size_t i = lo; i < hi; i++) {
       s0[i] += (g[i] - s0[i]) * b1;
       s1[i] += (g[i] * g[i] - s1[i]) * b2;
@@ -290,7 +290,7 @@ CNN_INLINE void step_range_body(const step_task *t, size_t lo, size_t hi) {
     break;
   }
   case CNN_OPTIM_ADAMAX: {
-    float b1 = 1.0f - (float)c->beta_1, beta2 = (float)c->beta_2, alpha = t->a;
+    float b1 = 1.0f - (float)c->beta_1, beta2 = (float)c->beta_2, alpha = t->opt->alpha;
     for (size_t i = lo; i < hi; i++) {
       s0[i] += (g[i] - s0[i]) * b1;
       s1[i] = fmaxf(beta2 * s1[i], fabsf(g[i]));
@@ -333,23 +333,33 @@ CNN_ISA_CLONES(step_range, (const step_task *t, size_t lo, size_t hi), (t, lo, h
 static void step_task_run(void *ctx, int i, int thread) {
   (void)thread;
   const step_task *t = ctx;
-  size_t lo = (size_t)i * t->chunk, hi = lo + t->chunk;
-  if (hi > t->opt->n) hi = t->opt->n;
+  size_t lo = t->lo + (size_t)i * t->chunk, hi = lo + t->chunk;
+  if (hi > t->hi) hi = t->hi;
   step_range_isa(t->isa, t, lo, hi);
 }
 
-void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_threads *pool) {
+void cnn_optim_begin(cnn_optim *opt) {
   opt->step++;
   const cnn_optim_config *c = &opt->cfg;
   double t = (double)opt->step;
-  step_task task = {opt, params, grads, 0, 0, 0, 0, cnn_threads_isa(pool)};
-  task.decay = (float)(c->learning_rate * c->weight_decay);
+  opt->decay = (float)(c->learning_rate * c->weight_decay);
+  opt->alpha = 0;
   if (c->kind == CNN_OPTIM_ADAM || c->kind == CNN_OPTIM_ADAMW)
-    task.a = (float)(c->learning_rate * sqrt(1 - pow(c->beta_2, t)) / (1 - pow(c->beta_1, t)));
+    opt->alpha = (float)(c->learning_rate * sqrt(1 - pow(c->beta_2, t)) / (1 - pow(c->beta_1, t)));
   else if (c->kind == CNN_OPTIM_ADAMAX)
-    task.a = (float)(c->learning_rate / (1 - pow(c->beta_1, t)));
+    opt->alpha = (float)(c->learning_rate / (1 - pow(c->beta_1, t)));
+}
+
+void cnn_optim_update(cnn_optim *opt, float *params, const float *grads, size_t lo, size_t hi,
+                      cnn_threads *pool) {
+  if (hi > opt->n) hi = opt->n;
+  if (lo >= hi) return;
   size_t chunk = 1 << 16; /* 256 KB of each array: big enough to amortise a task */
-  task.chunk = chunk;
-  int ntasks = (int)((opt->n + chunk - 1) / chunk);
-  cnn_threads_run(pool, step_task_run, &task, ntasks);
+  step_task task = {opt, params, grads, lo, hi, chunk, cnn_threads_isa(pool)};
+  cnn_threads_run(pool, step_task_run, &task, (int)((hi - lo + chunk - 1) / chunk));
+}
+
+void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_threads *pool) {
+  cnn_optim_begin(opt);
+  cnn_optim_update(opt, params, grads, 0, opt->n, pool);
 }

@@ -319,6 +319,40 @@ static void test_rows_match_batch(cnn_threads *pool) {
   CHECK_EQ_INT(cases, 72);
 }
 
+/* A @ B^T with few rows and a wide, deep B (a dense layer's input gradient)
+ * is computed as (B @ A^T)^T; each element is the same FMA chain over the
+ * same k blocks, so it must equal, bit for bit, the product with B^T stored
+ * as a row-major matrix, which takes the ordinary nests. The dense layer's
+ * shapes at batch 2, 32 and 64, several k blocks, odd sizes and a padded
+ * leading dimension of C (left alone past N). */
+static void test_transposed_b(cnn_threads *pool) {
+  static const int shapes[][3] = {
+      {32, 576, 5000}, {2, 576, 5000}, {64, 576, 5000}, {13, 611, 1000}, {5, 100, 384}};
+  int mismatches = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ldc = N + 3;
+    float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)N * K * sizeof(float));
+    float *Bt = malloc((size_t)K * N * sizeof(float));
+    float *C = malloc((size_t)M * ldc * sizeof(float)),
+          *R = malloc((size_t)M * ldc * sizeof(float));
+    if (!CHECK(A && B && Bt && C && R)) {
+      free(A), free(B), free(Bt), free(C), free(R);
+      return;
+    }
+    check_fill(A, (size_t)M * K), check_fill(B, (size_t)N * K);
+    for (int j = 0; j < N; j++)
+      for (int k = 0; k < K; k++) Bt[(size_t)k * N + j] = B[(size_t)j * K + k];
+    for (size_t i = 0; i < (size_t)M * ldc; i++) C[i] = R[i] = SENTINEL;
+    C[0] = R[0] = NAN; /* beta == 0: ignored */
+    cnn_gemm(pool, 0, 1, M, N, K, 0.5f, A, K, B, K, 0.0f, C, ldc);
+    cnn_gemm(pool, 0, 0, M, N, K, 0.5f, A, K, Bt, N, 0.0f, R, ldc);
+    mismatches += memcmp(C, R, (size_t)M * ldc * sizeof(float)) != 0;
+    for (int i = 0; i < M; i++) mismatches += C[(size_t)i * ldc + N] != SENTINEL;
+    free(A), free(B), free(Bt), free(C), free(R);
+  }
+  CHECK_EQ_INT(mismatches, 0);
+}
+
 /* cnn_gemm_bias is exactly bias rows + cnn_gemm(beta = 1), then the ReLU of
  * cnn_act_forward when asked, in every nest: one row (streamed, and split by
  * k block with a pool), three rows, convolution and dense shapes, A^T, and
@@ -466,6 +500,7 @@ static void test_isa(cnn_isa isa) {
   test_against_ref(pool);
   test_beta_zero_ignores_nan(pool);
   test_rows_match_batch(pool);
+  test_transposed_b(pool);
   test_bias(pool);
   cnn_threads_free(pool);
   if (!(pool = check_pool(3, isa))) return;
@@ -475,6 +510,7 @@ static void test_isa(cnn_isa isa) {
   cnn_threads_free(pool);
   if (!(pool = check_pool(2, isa))) return;
   test_rows_match_batch(pool);
+  test_transposed_b(pool);
   test_bias(pool);
   cnn_threads_free(pool);
   test_pool_sizes_bitwise(isa);

@@ -101,6 +101,61 @@ static double run(const char *opt_json, int epochs, int threads, uint64_t seed, 
   return acc;
 }
 
+/* cnn_train updates each layer's weights inside backward, as soon as its
+ * gradients are final (cnn_net_backward_each); that must be bit for bit
+ * the whole backward followed by one optimizer step, as done here by hand:
+ * the same rows in order (no shuffle), weights and optimizer state compared
+ * after 12 steps, for optimizers with one to three state arrays and weight
+ * decay, on a pool of 2 (chunks of the update split across threads). The
+ * model has a batchnorm layer (gamma and beta but no kernel; moving
+ * statistics past the trainable values). */
+static void test_update_in_backward(const char *opt_json) {
+  static const char *spec =
+      "{\"input\":[28,28,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":8,\"kernel\":3,"
+      "\"activation\":\"relu\"},{\"type\":\"batchnorm\"},{\"type\":\"maxpool\",\"size\":2},"
+      "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":40,\"activation\":\"relu\"},"
+      "{\"type\":\"dense\",\"units\":10}]}";
+  const int n = 32, steps = 12;
+  char err[CNN_ERRMAX];
+  cnn_threads *pool = NULL;
+  cnn_net *a = make(spec, 5), *b = make(spec, 5);
+  cnn_optim oa = {0}, ob = {0};
+  if (!CHECK(a && b) || !CHECK(cnn_threads_new(&pool, 2, err) == CNN_OK) ||
+      !CHECK(optim(&oa, a, opt_json) == 0 && optim(&ob, b, opt_json) == 0))
+    goto done;
+  cnn_net_set_pool(a, pool), cnn_net_set_pool(b, pool);
+  cnn_dataset rows = {.images = train.images, .labels = train.labels, .count = (size_t)n * steps};
+  cnn_train_config cfg = {.epochs = 1, .batch_size = n, .first_epoch = 1};
+  cnn_train_result res;
+  if (!CHECK(cnn_train(a, &oa, &rows, NULL, &cfg, &res, err) == CNN_OK)) goto done;
+  if (!CHECK(cnn_net_reserve(b, n, 1, err) == CNN_OK)) goto done;
+  for (int t = 0; t < steps; t++) {
+    float *x = cnn_net_input_buffer(b);
+    const uint8_t *im = train.images + (size_t)t * n * 784;
+    for (size_t j = 0; j < (size_t)n * 784; j++) x[j] = im[j] / 255.0f;
+    int correct;
+    cnn_net_forward(b, n, 1);
+    cnn_net_loss(b, train.labels + (size_t)t * n, n, 0, &correct);
+    cnn_net_backward(b, n);
+    cnn_optim_step(&ob, cnn_net_params(b), cnn_net_grads(b), pool);
+  }
+  size_t np = cnn_net_nparams(a);
+  CHECK_EQ_INT((int)oa.step, steps);
+  if (!CHECK(memcmp(cnn_net_params(a), cnn_net_params(b), np * sizeof(float)) == 0))
+    fprintf(stderr, "  %s: weights differ\n", opt_json);
+  CHECK(memcmp(oa.state, ob.state, (size_t)oa.nslots * np * sizeof(float)) == 0);
+  /* And the weights did move. */
+  cnn_net *c = make(spec, 5);
+  if (CHECK(c != NULL)) CHECK(memcmp(cnn_net_params(a), cnn_net_params(c), np * sizeof(float)));
+  cnn_net_free(c);
+done:
+  cnn_optim_clear(&oa), cnn_optim_clear(&ob);
+  if (a) cnn_net_set_pool(a, NULL);
+  if (b) cnn_net_set_pool(b, NULL);
+  cnn_net_free(a), cnn_net_free(b);
+  cnn_threads_free(pool);
+}
+
 int main(void) {
   uint8_t *ti, *tl, *vi, *vl;
   if (!CHECK(mnist_subset("train", NTRAIN, &ti, &tl) == 0)) return check_done();
@@ -125,6 +180,11 @@ int main(void) {
     if (!CHECK(acc >= floor_acc[i]))
       fprintf(stderr, "  %s: %.3f < %.2f\n", optims[i], acc, floor_acc[i]);
   }
+
+  test_update_in_backward("\"adam\"");
+  test_update_in_backward("{\"name\":\"adamw\",\"weight_decay\":0.01}");
+  test_update_in_backward("{\"name\":\"rmsprop\",\"momentum\":0.5,\"centered\":true}");
+  test_update_in_backward("\"momentum\"");
 
   /* Same seed, 1 or 2 threads, one call of 2 epochs or two calls of 1. */
   cnn_net *a = NULL, *b = NULL, *c = NULL;

@@ -177,7 +177,9 @@ size_t cnn_net_nparams(const cnn_net *net);
 /* Non-trainable weights, stored after them in cnn_net_params (Keras' total
  * count is the sum of both). */
 size_t cnn_net_nstate(const cnn_net *net);
-/* The whole arena, nparams + nstate floats. */
+/* The whole arena, nparams + nstate floats. Writes through it are seen by
+ * the next prediction made after this call (which repacks what batched
+ * inference keeps packed): call it again after predicting before writing. */
 float *cnn_net_params(cnn_net *net);
 float *cnn_net_grads(cnn_net *net);
 int cnn_net_tensors(const cnn_net *net);

@@ -28,6 +28,10 @@ static void dense_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
   if (run->bf16 && l->wbf16 && n < 16)
     cnn_gemm_bias_bf16_packed(run->pool, n, out, in, x, in, l->wbf16, l->nbias ? l->b : NULL,
                               run->relu, y, out);
+  else if (!run->training && l->wpack &&
+           l->wpack_isa == cnn_gemm_pack_isa(cnn_threads_isa(run->pool)))
+    cnn_gemm_bias_prepacked(run->pool, n, out, in, x, in, l->w, out, l->wpack,
+                            l->nbias ? l->b : NULL, run->relu, y, out);
   else
     cnn_gemm_bias(run->pool, 0, 0, n, out, in, 1.0f, x, in, l->w, out, l->nbias ? l->b : NULL,
                   run->relu, y, out);

@@ -105,6 +105,69 @@ void cnn_gemm_bias_serial(const cnn_threads *like, int ta, int tb, int M, int N,
       relu, C, ldc);
 }
 
+/* ---- B packed once, fp32 --------------------------------------------------- */
+
+/* AMX pools run the AVX-512 fp32 kernels; a build without x86 kernels runs
+ * the baseline ones at every level. */
+cnn_isa cnn_gemm_pack_isa(cnn_isa isa) {
+#if CNN_HAVE_X86_KERNELS
+  if (isa == CNN_ISA_AMX) return CNN_ISA_AVX512;
+  if (isa == CNN_ISA_AVX512 || isa == CNN_ISA_AVX2) return isa;
+#else
+  (void)isa;
+#endif
+  return CNN_ISA_BASELINE;
+}
+
+size_t cnn_gemm_packed_size(cnn_isa isa, int K, int N) {
+  switch (cnn_gemm_pack_isa(isa)) {
+#if CNN_HAVE_X86_KERNELS
+  case CNN_ISA_AVX512:
+    return cnn_gemm_packed_size_avx512(K, N);
+  case CNN_ISA_AVX2:
+    return cnn_gemm_packed_size_avx2(K, N);
+#endif
+  default:
+    return cnn_gemm_packed_size_baseline(K, N);
+  }
+}
+
+void cnn_gemm_pack(cnn_isa isa, float *bp, const float *B, int ldb, int K, int N) {
+  switch (cnn_gemm_pack_isa(isa)) {
+#if CNN_HAVE_X86_KERNELS
+  case CNN_ISA_AVX512:
+    cnn_gemm_pack_avx512(bp, B, ldb, K, N);
+    return;
+  case CNN_ISA_AVX2:
+    cnn_gemm_pack_avx2(bp, B, ldb, K, N);
+    return;
+#endif
+  default:
+    cnn_gemm_pack_baseline(bp, B, ldb, K, N);
+  }
+}
+
+void cnn_gemm_bias_prepacked(cnn_threads *pool, int M, int N, int K, const float *A, int lda,
+                             const float *B, int ldb, const float *bp, const float *bias, int relu,
+                             float *C, int ldc) {
+  if (cnn_threads_bf16(pool)) {
+    cnn_gemm_bias(pool, 0, 0, M, N, K, 1.0f, A, lda, B, ldb, bias, relu, C, ldc);
+    return;
+  }
+  switch (cnn_gemm_pack_isa(cnn_threads_isa(pool))) {
+#if CNN_HAVE_X86_KERNELS
+  case CNN_ISA_AVX512:
+    cnn_gemm_run_packed_avx512(pool, M, N, K, A, lda, B, ldb, bp, bias, relu, C, ldc);
+    return;
+  case CNN_ISA_AVX2:
+    cnn_gemm_run_packed_avx2(pool, M, N, K, A, lda, B, ldb, bp, bias, relu, C, ldc);
+    return;
+#endif
+  default:
+    cnn_gemm_run_packed_baseline(pool, M, N, K, A, lda, B, ldb, bp, bias, relu, C, ldc);
+  }
+}
+
 /* ---- B in bf16, converted once ------------------------------------------ */
 
 size_t cnn_bf16_packed_size(int K, int N) {

@@ -44,6 +44,23 @@ void cnn_gemm_bias_serial(const cnn_threads *like, int ta, int tb, int M, int N,
                           const float *A, int lda, const float *B, int ldb, const float *bias,
                           int relu, float *C, int ldc);
 
+/* B packed once, for products that use the same B many times (a dense
+ * layer's kernel in inference, multiplied by batch after batch):
+ * cnn_gemm_pack writes B [K, N] (row-major, leading dimension ldb) into bp,
+ * cnn_gemm_packed_size(isa, K, N) floats, in the layout the products of
+ * that instruction set pack B into for each call (it depends on their tile
+ * width and on K). cnn_gemm_bias_prepacked is then cnn_gemm_bias with ta = tb
+ * = 0 and alpha = 1, bit for bit, with B still given for the nests that read
+ * it in place (few rows); bp must have been packed for the pool's
+ * instruction set (cnn_gemm_pack_isa) from the B given. A bf16 pool runs
+ * cnn_gemm_bias_bf16 and ignores bp. */
+cnn_isa cnn_gemm_pack_isa(cnn_isa isa);
+size_t cnn_gemm_packed_size(cnn_isa isa, int K, int N);
+void cnn_gemm_pack(cnn_isa isa, float *bp, const float *B, int ldb, int K, int N);
+void cnn_gemm_bias_prepacked(cnn_threads *pool, int M, int N, int K, const float *A, int lda,
+                             const float *B, int ldb, const float *bp, const float *bias, int relu,
+                             float *C, int ldc);
+
 /* The blocked product for one instruction set (gemm_kernel.c, compiled once
  * per set; the functions above dispatch on cnn_threads_isa(pool)): C =
  * alpha * op(A) @ op(B) + beta * S, S being C, or the bias row when bias is
@@ -54,6 +71,19 @@ void cnn_gemm_bias_serial(const cnn_threads *like, int ta, int tb, int M, int N,
 void cnn_gemm_run_baseline(CNN_GEMM_RUN_PARAMS);
 void cnn_gemm_run_avx2(CNN_GEMM_RUN_PARAMS);
 void cnn_gemm_run_avx512(CNN_GEMM_RUN_PARAMS);
+/* And with B packed once (gemm_kernel.c: GEMM_PACK, GEMM_RUN_PACKED). */
+#define CNN_GEMM_PACKED_PARAMS                                                              \
+  cnn_threads *pool, int M, int N, int K, const float *A, int lda, const float *B, int ldb, \
+      const float *bp, const float *bias, int relu, float *C, int ldc
+size_t cnn_gemm_packed_size_baseline(int K, int N);
+size_t cnn_gemm_packed_size_avx2(int K, int N);
+size_t cnn_gemm_packed_size_avx512(int K, int N);
+void cnn_gemm_pack_baseline(float *bp, const float *B, int ldb, int K, int N);
+void cnn_gemm_pack_avx2(float *bp, const float *B, int ldb, int K, int N);
+void cnn_gemm_pack_avx512(float *bp, const float *B, int ldb, int K, int N);
+void cnn_gemm_run_packed_baseline(CNN_GEMM_PACKED_PARAMS);
+void cnn_gemm_run_packed_avx2(CNN_GEMM_PACKED_PARAMS);
+void cnn_gemm_run_packed_avx512(CNN_GEMM_PACKED_PARAMS);
 
 /* Mixed precision, as PyTorch's CPU autocast: the same products with A and B
  * rounded to bfloat16 (8 significant bits, round to nearest even; denormals

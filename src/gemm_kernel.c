@@ -73,6 +73,9 @@
 #include <immintrin.h>
 #define GEMM_VEC 1
 #define GEMM_RUN cnn_gemm_run_avx512
+#define GEMM_RUN_PACKED cnn_gemm_run_packed_avx512
+#define GEMM_PACK cnn_gemm_pack_avx512
+#define GEMM_PACKED_SIZE cnn_gemm_packed_size_avx512
 #define VW 16 /* floats per vector */
 #define MR 12 /* rows of a C tile: 24 zmm accumulators + 2 for B + 1 for A */
 typedef __m512 gv;
@@ -94,6 +97,9 @@ typedef __mmask16 gm;
 #include <immintrin.h>
 #define GEMM_VEC 1
 #define GEMM_RUN cnn_gemm_run_avx2
+#define GEMM_RUN_PACKED cnn_gemm_run_packed_avx2
+#define GEMM_PACK cnn_gemm_pack_avx2
+#define GEMM_PACKED_SIZE cnn_gemm_packed_size_avx2
 #define VW 8
 #define MR 6 /* rows of a C tile: 12 ymm accumulators + 2 for B + 1 for A */
 typedef __m256 gv;
@@ -114,6 +120,9 @@ typedef __m256i gm;
 #else
 #define GEMM_VEC 0
 #define GEMM_RUN cnn_gemm_run_baseline
+#define GEMM_RUN_PACKED cnn_gemm_run_packed_baseline
+#define GEMM_PACK cnn_gemm_pack_baseline
+#define GEMM_PACKED_SIZE cnn_gemm_packed_size_baseline
 #define VW 4
 #define MR 4
 #endif
@@ -517,7 +526,8 @@ typedef struct gemm_job {
   int split_m;       /* bands along M (1) or N (0) */
   int ntiles;        /* tiles along the split dimension */
   int ntasks;
-  float *parts; /* one-row products split by k block: each block's sums */
+  float *parts;      /* one-row products split by k block: each block's sums */
+  const float *bpre; /* B packed once by GEMM_PACK, or NULL: pack per block */
 } gemm_job;
 
 /* Addresses of op(A)[i][k] and op(B)[k][j] in the stored matrices. */
@@ -558,6 +568,9 @@ static void gemm_tile_direct(const gemm_job *g, int mr, int nr, int kc, const fl
   else
     gemm_tile_rows(mr, nr, kc, a, g->lda, b, rsb, c, g->ldc, s, lds, g->alpha, beta, flags);
 }
+
+/* N rounded up to whole tiles: the width of a packed B. */
+static size_t gemm_npad(int N) { return ((size_t)N + NR - 1) / NR * NR; }
 
 /* The serial product on C[m0:m1, n0:n1] (m0, n0 on tile edges). In every
  * nest, the k block at pc == 0 applies beta to C or to the bias (or ignores
@@ -612,7 +625,11 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
           }
           continue;
         }
-        gemm_pack_b(bp, gemm_b_at(g, pc, jc), g->ldb, g->tb, kc, nc);
+        const float *bk = bp; /* the packed block */
+        if (g->bpre)          /* within the whole packed B (see GEMM_PACK) */
+          bk = g->bpre + (size_t)pc * gemm_npad(g->N) + (size_t)jc * kc;
+        else
+          gemm_pack_b(bp, gemm_b_at(g, pc, jc), g->ldb, g->tb, kc, nc);
         if (few_rows) {
           /* All of A's k block fits in L1/L2: each B panel, once in L1,
            * serves every tile of its column. */
@@ -620,7 +637,7 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
             int nr = nc - jr < NR ? nc - jr : NR;
             for (int ir = m0; ir < m1; ir += MR) {
               int mr = m1 - ir < MR ? m1 - ir : MR;
-              gemm_tile_direct(g, mr, nr, kc, gemm_a_at(g, ir, pc), bp + (size_t)jr * kc, NR, ir,
+              gemm_tile_direct(g, mr, nr, kc, gemm_a_at(g, ir, pc), bk + (size_t)jr * kc, NR, ir,
                                jc + jr, pc == 0, beta, flags);
             }
           }
@@ -631,7 +648,7 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
             const float *a = gemm_a_at(g, ir, pc);
             for (int jr = 0; jr < nc; jr += NR) {
               int nr = nc - jr < NR ? nc - jr : NR;
-              gemm_tile_direct(g, mr, nr, kc, a, bp + (size_t)jr * kc, NR, ir, jc + jr, pc == 0,
+              gemm_tile_direct(g, mr, nr, kc, a, bk + (size_t)jr * kc, NR, ir, jc + jr, pc == 0,
                                beta, flags);
             }
           }
@@ -757,9 +774,9 @@ static void gemm_scale(int M, int N, float beta, float *C, int ldc) {
 
 /* C = alpha*op(A)@op(B) + beta*S, S = C or (bias) the bias row; then
  * max(C, 0) with relu (see gemm.h). */
-void GEMM_RUN(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
-              int lda, const float *B, int ldb, float beta, const float *bias, int relu, float *C,
-              int ldc) {
+static void gemm_run(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb, const float *bpre,
+                     float beta, const float *bias, int relu, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     for (int i = 0; i < M; i++) {
@@ -784,12 +801,13 @@ void GEMM_RUN(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alph
   if (tb && !ta && beta == 0.0f && !bias && !relu && M > 1 && 4 * M <= N && K >= KC &&
       (size_t)M * N <= (size_t)MC * KC) {
     float *ct = gemm_apack;
-    GEMM_RUN(pool, 0, 1, N, M, K, alpha, B, ldb, A, lda, 0.0f, NULL, 0, ct, M);
+    gemm_run(pool, 0, 1, N, M, K, alpha, B, ldb, A, lda, NULL, 0.0f, NULL, 0, ct, M);
     for (int i = 0; i < M; i++)
       for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = ct[(size_t)j * M + i];
     return;
   }
-  gemm_job g = {ta, tb, M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, bias, relu, 0, 0, 0, 0, NULL};
+  gemm_job g = {ta, tb,  M,    N,    K, alpha, beta, A, lda,  B,   ldb,
+                C,  ldc, bias, relu, 0, 0,     0,    0, NULL, bpre};
   /* Equal k blocks of at most KC: 576 splits 288+288, not 384+192. */
   int nk = (K + KC - 1) / KC;
   g.kc = (K + nk - 1) / nk;
@@ -825,4 +843,32 @@ void GEMM_RUN(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alph
     gemm_task(&g, 0, 0);
   else
     cnn_threads_run(pool, gemm_task, &g, nt);
+}
+
+void GEMM_RUN(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
+              int lda, const float *B, int ldb, float beta, const float *bias, int relu, float *C,
+              int ldc) {
+  gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, bias, relu, C, ldc);
+}
+
+/* B [K, N] packed whole: for each k block (the product's, from K alone),
+ * every NR-column panel of it in gemm_pack_b's layout, so that the block
+ * at (pc, jc) of any band starts at pc * npad + jc * kc. */
+size_t GEMM_PACKED_SIZE(int K, int N) { return K <= 0 || N <= 0 ? 0 : (size_t)K * gemm_npad(N); }
+
+void GEMM_PACK(float *bp, const float *B, int ldb, int K, int N) {
+  if (K <= 0 || N <= 0) return;
+  int nk = (K + KC - 1) / KC, kc = (K + nk - 1) / nk;
+  for (int pc = 0; pc < K; pc += kc)
+    gemm_pack_b(bp + (size_t)pc * gemm_npad(N), B + (size_t)pc * ldb, ldb, 0,
+                K - pc < kc ? K - pc : kc, N);
+}
+
+/* C = A @ B + bias (then the ReLU), with B also given packed by GEMM_PACK:
+ * the nests that would pack B read the packed copy instead; the others read
+ * B in place, as GEMM_RUN does. The same arithmetic: bit for bit GEMM_RUN. */
+void GEMM_RUN_PACKED(cnn_threads *pool, int M, int N, int K, const float *A, int lda,
+                     const float *B, int ldb, const float *bp, const float *bias, int relu,
+                     float *C, int ldc) {
+  gemm_run(pool, 0, 0, M, N, K, 1.0f, A, lda, B, ldb, bp, bias ? 1.0f : 0.0f, bias, relu, C, ldc);
 }

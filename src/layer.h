@@ -70,10 +70,13 @@ struct cnn_layer {
                              floats when reserved for training, else NULL */
   const uint16_t *wbf16;  /* borrowed: w packed in bf16 for inference
                              (cnn_bf16_pack), or NULL */
-  int winograd;           /* conv2d: CNN_WINO_FORWARD and CNN_WINO_DX, the
-                             parts done by Winograd (winograd.h); setup
-                             sets them where that pays, clearing them
-                             gives im2col + GEMM */
+  const float *wpack;     /* borrowed: w packed for inference by
+                             cnn_gemm_pack for wpack_isa, or NULL */
+  cnn_isa wpack_isa;
+  int winograd; /* conv2d: CNN_WINO_FORWARD and CNN_WINO_DX, the
+                   parts done by Winograd (winograd.h); setup
+                   sets them where that pays, clearing them
+                   gives im2col + GEMM */
 };
 
 #define CNN_WINO_FORWARD 1

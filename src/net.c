@@ -48,6 +48,8 @@ struct cnn_net {
   int freeze;
   int bf16;        /* inference in mixed precision */
   uint16_t *wbf16; /* owned: the dense kernels in bf16, when bf16 */
+  float *wpack;    /* owned: the dense kernels packed for batched inference */
+  size_t wpack_size;
 };
 
 static const cnn_layer_ops *ops_of(cnn_layer_type t) {
@@ -225,11 +227,54 @@ void cnn_net_free(cnn_net *net) {
   cnn_free(net->act);
   cnn_free(net->z);
   cnn_free(net->wbf16);
+  cnn_free(net->wpack);
   cnn_free(net);
 }
 
 const cnn_spec *cnn_net_spec(const cnn_net *net) { return &net->spec; }
-void cnn_net_set_pool(cnn_net *net, cnn_threads *pool) { net->pool = pool; }
+/* The dense kernels packed for inference (cnn_gemm_pack) stand for the
+ * weights and the pool's instruction set of the moment they were packed:
+ * anything that may change either forgets them. */
+static void forget_packs(cnn_net *net) {
+  for (int i = 0; i < net->nlayers; i++) net->layers[i].wpack = NULL;
+}
+
+/* Packs the dense kernels for batches of more than one tile of rows, where
+ * each product would otherwise pack all of its kernel again (the first
+ * dense layer: 11.5 MB for every 128 images). Out of memory it leaves them
+ * unpacked: the products then pack per call, with the same results. */
+static void pack_for_inference(cnn_net *net, int batch) {
+  cnn_isa isa = cnn_threads_isa(net->pool);
+  size_t total = 0;
+  if (batch <= 16 || net->bf16 || cnn_threads_bf16(net->pool)) return;
+  for (int i = 0; i < net->nlayers; i++) {
+    const cnn_layer *l = &net->layers[i];
+    if (l->ops != &cnn_dense_ops) continue;
+    if (l->wpack && l->wpack_isa == cnn_gemm_pack_isa(isa)) return; /* nothing changed since */
+    total += cnn_gemm_packed_size(isa, (int)shape_size(l->in), l->out.c);
+  }
+  if (!total) return;
+  if (total > net->wpack_size) {
+    cnn_free(net->wpack);
+    net->wpack_size = 0;
+    if (!(net->wpack = cnn_malloc(total * sizeof *net->wpack))) return;
+    net->wpack_size = total;
+  }
+  float *p = net->wpack;
+  for (int i = 0; i < net->nlayers; i++) {
+    cnn_layer *l = &net->layers[i];
+    if (l->ops != &cnn_dense_ops) continue;
+    int in = (int)shape_size(l->in), out = l->out.c;
+    cnn_gemm_pack(isa, p, l->w, out, in, out);
+    l->wpack = p, l->wpack_isa = cnn_gemm_pack_isa(isa);
+    p += cnn_gemm_packed_size(isa, in, out);
+  }
+}
+
+void cnn_net_set_pool(cnn_net *net, cnn_threads *pool) {
+  net->pool = pool;
+  forget_packs(net);
+}
 cnn_threads *cnn_net_pool(const cnn_net *net) { return net->pool; }
 void cnn_net_seed(cnn_net *net, uint64_t seed) { cnn_rng_seed(&net->rng, seed); }
 int cnn_net_layers(const cnn_net *net) { return net->nlayers; }
@@ -237,7 +282,10 @@ cnn_shape cnn_net_input(const cnn_net *net) { return net->input; }
 int cnn_net_classes(const cnn_net *net) { return net->classes; }
 size_t cnn_net_nparams(const cnn_net *net) { return net->nparams; }
 size_t cnn_net_nstate(const cnn_net *net) { return net->nstate; }
-float *cnn_net_params(cnn_net *net) { return net->params; }
+float *cnn_net_params(cnn_net *net) {
+  forget_packs(net); /* the caller may write the weights */
+  return net->params;
+}
 float *cnn_net_grads(cnn_net *net) { return net->grads; }
 int cnn_net_tensors(const cnn_net *net) { return net->ntensors; }
 cnn_tensor_info cnn_net_tensor(const cnn_net *net, int i) { return net->tensors[i]; }
@@ -283,6 +331,7 @@ static void fans(const cnn_layer *l, double *fan_in, double *fan_out) {
 }
 
 void cnn_net_init(cnn_net *net, uint64_t seed) {
+  forget_packs(net);
   cnn_rng rng;
   cnn_rng_seed(&rng, seed);
   for (int i = 0; i < net->nlayers; i++) {
@@ -424,6 +473,7 @@ int cnn_net_set_bf16_inference(cnn_net *net, int on, char *err) {
   for (int i = 0; i < net->nlayers; i++) net->layers[i].wbf16 = NULL;
   cnn_free(net->wbf16);
   net->wbf16 = NULL, net->bf16 = 0;
+  forget_packs(net);
   if (!on) return CNN_OK;
   for (int i = 0; i < net->nlayers; i++) {
     const cnn_layer *l = &net->layers[i];
@@ -575,6 +625,7 @@ int cnn_net_predict(cnn_net *net, float *out, const uint8_t *images, size_t n, c
   if (net->cap > batch) batch = net->cap; /* use the room already there */
   int rc = cnn_net_reserve(net, batch, 0, err);
   if (rc) return rc;
+  pack_for_inference(net, n < (size_t)batch ? (int)n : batch);
   for (size_t start = 0; start < n; start += batch) {
     int m = n - start < (size_t)batch ? (int)(n - start) : batch;
     float *x = net->act[0];
@@ -701,6 +752,7 @@ int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double label_smoothing, 
   if (net->cap > batch) batch = net->cap;
   int rc = cnn_net_reserve(net, batch, 0, err);
   if (rc) return rc;
+  pack_for_inference(net, data->count < (size_t)batch ? (int)data->count : batch);
   /* A streamed dataset is read in order, one batch ahead. */
   cnn_reader rd = {0};
   uint32_t *idx = NULL;

@@ -142,7 +142,11 @@ CNN_INLINE void max_forward_image(const cnn_layer *l, float *restrict y, int32_t
   const cnn_layer_spec *s = l->spec;
   if (s->kh == 2 && s->kw == 2 && s->sh == 2 && s->sw == 2 && l->pad_top == 0 && l->pad_left == 0 &&
       2 * l->out.h <= l->in.h && 2 * l->out.w <= l->in.w && C % 8 == 0) {
-    max2x2_image(l, y, training ? arg : NULL, x);
+    /* A literal NULL lets inference drop the argmax arithmetic. */
+    if (training)
+      max2x2_image(l, y, arg, x);
+    else
+      max2x2_image(l, y, NULL, x);
     return;
   }
   for (int oy = 0; oy < l->out.h; oy++) {

@@ -353,6 +353,38 @@ static void test_transposed_b(cnn_threads *pool) {
   CHECK_EQ_INT(mismatches, 0);
 }
 
+/* cnn_gemm_bias_prepacked, with B packed once by cnn_gemm_pack for the
+ * pool's instruction set, is bit for bit cnn_gemm_bias: one row (B
+ * streamed in place), a few (read in place), many (the packed nests, in
+ * bands per thread), with and without bias and ReLU, N off the tile grid,
+ * K of one, two and three k blocks (uneven: 1000 = 334 + 334 + 332). */
+static void test_prepacked(cnn_threads *pool) {
+  static const int shapes[][3] = {{1, 5000, 576},   {5, 300, 1000}, {40, 611, 1000},
+                                  {128, 5000, 576}, {33, 10, 5000}, {200, 77, 9}};
+  cnn_isa isa = cnn_threads_isa(pool);
+  int mismatches = 0;
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    for (int relu = 0; relu < 2; relu++) {
+      const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+      float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+      float *bp = malloc(cnn_gemm_packed_size(isa, K, N) * sizeof(float));
+      float *bias = malloc((size_t)N * sizeof(float));
+      float *C = malloc((size_t)M * N * sizeof(float)), *R = malloc((size_t)M * N * sizeof(float));
+      if (!CHECK(A && B && bp && bias && C && R)) {
+        free(A), free(B), free(bp), free(bias), free(C), free(R);
+        return;
+      }
+      check_fill(A, (size_t)M * K), check_fill(B, (size_t)K * N), check_fill(bias, (size_t)N);
+      cnn_gemm_pack(isa, bp, B, N, K, N);
+      const float *b = relu ? bias : NULL;
+      cnn_gemm_bias(pool, 0, 0, M, N, K, 1.0f, A, K, B, N, b, relu, R, N);
+      cnn_gemm_bias_prepacked(pool, M, N, K, A, K, B, N, bp, b, relu, C, N);
+      mismatches += memcmp(C, R, (size_t)M * N * sizeof(float)) != 0;
+      free(A), free(B), free(bp), free(bias), free(C), free(R);
+    }
+  CHECK_EQ_INT(mismatches, 0);
+}
+
 /* cnn_gemm_bias is exactly bias rows + cnn_gemm(beta = 1), then the ReLU of
  * cnn_act_forward when asked, in every nest: one row (streamed, and split by
  * k block with a pool), three rows, convolution and dense shapes, A^T, and
@@ -501,6 +533,7 @@ static void test_isa(cnn_isa isa) {
   test_beta_zero_ignores_nan(pool);
   test_rows_match_batch(pool);
   test_transposed_b(pool);
+  test_prepacked(pool);
   test_bias(pool);
   cnn_threads_free(pool);
   if (!(pool = check_pool(3, isa))) return;
@@ -511,6 +544,7 @@ static void test_isa(cnn_isa isa) {
   if (!(pool = check_pool(2, isa))) return;
   test_rows_match_batch(pool);
   test_transposed_b(pool);
+  test_prepacked(pool);
   test_bias(pool);
   cnn_threads_free(pool);
   test_pool_sizes_bitwise(isa);

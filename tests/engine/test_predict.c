@@ -88,6 +88,39 @@ int main(void) {
   }
   CHECK_EQ_INT(runs, 12);
   CHECK_EQ_INT(mismatches, 0);
+
+  /* Batches multiply by the dense kernels packed once (cnn_net_predict packs
+   * them; single images read them in place). Changed weights, and a pool
+   * capped at another instruction set, must be seen by the next batch. */
+  for (int isa = CNN_ISA_BASELINE; isa < CNN_ISA_COUNT; isa++) {
+    if (isa == CNN_ISA_AMX || !check_isa((cnn_isa)isa)) continue;
+    cnn_threads *pool = check_pool(2, (cnn_isa)isa);
+    if (!pool) break;
+    cnn_net_set_pool(net, pool);
+    float *batch = malloc(sizeof(float) * IMAGES * CLASSES);
+    if (CHECK(batch) && CHECK(predict(net, batch, images, IMAGES))) {
+      float *w = cnn_net_params(net);
+      for (size_t i = 0; i < cnn_net_nparams(net); i++) w[i] *= 0.75f;
+      CHECK(predict(net, out, images, IMAGES));
+      CHECK(memcmp(out, batch, sizeof(float) * IMAGES * CLASSES) != 0);
+      CHECK(predict(net, batch, images, 1));
+      if (!CHECK(memcmp(out, batch, sizeof(float) * IMAGES * CLASSES) == 0))
+        fprintf(stderr, "  isa %s: a batch after changed weights differs from single images\n",
+                cnn_isa_name((cnn_isa)isa));
+      /* The same pool capped at the baseline kernels, then back. */
+      cnn_threads_set_isa(pool, CNN_ISA_BASELINE);
+      CHECK(predict(net, out, images, IMAGES));
+      CHECK(predict(net, batch, images, 1));
+      CHECK(memcmp(out, batch, sizeof(float) * IMAGES * CLASSES) == 0);
+      cnn_threads_set_isa(pool, (cnn_isa)isa);
+      CHECK(predict(net, out, images, IMAGES));
+      CHECK(predict(net, batch, images, 1));
+      CHECK(memcmp(out, batch, sizeof(float) * IMAGES * CLASSES) == 0);
+    }
+    free(batch);
+    cnn_net_set_pool(net, NULL);
+    cnn_threads_free(pool);
+  }
   cnn_net_free(net);
   free(images), free(ref), free(out);
   return check_done();

@@ -260,8 +260,13 @@ static void conv_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
   if (conv_use_winograd(l, run, CNN_WINO_FORWARD)) {
     cnn_wino_geom g = wino_forward_geom(l);
     float *u = run->work;
-    cnn_wino_kernel(cnn_threads_isa(run->pool), u, l->w, l->in.c, N, 0);
-    cnn_wino_conv(run->pool, &g, x, u, l->nbias ? l->b : NULL, run->relu, y, u + l->work_fixed, n);
+    const float *uk = u;
+    cnn_isa isa = cnn_threads_isa(run->pool);
+    if (!run->training && l->wino_u && l->wino_isa == isa)
+      uk = l->wino_u; /* transformed once for inference (net.c) */
+    else
+      cnn_wino_kernel(isa, u, l->w, l->in.c, N, 0);
+    cnn_wino_conv(run->pool, &g, x, uk, l->nbias ? l->b : NULL, run->relu, y, u + l->work_fixed, n);
     return;
   }
   const float *cols = x;

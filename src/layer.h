@@ -73,6 +73,10 @@ struct cnn_layer {
   const float *wpack;     /* borrowed: w packed for inference by
                              cnn_gemm_pack for wpack_isa, or NULL */
   cnn_isa wpack_isa;
+  const float *wino_u; /* borrowed: conv2d's Winograd kernel transform
+                          for inference (cnn_wino_kernel on wino_isa),
+                          or NULL */
+  cnn_isa wino_isa;
   int winograd; /* conv2d: CNN_WINO_FORWARD and CNN_WINO_DX, the
                    parts done by Winograd (winograd.h); setup
                    sets them where that pays, clearing them

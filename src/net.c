@@ -24,6 +24,7 @@
 #include "gemm.h"
 #include "layer.h"
 #include "reader.h"
+#include "winograd.h"
 
 struct cnn_net {
   cnn_spec spec; /* owned */
@@ -50,6 +51,8 @@ struct cnn_net {
   uint16_t *wbf16; /* owned: the dense kernels in bf16, when bf16 */
   float *wpack;    /* owned: the dense kernels packed for batched inference */
   size_t wpack_size;
+  float *wino_u; /* owned: the Winograd kernel transforms for inference */
+  size_t wino_u_size;
 };
 
 static const cnn_layer_ops *ops_of(cnn_layer_type t) {
@@ -228,6 +231,7 @@ void cnn_net_free(cnn_net *net) {
   cnn_free(net->z);
   cnn_free(net->wbf16);
   cnn_free(net->wpack);
+  cnn_free(net->wino_u);
   cnn_free(net);
 }
 
@@ -236,7 +240,39 @@ const cnn_spec *cnn_net_spec(const cnn_net *net) { return &net->spec; }
  * weights and the pool's instruction set of the moment they were packed:
  * anything that may change either forgets them. */
 static void forget_packs(cnn_net *net) {
-  for (int i = 0; i < net->nlayers; i++) net->layers[i].wpack = NULL;
+  for (int i = 0; i < net->nlayers; i++) net->layers[i].wpack = NULL, net->layers[i].wino_u = NULL;
+}
+
+/* The Winograd kernel transforms of the convolutions that run their forward
+ * that way, for inference at any batch: a training forward transforms the
+ * kernel on every call (the weights change with every step), which for one
+ * image costs as much as a fifth of the prediction. Out of memory, the
+ * forward transforms per call, with the same results. */
+static void transform_for_inference(cnn_net *net) {
+  cnn_isa isa = cnn_threads_isa(net->pool);
+  size_t total = 0;
+  int stale = 0;
+  for (int i = 0; i < net->nlayers; i++) {
+    const cnn_layer *l = &net->layers[i];
+    if (l->ops != &cnn_conv2d_ops || !(l->winograd & CNN_WINO_FORWARD)) continue;
+    stale |= !l->wino_u || l->wino_isa != isa;
+    total += cnn_wino_kernel_floats(l->in.c, l->out.c);
+  }
+  if (!stale) return;
+  if (total > net->wino_u_size) {
+    cnn_free(net->wino_u);
+    net->wino_u_size = 0;
+    if (!(net->wino_u = cnn_malloc(total * sizeof *net->wino_u))) return;
+    net->wino_u_size = total;
+  }
+  float *p = net->wino_u;
+  for (int i = 0; i < net->nlayers; i++) {
+    cnn_layer *l = &net->layers[i];
+    if (l->ops != &cnn_conv2d_ops || !(l->winograd & CNN_WINO_FORWARD)) continue;
+    cnn_wino_kernel(isa, p, l->w, l->in.c, l->out.c, 0);
+    l->wino_u = p, l->wino_isa = isa;
+    p += cnn_wino_kernel_floats(l->in.c, l->out.c);
+  }
 }
 
 /* Packs the dense kernels for batches of more than one tile of rows, where
@@ -625,6 +661,7 @@ int cnn_net_predict(cnn_net *net, float *out, const uint8_t *images, size_t n, c
   if (net->cap > batch) batch = net->cap; /* use the room already there */
   int rc = cnn_net_reserve(net, batch, 0, err);
   if (rc) return rc;
+  transform_for_inference(net);
   pack_for_inference(net, n < (size_t)batch ? (int)n : batch);
   for (size_t start = 0; start < n; start += batch) {
     int m = n - start < (size_t)batch ? (int)(n - start) : batch;
@@ -752,6 +789,7 @@ int cnn_evaluate(cnn_net *net, const cnn_dataset *data, double label_smoothing, 
   if (net->cap > batch) batch = net->cap;
   int rc = cnn_net_reserve(net, batch, 0, err);
   if (rc) return rc;
+  transform_for_inference(net);
   pack_for_inference(net, data->count < (size_t)batch ? (int)data->count : batch);
   /* A streamed dataset is read in order, one batch ahead. */
   cnn_reader rd = {0};

@@ -107,6 +107,22 @@ int main(void) {
       if (!CHECK(memcmp(out, batch, sizeof(float) * IMAGES * CLASSES) == 0))
         fprintf(stderr, "  isa %s: a batch after changed weights differs from single images\n",
                 cnn_isa_name((cnn_isa)isa));
+      /* And what a network that never predicted with the old weights gives
+       * (the convolutions' kernel transforms are kept for single images
+       * too). */
+      cnn_net *fresh = NULL;
+      cnn_spec spec2;
+      if (CHECK(cnn_spec_parse(&spec2, NULL, err) == CNN_OK) &&
+          CHECK(cnn_net_new(&fresh, &spec2, err) == CNN_OK)) {
+        cnn_net_set_pool(fresh, pool);
+        memcpy(cnn_net_params(fresh), cnn_net_params(net),
+               sizeof(float) * (cnn_net_nparams(net) + cnn_net_nstate(net)));
+        float *again = malloc(sizeof(float) * IMAGES * CLASSES);
+        if (CHECK(again) && CHECK(predict(fresh, again, images, 1)))
+          CHECK(memcmp(again, batch, sizeof(float) * IMAGES * CLASSES) == 0);
+        free(again);
+        cnn_net_free(fresh);
+      }
       /* The same pool capped at the baseline kernels, then back. */
       cnn_threads_set_isa(pool, CNN_ISA_BASELINE);
       CHECK(predict(net, out, images, IMAGES));

@@ -246,7 +246,7 @@ static void forget_packs(cnn_net *net) {
 /* The Winograd kernel transforms of the convolutions that run their forward
  * that way, for inference at any batch: a training forward transforms the
  * kernel on every call (the weights change with every step), which for one
- * image costs as much as a fifth of the prediction. Out of memory, the
+ * image is about a tenth of the prediction, on one thread. Out of memory, the
  * forward transforms per call, with the same results. */
 static void transform_for_inference(cnn_net *net) {
   cnn_isa isa = cnn_threads_isa(net->pool);

@@ -236,9 +236,9 @@ void cnn_net_free(cnn_net *net) {
 }
 
 const cnn_spec *cnn_net_spec(const cnn_net *net) { return &net->spec; }
-/* The dense kernels packed for inference (cnn_gemm_pack) stand for the
- * weights and the pool's instruction set of the moment they were packed:
- * anything that may change either forgets them. */
+/* The dense kernels packed for inference (cnn_gemm_pack) and the Winograd
+ * kernel transforms stand for the weights and the pool's instruction set of
+ * the moment they were made: anything that may change either forgets them. */
 static void forget_packs(cnn_net *net) {
   for (int i = 0; i < net->nlayers; i++) net->layers[i].wpack = NULL, net->layers[i].wino_u = NULL;
 }

@@ -15,12 +15,13 @@
  * whole tiles; F(4x4): 6x6 tiles, 36 products, 4x fewer. Partial tiles at
  * the edges (11 outputs = 5.5 tiles of 2) waste some of that.
  *
- * This file's own F(2x2) and F(4x4): each task takes a chunk of tiles,
- * transforms them into per-thread buffers, runs the products on the calling
- * thread (cnn_gemm_bias_serial, the pool's kernels) and writes its outputs:
- * what stays in L2, as conv2d's forward does with its columns. The kernel
- * transform is timed too (in training the weights change every step).
- * "engine" is the conv2d layer as its rule sets it up (winograd or im2col).
+ * F(2x2) is this file's own, the alternative the engine does not have: each
+ * task takes a chunk of tiles, transforms them into per-thread buffers, runs
+ * the products on the calling thread (cnn_gemm_bias_serial, the pool's
+ * kernels) and writes its outputs, as src/winograd.c does for F(4x4).
+ * "F(4x4,3x3)" is the conv2d layer with its Winograd forward forced on,
+ * "engine" the layer as its rule sets it up (winograd or im2col). The kernel
+ * transforms are timed too (in training the weights change every step).
  *
  * First table, the forward: for each shape, batch and thread count (1, 2)
  * on the pool's instruction set (the CPU's best, capped by $CNN_ISA), the
@@ -36,7 +37,7 @@
  * the rule says, with the parts the rule takes.
  *
  * Usage: bench_winograd [seconds per measurement, default 1.0 [tiles per
- * chunk of this file's F(2x2) and F(4x4)]]
+ * chunk of this file's F(2x2)]]
  * A benchmark, not a test: it prints figures and exits 0 unless memory runs
  * out or a Winograd result is far from direct's.
  */
@@ -125,93 +126,16 @@ CNN_ISA_CLONES(wino_out2,
                 size_t mstride, const float *restrict b),
                (y, OH, OW, F, oy0, ox0, m, mstride, b))
 
-/* ---- F(4x4, 3x3) --------------------------------------------------------- */
-
-/* B^T on 6 rows of cb values, 0..5 `is` apart in `in`, `os` apart in out. */
-CNN_INLINE void bt6(float *restrict out, size_t os, const float *restrict in, size_t is, int cb) {
-  for (int c = 0; c < cb; c++) {
-    float d0 = in[c], d1 = in[is + c], d2 = in[2 * is + c], d3 = in[3 * is + c],
-          d4 = in[4 * is + c], d5 = in[5 * is + c];
-    out[c] = 4 * d0 - 5 * d2 + d4;
-    out[os + c] = -4 * (d1 + d2) + d3 + d4;
-    out[2 * os + c] = 4 * (d1 - d2) - d3 + d4;
-    out[3 * os + c] = 2 * (d3 - d1) - d2 + d4;
-    out[4 * os + c] = 2 * (d1 - d3) - d2 + d4;
-    out[5 * os + c] = 4 * d1 - 5 * d3 + d5;
-  }
-}
-
-/* A^T on 6 rows -> 4. */
-CNN_INLINE void at6(float *restrict out, size_t os, const float *restrict in, size_t is, int cb,
-                    const float *restrict bias) {
-  for (int c = 0; c < cb; c++) {
-    float m0 = in[c], m1 = in[is + c], m2 = in[2 * is + c], m3 = in[3 * is + c],
-          m4 = in[4 * is + c], m5 = in[5 * is + c], b = bias ? bias[c] : 0.0f;
-    float s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
-    out[c] = m0 + s12 + s34 + b;
-    out[os + c] = d12 + 2 * d34 + b;
-    out[2 * os + c] = s12 + 4 * s34 + b;
-    out[3 * os + c] = d12 + 8 * d34 + m5 + b;
-  }
-}
-
-CNN_INLINE void wino_in4_body(float *restrict v, size_t vstride, const float *restrict x, int H,
-                              int W, int C, int iy0, int ix0) {
-  for (int c0 = 0; c0 < C; c0 += CB) {
-    int cb = C - c0 < CB ? C - c0 : CB;
-    float d[6][6][CB], t[6][6][CB];
-    for (int i = 0; i < 6; i++)
-      for (int j = 0; j < 6; j++) {
-        int iy = iy0 + i, ix = ix0 + j;
-        if (iy < 0 || iy >= H || ix < 0 || ix >= W)
-          for (int c = 0; c < cb; c++) d[i][j][c] = 0;
-        else
-          for (int c = 0; c < cb; c++) d[i][j][c] = x[((size_t)iy * W + ix) * C + c0 + c];
-      }
-    for (int j = 0; j < 6; j++) bt6(&t[0][j][0], 6 * CB, &d[0][j][0], 6 * CB, cb);
-    for (int i = 0; i < 6; i++) bt6(v + (size_t)6 * i * vstride + c0, vstride, &t[i][0][0], CB, cb);
-  }
-}
-CNN_ISA_CLONES(wino_in4,
-               (float *restrict v, size_t vstride, const float *restrict x, int H, int W, int C,
-                int iy0, int ix0),
-               (v, vstride, x, H, W, C, iy0, ix0))
-
-CNN_INLINE void wino_out4_body(float *restrict y, int OH, int OW, int F, int oy0, int ox0,
-                               const float *restrict m, size_t mstride, const float *restrict b) {
-  for (int f0 = 0; f0 < F; f0 += CB) {
-    int fb = F - f0 < CB ? F - f0 : CB;
-    float t[4][6][CB], o[4][4][CB];
-    for (int j = 0; j < 6; j++)
-      at6(&t[0][j][0], 6 * CB, m + (size_t)j * mstride + f0, 6 * mstride, fb, NULL);
-    for (int i = 0; i < 4; i++) at6(&o[i][0][0], CB, &t[i][0][0], CB, fb, b ? b + f0 : NULL);
-    for (int i = 0; i < 4 && oy0 + i < OH; i++)
-      for (int j = 0; j < 4 && ox0 + j < OW; j++)
-        memcpy(y + ((size_t)(oy0 + i) * OW + ox0 + j) * F + f0, o[i][j], fb * sizeof(float));
-  }
-}
-CNN_ISA_CLONES(wino_out4,
-               (float *restrict y, int OH, int OW, int F, int oy0, int ox0, const float *restrict m,
-                size_t mstride, const float *restrict b),
-               (y, OH, OW, F, oy0, ox0, m, mstride, b))
-
 /* ---- the kernel transform and the forward -------------------------------- */
 
 static const float G2[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
-static const float G4[6][3] = {{1.0f / 4, 0, 0},
-                               {-1.0f / 6, -1.0f / 6, -1.0f / 6},
-                               {-1.0f / 6, 1.0f / 6, -1.0f / 6},
-                               {1.0f / 24, 1.0f / 12, 1.0f / 6},
-                               {1.0f / 24, -1.0f / 12, 1.0f / 6},
-                               {0, 0, 1}};
-
 /* U [a*a, C, F] = G g G^T for w [3, 3, C, F], a = m + 2. */
 CNN_INLINE void wino_kernel_body(float *restrict u, const float *restrict w, int C, int F, int a,
                                  const float *restrict g) {
   size_t cf = (size_t)C * F;
   for (size_t e = 0; e < cf; e += CB) {
     int eb = cf - e < CB ? (int)(cf - e) : CB;
-    float t[6][3][CB]; /* G g */
+    float t[4][3][CB]; /* G g */
     for (int i = 0; i < a; i++)
       for (int l = 0; l < 3; l++)
         for (int q = 0; q < eb; q++)
@@ -230,8 +154,9 @@ CNN_ISA_CLONES(wino_kernel,
                 const float *restrict g),
                (u, w, C, F, a, g))
 
+/* This file's F(2x2, 3x3) forward. */
 typedef struct wino {
-  int m, a;       /* output block m x m, tile a x a = (m+2) x (m+2) */
+  int m, a;       /* output block m x m = 2 x 2, tile a x a = 4 x 4 */
   int H, W, C, F; /* input and filters */
   int OH, OW;     /* outputs ('valid' here: H-2, W-2) */
   int pad_top, pad_left;
@@ -254,13 +179,8 @@ static void wino_task(void *ctx, int task, int thread) {
   size_t in = (size_t)p->H * p->W * p->C, out = (size_t)p->OH * p->OW * p->F;
   for (int t = t0; t < t1; t++) {
     int img = t / per_img, r = t % per_img, ty = r / p->tw, tx = r % p->tw;
-    float *dst = v + (size_t)(t - t0) * a2 * p->C;
-    if (p->m == 2)
-      wino_in2_isa(p->isa, dst, (size_t)p->C, p->x + img * in, p->H, p->W, p->C,
-                   ty * 2 - p->pad_top, tx * 2 - p->pad_left);
-    else
-      wino_in4_isa(p->isa, dst, (size_t)p->C, p->x + img * in, p->H, p->W, p->C,
-                   ty * 4 - p->pad_top, tx * 4 - p->pad_left);
+    wino_in2_isa(p->isa, v + (size_t)(t - t0) * a2 * p->C, (size_t)p->C, p->x + img * in, p->H,
+                 p->W, p->C, ty * 2 - p->pad_top, tx * 2 - p->pad_left);
   }
   for (int xi = 0; xi < a2; xi++)
     cnn_gemm_bias_serial(p->pool, 0, 0, nt, p->F, p->C, 1.0f, v + (size_t)xi * p->C, a2 * p->C,
@@ -268,13 +188,8 @@ static void wino_task(void *ctx, int task, int thread) {
                          a2 * p->F);
   for (int t = t0; t < t1; t++) {
     int img = t / per_img, r = t % per_img, ty = r / p->tw, tx = r % p->tw;
-    const float *src = mm + (size_t)(t - t0) * a2 * p->F;
-    if (p->m == 2)
-      wino_out2_isa(p->isa, p->y + img * out, p->OH, p->OW, p->F, ty * 2, tx * 2, src, (size_t)p->F,
-                    p->b);
-    else
-      wino_out4_isa(p->isa, p->y + img * out, p->OH, p->OW, p->F, ty * 4, tx * 4, src, (size_t)p->F,
-                    p->b);
+    wino_out2_isa(p->isa, p->y + img * out, p->OH, p->OW, p->F, ty * 2, tx * 2,
+                  mm + (size_t)(t - t0) * a2 * p->F, (size_t)p->F, p->b);
   }
 }
 
@@ -284,7 +199,7 @@ static void wino_forward(wino *p, cnn_threads *pool, float *y, const float *x, i
   p->x = x;
   p->y = y;
   p->n = n;
-  wino_kernel_isa(p->isa, p->u, p->w, p->C, p->F, p->a, p->m == 2 ? &G2[0][0] : &G4[0][0]);
+  wino_kernel_isa(p->isa, p->u, p->w, p->C, p->F, p->a, &G2[0][0]);
   int total = n * p->th * p->tw;
   cnn_threads_run(pool, wino_task, p, (total + p->chunk - 1) / p->chunk);
 }
@@ -307,28 +222,47 @@ static const conv_shape shapes[] = {
     {"s28", 30, 30, 32, 32},
 };
 
-#define NIMPL 4 /* direct, F(2x2), F(4x4), the engine's layer */
+#define NIMPL 4 /* direct, F(2x2), the engine's F(4x4), the engine's layer by its rule */
 static const char *impl_names[NIMPL] = {"direct", "F(2x2,3x3)", "F(4x4,3x3)", "engine"};
 
 static void *xalloc(size_t floats);
 
+/* The conv2d layer of a shape ('valid', with bias) as the engine sets it up,
+ * its rule included (l->winograd), with room for Winograd's kernel
+ * transform whatever the rule says (l->work_fixed); returns the floats of
+ * scratch per image that im2col and Winograd (forward and dx) may use. */
+static size_t conv_layer(cnn_layer *l, cnn_layer_spec *spec, const conv_shape *s) {
+  memset(spec, 0, sizeof *spec);
+  spec->type = CNN_LAYER_CONV2D;
+  spec->filters = s->F;
+  spec->kh = spec->kw = 3;
+  spec->sh = spec->sw = 1;
+  spec->padding = CNN_PAD_VALID;
+  spec->use_bias = 1;
+  memset(l, 0, sizeof *l);
+  l->ops = &cnn_conv2d_ops;
+  l->spec = spec;
+  l->in = (cnn_shape){s->H, s->W, s->C};
+  char err[CNN_ERRMAX];
+  if (cnn_conv2d_ops.setup(l, err) != CNN_OK) {
+    fprintf(stderr, "bench_winograd: %s\n", err);
+    exit(1);
+  }
+  l->work_fixed = cnn_wino_kernel_floats(s->C, s->F);
+  cnn_wino_geom gf = {s->H, s->W, s->C, s->H - 2, s->W - 2, s->F, 0, 0};
+  cnn_wino_geom gb = {s->H - 2, s->W - 2, s->F, s->H, s->W, s->C, 2, 2};
+  size_t per = l->work_per_sample;
+  if (cnn_wino_work_floats(&gf) > per) per = cnn_wino_work_floats(&gf);
+  if (cnn_wino_work_floats(&gb) > per) per = cnn_wino_work_floats(&gb);
+  return per;
+}
+
 /* Whether the engine's rule takes Winograd for this shape. */
 static int shape_rule(const conv_shape *s) {
   cnn_layer_spec spec;
-  memset(&spec, 0, sizeof spec);
-  spec.type = CNN_LAYER_CONV2D;
-  spec.filters = s->F;
-  spec.kh = spec.kw = 3;
-  spec.sh = spec.sw = 1;
-  spec.padding = CNN_PAD_VALID;
-  spec.use_bias = 1;
   cnn_layer l;
-  memset(&l, 0, sizeof l);
-  l.ops = &cnn_conv2d_ops;
-  l.spec = &spec;
-  l.in = (cnn_shape){s->H, s->W, s->C};
-  char err[CNN_ERRMAX];
-  return cnn_conv2d_ops.setup(&l, err) == CNN_OK ? l.winograd : 0;
+  conv_layer(&l, &spec, s);
+  return l.winograd;
 }
 
 static void *xalloc(size_t floats) {
@@ -342,8 +276,8 @@ static void *xalloc(size_t floats) {
 
 static int wino_chunk_tiles = 0; /* 0: chosen per tile size below */
 
-static void wino_init(wino *p, int m, const conv_shape *s, const float *w, const float *b,
-                      int threads) {
+static void wino_init(wino *p, const conv_shape *s, const float *w, const float *b, int threads) {
+  const int m = 2;
   memset(p, 0, sizeof *p);
   p->m = m;
   p->a = m + 2;
@@ -397,35 +331,19 @@ static result bench_case(const conv_shape *s, int batch, cnn_threads *pool, doub
   for (int i = 0; i < s->F; i++) b[i] = bench_rand() * 0.1f;
 
   cnn_layer_spec spec;
-  memset(&spec, 0, sizeof spec);
-  spec.type = CNN_LAYER_CONV2D;
-  spec.filters = s->F;
-  spec.kh = spec.kw = 3;
-  spec.sh = spec.sw = 1;
-  spec.padding = CNN_PAD_VALID;
-  spec.use_bias = 1;
   cnn_layer l;
-  memset(&l, 0, sizeof l);
-  l.ops = &cnn_conv2d_ops;
-  l.spec = &spec;
-  l.in = (cnn_shape){s->H, s->W, s->C};
-  char err[CNN_ERRMAX];
-  if (cnn_conv2d_ops.setup(&l, err) != CNN_OK) {
-    fprintf(stderr, "bench_winograd: %s\n", err);
-    exit(1);
-  }
+  size_t per = conv_layer(&l, &spec, s);
   l.w = w;
   l.b = b;
   int engine_wino = l.winograd; /* the engine's rule */
-  float *work = xalloc((size_t)batch * l.work_per_sample + l.work_fixed);
+  float *work = xalloc((size_t)batch * per + l.work_fixed);
   cnn_run run;
   memset(&run, 0, sizeof run);
   run.pool = pool;
   run.work = work;
 
-  wino w2, w4;
-  wino_init(&w2, 2, s, w, b, threads);
-  wino_init(&w4, 4, s, w, b, threads);
+  wino w2;
+  wino_init(&w2, s, w, b, threads);
 
   enum { MAXREP = 401 };
   static double times[NIMPL][MAXREP];
@@ -436,11 +354,11 @@ static result bench_case(const conv_shape *s, int batch, cnn_threads *pool, doub
     while (reps < MAXREP && (warm || reps < 15 || bench_now() - start < budget)) {
       for (int i = 0; i < NIMPL; i++) {
         double t = bench_now();
-        if (i == 0 || i == 3) {
-          l.winograd = i == 3 && engine_wino;
-          cnn_conv2d_ops.forward(&l, &run, y[i], x, batch);
+        if (i == 1) {
+          wino_forward(&w2, pool, y[i], x, batch);
         } else {
-          wino_forward(i == 1 ? &w2 : &w4, pool, y[i], x, batch);
+          l.winograd = i == 2 ? CNN_WINO_FORWARD : i == 3 ? engine_wino : 0;
+          cnn_conv2d_ops.forward(&l, &run, y[i], x, batch);
         }
         if (!warm) times[i][reps] = bench_now() - t;
       }
@@ -465,7 +383,6 @@ static result bench_case(const conv_shape *s, int batch, cnn_threads *pool, doub
     r.rel[i] = ymax > 0 ? worst / ymax : worst;
   }
   wino_free(&w2);
-  wino_free(&w4);
   free(work);
   for (int i = 0; i < NIMPL; i++) free(y[i]);
   free(x);
@@ -494,33 +411,11 @@ static train_result bench_train(const conv_shape *s, int batch, cnn_threads *poo
   for (size_t i = 0; i < nw; i++) w[i] = bench_rand() * scale;
   for (size_t i = 0; i < ny; i++) dy[i] = bench_rand() * 1e-2f;
   cnn_layer_spec spec;
-  memset(&spec, 0, sizeof spec);
-  spec.type = CNN_LAYER_CONV2D;
-  spec.filters = s->F;
-  spec.kh = spec.kw = 3;
-  spec.sh = spec.sw = 1;
-  spec.padding = CNN_PAD_VALID;
-  spec.use_bias = 1;
   cnn_layer l;
-  memset(&l, 0, sizeof l);
-  l.ops = &cnn_conv2d_ops;
-  l.spec = &spec;
-  l.in = (cnn_shape){s->H, s->W, s->C};
-  char err[CNN_ERRMAX];
-  if (cnn_conv2d_ops.setup(&l, err) != CNN_OK) {
-    fprintf(stderr, "bench_winograd: %s\n", err);
-    exit(1);
-  }
-  /* Winograd's scratch, whatever the rule says of this shape. */
-  cnn_wino_geom gf = {s->H, s->W, s->C, s->H - 2, s->W - 2, s->F, 0, 0};
-  cnn_wino_geom gb = {s->H - 2, s->W - 2, s->F, s->H, s->W, s->C, 2, 2};
-  size_t per = l.work_per_sample;
-  if (cnn_wino_work_floats(&gf) > per) per = cnn_wino_work_floats(&gf);
-  if (cnn_wino_work_floats(&gb) > per) per = cnn_wino_work_floats(&gb);
-  float *work = xalloc((size_t)batch * per + cnn_wino_kernel_floats(s->C, s->F));
+  size_t per = conv_layer(&l, &spec, s);
+  float *work = xalloc((size_t)batch * per + l.work_fixed);
   float *keep = xalloc((size_t)batch * l.keep_per_sample);
   l.w = w, l.b = b, l.dw = dw, l.db = db, l.keep = keep;
-  l.work_fixed = cnn_wino_kernel_floats(s->C, s->F);
   cnn_run run;
   memset(&run, 0, sizeof run);
   run.pool = pool;

@@ -111,20 +111,26 @@ typedef struct lres {
 
 static void lres_free(lres *r) { free(r->y), free(r->dx), free(r->dw), free(r->db); }
 
+/* A 3x3 stride-1 conv2d layer with bias, set up by the engine (its rule
+ * sets l->winograd); s must outlive l. */
+static int conv_setup(cnn_layer *l, cnn_layer_spec *s, int h, int w, int c, int f, int same) {
+  memset(s, 0, sizeof *s);
+  s->type = CNN_LAYER_CONV2D, s->filters = f, s->kh = s->kw = 3, s->sh = s->sw = 1;
+  s->padding = same ? CNN_PAD_SAME : CNN_PAD_VALID, s->use_bias = 1;
+  memset(l, 0, sizeof *l);
+  l->ops = &cnn_conv2d_ops, l->spec = s, l->in = (cnn_shape){h, w, c};
+  char err[CNN_ERRMAX];
+  return cnn_conv2d_ops.setup(l, err);
+}
+
 /* Training forward then backward of a 3x3 stride-1 layer on `pool` with the
  * parts its rule chose, or with none (direct). */
 static lres layer_run(cnn_threads *pool, int n, int h, int w, int c, int f, int same, int direct,
                       int *parts) {
   lres r = {NULL, NULL, NULL, NULL};
   cnn_layer_spec s;
-  memset(&s, 0, sizeof s);
-  s.type = CNN_LAYER_CONV2D, s.filters = f, s.kh = s.kw = 3, s.sh = s.sw = 1;
-  s.padding = same ? CNN_PAD_SAME : CNN_PAD_VALID, s.use_bias = 1;
   cnn_layer l;
-  memset(&l, 0, sizeof l);
-  l.ops = &cnn_conv2d_ops, l.spec = &s, l.in = (cnn_shape){h, w, c};
-  char err[CNN_ERRMAX];
-  if (!CHECK(cnn_conv2d_ops.setup(&l, err) == CNN_OK)) return r;
+  if (!CHECK(conv_setup(&l, &s, h, w, c, f, same) == CNN_OK)) return r;
   *parts = l.winograd;
   if (direct) l.winograd = 0;
   size_t nx = (size_t)n * h * w * c, ny = (size_t)n * l.out.h * l.out.w * f;
@@ -206,15 +212,8 @@ static lres layer_case(cnn_threads *pool, const lcase *k) {
 
 static int rule_of(int h, int w, int c, int f, int same) {
   cnn_layer_spec s;
-  memset(&s, 0, sizeof s);
-  s.type = CNN_LAYER_CONV2D, s.filters = f, s.kh = s.kw = 3, s.sh = s.sw = 1;
-  s.padding = same ? CNN_PAD_SAME : CNN_PAD_VALID, s.use_bias = 1;
   cnn_layer l;
-  memset(&l, 0, sizeof l);
-  l.ops = &cnn_conv2d_ops, l.spec = &s, l.in = (cnn_shape){h, w, c};
-  char err[CNN_ERRMAX];
-  if (cnn_conv2d_ops.setup(&l, err) != CNN_OK) return -1;
-  return l.winograd;
+  return conv_setup(&l, &s, h, w, c, f, same) == CNN_OK ? l.winograd : -1;
 }
 
 static void test_rule(void) {

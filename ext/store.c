@@ -462,17 +462,19 @@ int cnn_store_set_default(sqlite3 *db, const char *name, char *err) {
              "t", name);
 }
 
+/* The model used when none is named: the one set as default if it still
+ * exists, else the most recently trained (then created). */
+#define LATEST_MODEL \
+  "SELECT name FROM cnn_models ORDER BY epochs > 0 DESC, updated DESC, rowid DESC LIMIT 1"
+#define DEFAULT_MODEL                                                                     \
+  "SELECT name FROM cnn_models WHERE name = (SELECT value FROM cnn_settings WHERE key = " \
+  "'default_model') UNION ALL SELECT * FROM (" LATEST_MODEL ") LIMIT 1"
+
 int cnn_store_get_default(sqlite3 *db, char **out, char *err) {
   sqlite3_stmt *st = NULL;
   char *name = NULL;
   int status = CNN_OK;
-  /* The set default if it still exists, else the most recently trained. */
-  int rc = sqlite3_prepare_v2(
-      db,
-      "SELECT name FROM cnn_models WHERE name = (SELECT value FROM cnn_settings WHERE key = "
-      "'default_model') UNION ALL SELECT name FROM (SELECT name FROM cnn_models ORDER BY "
-      "epochs > 0 DESC, updated DESC, rowid DESC LIMIT 1)",
-      -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(db, DEFAULT_MODEL, -1, &st, NULL);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(st);
     if (strstr(sqlite3_errmsg(db), "no such table"))
@@ -560,15 +562,10 @@ int cnn_store_bf16(sqlite3 *db, const char *name, int *bf16, char *err) {
  * before the settings table has no default set and every model in fp32. */
 static int store_lookup(sqlite3 *db, const char *name, char **found, sqlite3_int64 *version,
                         int *bf16, char *err) {
-#define LATEST \
-  "SELECT name FROM cnn_models ORDER BY epochs > 0 DESC, updated DESC, rowid DESC LIMIT 1"
   static const char *const sql[2] = {
       "SELECT m.name, m.version, (SELECT value FROM cnn_settings WHERE key = 'precision:' || "
-      "m.name) FROM cnn_models m WHERE m.name = coalesce(?1, (SELECT name FROM cnn_models WHERE "
-      "name = (SELECT value FROM cnn_settings WHERE key = 'default_model') UNION ALL "
-      "SELECT * FROM (" LATEST ") LIMIT 1))",
-      "SELECT name, version, NULL FROM cnn_models WHERE name = coalesce(?1, (" LATEST "))"};
-#undef LATEST
+      "m.name) FROM cnn_models m WHERE m.name = coalesce(?1, (" DEFAULT_MODEL "))",
+      "SELECT name, version, NULL FROM cnn_models WHERE name = coalesce(?1, (" LATEST_MODEL "))"};
   sqlite3_stmt *st = NULL;
   int rc = SQLITE_ERROR;
   for (int i = 0; i < 2 && rc != SQLITE_OK; i++) {

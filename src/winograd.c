@@ -20,6 +20,7 @@
  */
 #include "winograd.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "gemm.h"
@@ -97,50 +98,71 @@ void cnn_wino_kernel(cnn_isa isa, float *u, const float *w, int C, int F, int fl
 
 /* ---- the tile transforms ------------------------------------------------------ */
 
-/* B^T on 6 rows of cb values, `is` apart in `in` and `os` apart in out. */
-CNN_INLINE void bt6(float *restrict out, size_t os, const float *restrict in, size_t is, int cb) {
-  for (int c = 0; c < cb; c++) {
-    float d0 = in[c], d1 = in[is + c], d2 = in[2 * is + c], d3 = in[3 * is + c],
-          d4 = in[4 * is + c], d5 = in[5 * is + c];
-    out[c] = 4 * d0 - 5 * d2 + d4;
-    out[os + c] = -4 * (d1 + d2) + d3 + d4;
-    out[2 * os + c] = 4 * (d1 - d2) - d3 + d4;
-    out[3 * os + c] = 2 * (d3 - d1) - d2 + d4;
-    out[4 * os + c] = 2 * (d1 - d3) - d2 + d4;
-    out[5 * os + c] = 4 * d1 - 5 * d3 + d5;
+/* Sixteen channels as one vector (GCC/Clang vector extensions: one zmm,
+ * two ymm or four xmm as the clone's target allows). Each lane does what
+ * scalar code would: the same operations in the same order, and no
+ * contraction into FMAs (-std=c11), so every instruction set rounds alike. */
+typedef float wino_v __attribute__((vector_size(64)));
+typedef int32_t wino_vi __attribute__((vector_size(64)));
+#define WV 16
+
+/* *v = n floats from p (n >= WV: a whole vector), zeros after them.
+ * Vectors pass by address: the baseline clone has no 64-byte registers. */
+CNN_INLINE void wino_load(wino_v *v, const float *p, int n) {
+  if (n >= WV) {
+    memcpy(v, p, sizeof *v);
+  } else {
+    *v = (wino_v){0};
+    memcpy(v, p, (size_t)n * sizeof(float));
   }
 }
 
-/* A^T on 6 rows giving 4, plus bias (NULL: none). */
-CNN_INLINE void at6(float *restrict out, size_t os, const float *restrict in, size_t is, int cb,
-                    const float *restrict bias) {
-  for (int c = 0; c < cb; c++) {
-    float m0 = in[c], m1 = in[is + c], m2 = in[2 * is + c], m3 = in[3 * is + c],
-          m4 = in[4 * is + c], m5 = in[5 * is + c], b = bias ? bias[c] : 0.0f;
-    float s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
-    out[c] = m0 + s12 + s34 + b;
-    out[os + c] = d12 + 2 * d34 + b;
-    out[2 * os + c] = s12 + 4 * s34 + b;
-    out[3 * os + c] = d12 + 8 * d34 + m5 + b;
-  }
+CNN_INLINE void wino_store(float *p, const wino_v *v, int n) {
+  memcpy(p, v, (n >= WV ? WV : (size_t)n) * sizeof(float));
+}
+
+/* B^T on six vectors d, is apart, into six, os apart. */
+CNN_INLINE void bt6(wino_v *out, size_t os, const wino_v *d, size_t is) {
+  wino_v d0 = d[0], d1 = d[is], d2 = d[2 * is], d3 = d[3 * is], d4 = d[4 * is], d5 = d[5 * is];
+  out[0] = 4.0f * d0 - 5.0f * d2 + d4;
+  out[os] = -4.0f * (d1 + d2) + d3 + d4;
+  out[2 * os] = 4.0f * (d1 - d2) - d3 + d4;
+  out[3 * os] = 2.0f * (d3 - d1) - d2 + d4;
+  out[4 * os] = 2.0f * (d1 - d3) - d2 + d4;
+  out[5 * os] = 4.0f * d1 - 5.0f * d3 + d5;
+}
+
+/* A^T on six vectors m, is apart, giving four, os apart, plus b. */
+CNN_INLINE void at6(wino_v *out, size_t os, const wino_v *m, size_t is, const wino_v *bias) {
+  wino_v b = *bias, m0 = m[0], m1 = m[is], m2 = m[2 * is], m3 = m[3 * is], m4 = m[4 * is],
+         m5 = m[5 * is];
+  wino_v s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
+  out[0] = m0 + s12 + s34 + b;
+  out[os] = d12 + 2.0f * d34 + b;
+  out[2 * os] = s12 + 4.0f * s34 + b;
+  out[3 * os] = d12 + 8.0f * d34 + m5 + b;
 }
 
 /* v [36, C] of the 6x6 tile at (iy0, ix0) of one image x [H, W, C]. */
 CNN_INLINE void tile_in_body(float *restrict v, const float *restrict x, int H, int W, int C,
                              int iy0, int ix0) {
-  for (int c0 = 0; c0 < C; c0 += CB) {
-    int cb = C - c0 < CB ? C - c0 : CB;
-    float d[6][6][CB], t[6][6][CB];
+  for (int c0 = 0; c0 < C; c0 += WV) {
+    int cb = C - c0;
+    wino_v d[6][6], t[6][6];
     for (int i = 0; i < 6; i++)
       for (int j = 0; j < 6; j++) {
         int iy = iy0 + i, ix = ix0 + j;
         if (iy < 0 || iy >= H || ix < 0 || ix >= W)
-          for (int c = 0; c < cb; c++) d[i][j][c] = 0;
+          d[i][j] = (wino_v){0};
         else
-          for (int c = 0; c < cb; c++) d[i][j][c] = x[((size_t)iy * W + ix) * C + c0 + c];
+          wino_load(&d[i][j], x + ((size_t)iy * W + ix) * C + c0, cb);
       }
-    for (int j = 0; j < 6; j++) bt6(&t[0][j][0], 6 * CB, &d[0][j][0], 6 * CB, cb);
-    for (int i = 0; i < 6; i++) bt6(v + (size_t)6 * i * C + c0, (size_t)C, &t[i][0][0], CB, cb);
+    for (int j = 0; j < 6; j++) bt6(&t[0][j], 6, &d[0][j], 6);
+    for (int i = 0; i < 6; i++) {
+      wino_v o[6];
+      bt6(o, 1, t[i], 1);
+      for (int s = 0; s < 6; s++) wino_store(v + (size_t)(6 * i + s) * C + c0, &o[s], cb);
+    }
   }
 }
 
@@ -152,20 +174,22 @@ CNN_ISA_CLONES(tile_in,
  * its products m [36, F]. */
 CNN_INLINE void tile_out_body(float *restrict y, int OH, int OW, int F, int oy0, int ox0,
                               const float *restrict m, const float *restrict bias, int relu) {
-  for (int f0 = 0; f0 < F; f0 += CB) {
-    int fb = F - f0 < CB ? F - f0 : CB;
-    float t[4][6][CB], o[4][4][CB];
-    for (int j = 0; j < 6; j++)
-      at6(&t[0][j][0], 6 * CB, m + (size_t)j * F + f0, 6 * (size_t)F, fb, NULL);
-    for (int i = 0; i < 4; i++) at6(&o[i][0][0], CB, &t[i][0][0], CB, fb, bias ? bias + f0 : NULL);
-    for (int i = 0; i < 4 && oy0 + i < OH; i++)
+  for (int f0 = 0; f0 < F; f0 += WV) {
+    int fb = F - f0;
+    wino_v p[6][6], t[4][6], zero = {0}, b = zero;
+    if (bias) wino_load(&b, bias + f0, fb);
+    for (int i = 0; i < 6; i++)
+      for (int j = 0; j < 6; j++) wino_load(&p[i][j], m + (size_t)(6 * i + j) * F + f0, fb);
+    for (int j = 0; j < 6; j++) at6(&t[0][j], 6, &p[0][j], 6, &zero);
+    for (int i = 0; i < 4 && oy0 + i < OH; i++) {
+      wino_v o[4];
+      at6(o, 1, t[i], 1, &b);
       for (int j = 0; j < 4 && ox0 + j < OW; j++) {
-        float *dst = y + ((size_t)(oy0 + i) * OW + ox0 + j) * F + f0;
-        if (relu)
-          for (int f = 0; f < fb; f++) dst[f] = o[i][j][f] > 0 ? o[i][j][f] : 0.0f;
-        else
-          memcpy(dst, o[i][j], fb * sizeof *dst);
+        /* max(o, 0) with NaN giving 0: keep the lanes where o > 0 holds. */
+        if (relu) o[j] = (wino_v)((wino_vi)o[j] & (o[j] > zero));
+        wino_store(y + ((size_t)(oy0 + i) * OW + ox0 + j) * F + f0, &o[j], fb);
       }
+    }
   }
 }
 

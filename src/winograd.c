@@ -118,7 +118,10 @@ CNN_INLINE void wino_load(wino_v *v, const float *p, int n) {
 }
 
 CNN_INLINE void wino_store(float *p, const wino_v *v, int n) {
-  memcpy(p, v, (n >= WV ? WV : (size_t)n) * sizeof(float));
+  if (n >= WV)
+    memcpy(p, v, sizeof *v);
+  else
+    memcpy(p, v, (size_t)n * sizeof(float));
 }
 
 /* B^T on six vectors d, is apart, into six, os apart. */

@@ -532,27 +532,55 @@ int cnn_net_set_bf16_inference(cnn_net *net, int on, char *err) {
 
 int cnn_net_bf16_inference(const cnn_net *net) { return net->bf16; }
 
+/* Layer i's forward on the n samples from `first` (z and act are per sample). */
+static void forward_layer(cnn_net *net, cnn_run *run, int i, int first, int n) {
+  cnn_layer *l = &net->layers[i];
+  size_t in = shape_size(l->in) * first, out = shape_size(l->out) * first;
+  float *x = net->act[i] + in, *y = net->act[i + 1] + out;
+  size_t rows = (size_t)n * l->out.h * l->out.w, cols = (size_t)l->out.c;
+  if (run->training && net->z[i]) {
+    l->ops->forward(l, run, net->z[i] + out, x, n);
+    cnn_act_forward(cnn_threads_isa(net->pool), &l->spec->act, y, net->z[i] + out, rows, cols);
+  } else {
+    run->relu = fused_relu(l);
+    l->ops->forward(l, run, y, x, n);
+    if (has_act(l) && !run->relu)
+      cnn_act_forward(cnn_threads_isa(net->pool), &l->spec->act, y, y, rows, cols);
+    run->relu = 0;
+  }
+}
+
+/* Layers before the first dense one, whose activations outweigh their
+ * weights: in inference they take large batches INFER_SLICE samples at a
+ * time, so that a slice's activations (about 170 KB a sample in the
+ * notebook's model, half of it the first convolution's output) stay in
+ * cache from layer to layer, beside the dense kernels, instead of passing
+ * through memory. Every sample's arithmetic is the same in any slice, so
+ * results do not change. Measured on the notebook's model (Zen 4, 1 MB L2,
+ * 32 MB L3; tests/bench/bench_predict, 1024 images): slices of 32 took 0.94
+ * of the unsliced time (median of 6 pairs); 8 and 16 gained less. */
+#define INFER_SLICE 32
+
+static int sliced_layers(const cnn_net *net) {
+  int i = 0;
+  while (i < net->nlayers && net->layers[i].ops != &cnn_dense_ops) i++;
+  return i;
+}
+
 const float *cnn_net_forward(cnn_net *net, int n, int training) {
   cnn_run run = {net->pool, net->work, training, net->freeze, &net->rng, 0, !training && net->bf16};
   /* The convolutions' products follow the pool's precision: lend it ours
    * for this pass. */
   int pool_bf16 = cnn_threads_bf16(net->pool);
   if (run.bf16) cnn_threads_set_bf16(net->pool, 1);
-  for (int i = 0; i < net->nlayers; i++) {
-    cnn_layer *l = &net->layers[i];
-    float *x = net->act[i], *y = net->act[i + 1];
-    size_t rows = (size_t)n * l->out.h * l->out.w, cols = (size_t)l->out.c;
-    if (training && net->z[i]) {
-      l->ops->forward(l, &run, net->z[i], x, n);
-      cnn_act_forward(cnn_threads_isa(net->pool), &l->spec->act, y, net->z[i], rows, cols);
-    } else {
-      run.relu = fused_relu(l);
-      l->ops->forward(l, &run, y, x, n);
-      if (has_act(l) && !run.relu)
-        cnn_act_forward(cnn_threads_isa(net->pool), &l->spec->act, y, y, rows, cols);
-      run.relu = 0;
-    }
+  int i = 0;
+  if (!training && n > INFER_SLICE) {
+    int head = sliced_layers(net);
+    for (int first = 0; first < n; first += INFER_SLICE)
+      for (i = 0; i < head; i++)
+        forward_layer(net, &run, i, first, n - first < INFER_SLICE ? n - first : INFER_SLICE);
   }
+  for (; i < net->nlayers; i++) forward_layer(net, &run, i, 0, n);
   if (run.bf16) cnn_threads_set_bf16(net->pool, pool_bf16);
   net->last_n = n;
   return net->act[net->nlayers];

@@ -27,26 +27,31 @@
 #include "winograd.h"
 
 /* Whether Winograd beats im2col + GEMM for an output of oh x ow when direct
- * convolution makes `direct` outputs (tests/bench/bench_winograd.c): with
- * at least 3 times fewer multiplications (9 * direct against 36 per 4x4
- * tile; at 2.25, a 6x6 or 3x3 output in 4x4 tiles, it loses), at least 32
- * input channels and filters (with 16 the 36 thin products lose at batch
- * 32), and a transformed kernel of at most 36M floats. */
-static int wino_pays(int direct, int oh, int ow, int c, int f) {
+ * convolution makes `direct` outputs: with at least `per_tile` direct
+ * outputs per 4x4 tile (9 * direct multiplications against 36 a tile), at
+ * least 32 input channels and filters (with 16 the 36 thin products lose at
+ * batch 32), and a transformed kernel of at most 36M floats. */
+static int wino_pays(int direct, int oh, int ow, int c, int f, int per_tile) {
   long tiles = (long)((oh + 3) / 4) * ((ow + 3) / 4);
-  return c >= 32 && f >= 32 && (long)c * f <= 1L << 20 && (long)direct >= 12 * tiles;
+  return c >= 32 && f >= 32 && (long)c * f <= 1L << 20 && (long)direct >= per_tile * tiles;
 }
 
-/* The parts of a 3x3 stride-1 convolution that Winograd takes. The input
- * gradient computes an output of the input's size from the same products:
- * for the notebook's second convolution (11x11 from 13x13) it has 1.9 times
- * fewer multiplications, and loses at batch 32. */
+/* The parts of a 3x3 stride-1 convolution that Winograd takes
+ * (tests/bench/bench_winograd.c, "rule"). The forward needs 2.5 times fewer
+ * multiplications (10 outputs a tile; at 2.25, a 6x6 output in 4 tiles, it
+ * breaks even). The input gradient computes an output of the input's size
+ * from the same number of direct products, and wins from 1.75 times fewer
+ * (7 a tile), as im2col's gradient also pays for col2im: the notebook's
+ * second convolution has 3.4 for its forward (11x11 outputs in 9 tiles) and
+ * 1.9 for its input gradient (13x13 in 16 tiles; with both, a training
+ * step of the layer takes 0.93 of the time with the forward alone at batch
+ * 32, 0.85 at 128). */
 static int conv_winograd(const cnn_layer *l) {
   const cnn_layer_spec *s = l->spec;
   if (s->kh != 3 || s->kw != 3 || s->sh != 1 || s->sw != 1) return 0;
   int direct = l->out.h * l->out.w, parts = 0;
-  if (wino_pays(direct, l->out.h, l->out.w, l->in.c, s->filters)) parts |= CNN_WINO_FORWARD;
-  if (wino_pays(direct, l->in.h, l->in.w, s->filters, l->in.c)) parts |= CNN_WINO_DX;
+  if (wino_pays(direct, l->out.h, l->out.w, l->in.c, s->filters, 10)) parts |= CNN_WINO_FORWARD;
+  if (wino_pays(direct, l->in.h, l->in.w, s->filters, l->in.c, 7)) parts |= CNN_WINO_DX;
   return parts;
 }
 

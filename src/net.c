@@ -573,14 +573,11 @@ const float *cnn_net_forward(cnn_net *net, int n, int training) {
    * for this pass. */
   int pool_bf16 = cnn_threads_bf16(net->pool);
   if (run.bf16) cnn_threads_set_bf16(net->pool, 1);
-  int i = 0;
-  if (!training && n > INFER_SLICE) {
-    int head = sliced_layers(net);
-    for (int first = 0; first < n; first += INFER_SLICE)
-      for (i = 0; i < head; i++)
-        forward_layer(net, &run, i, first, n - first < INFER_SLICE ? n - first : INFER_SLICE);
-  }
-  for (; i < net->nlayers; i++) forward_layer(net, &run, i, 0, n);
+  int head = !training && n > INFER_SLICE ? sliced_layers(net) : 0;
+  for (int first = 0; head && first < n; first += INFER_SLICE)
+    for (int i = 0; i < head; i++)
+      forward_layer(net, &run, i, first, n - first < INFER_SLICE ? n - first : INFER_SLICE);
+  for (int i = head; i < net->nlayers; i++) forward_layer(net, &run, i, 0, n);
   if (run.bf16) cnn_threads_set_bf16(net->pool, pool_bf16);
   net->last_n = n;
   return net->act[net->nlayers];

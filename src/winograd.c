@@ -25,7 +25,7 @@
 
 #include "gemm.h"
 
-#define CB 64                    /* channels per pass of a transform (its stack buffers) */
+#define CB 64                    /* channels per pass of the kernel transform (its stack buffers) */
 #define PT 36                    /* points of a 6x6 tile */
 #define CHUNK_FLOATS (64 * 1024) /* V and M of one task: 256 KB */
 

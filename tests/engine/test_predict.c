@@ -2,10 +2,10 @@
  * test_predict.c - inference of the notebook's model takes different paths
  * for one image (products shared by the threads, the first dense layer split
  * by k block) and for batches (convolutions in chunks of images per thread,
- * the layers before the first dense one 32 images at a time: 45 images make a
- * whole slice and a part), with 1, 2 or 3 threads. Every path must give every image bit for bit the
- * same probabilities, and the forward pass of training the same outputs as
- * inference.
+ * the layers before the first dense one 32 images at a time: 45 images make
+ * a whole slice and a part), with 1, 2 or 3 threads. Every path must give
+ * every image bit for bit the same probabilities, and the forward pass of
+ * training the same outputs as inference.
  */
 #include <stdlib.h>
 

@@ -525,6 +525,57 @@ static void test_isas_agree(void) {
 }
 
 /* Everything above on one instruction set. */
+/* A single row of tiles (2..MR rows) too narrow for every thread to get
+ * columns is split by k block over the threads (the first convolution's
+ * weight gradient): bit for bit the product of one thread, with beta 0 and
+ * 1, a bias and a ReLU, A in place and transposed, N a whole tile, two
+ * tiles, and a narrow one (packed per block), K of 6 to 57 blocks. */
+static void test_tile_row_split(cnn_isa isa) {
+  static const int shapes[][4] = {
+      {9, 32, 21632, 1}, {7, 40, 3000, 0}, {5, 20, 2000, 0}, {12, 10, 2500, 1}, {2, 64, 4000, 1}};
+  cnn_threads *pools[3] = {NULL, NULL, NULL};
+  int mismatches = 0, runs = 0;
+  for (int p = 0; p < 3; p++)
+    if (!(pools[p] = check_pool(p + 1, isa))) goto done;
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = shapes[s][3];
+    int lda = ta ? M : K, ldc = N + 5;
+    size_t nc = (size_t)M * ldc;
+    float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+    float *bias = malloc((size_t)N * sizeof(float)), *C0 = malloc(nc * sizeof(float));
+    float *first = malloc(nc * sizeof(float)), *C = malloc(nc * sizeof(float));
+    if (!CHECK(A && B && bias && C0 && first && C)) {
+      free(A), free(B), free(bias), free(C0), free(first), free(C);
+      break;
+    }
+    check_fill(A, (size_t)M * K), check_fill(B, (size_t)K * N), check_fill(bias, (size_t)N);
+    check_fill(C0, nc);
+    for (int form = 0; form < 3; form++) /* beta 0, beta 1, bias + ReLU */
+      for (int p = 0; p < 3; p++) {
+        float *out = p ? C : first;
+        memcpy(out, C0, nc * sizeof(float));
+        if (form < 2)
+          cnn_gemm(pools[p], ta, 0, M, N, K, 0.5f, A, lda, B, N, (float)form, out, ldc);
+        else
+          cnn_gemm_bias(pools[p], ta, 0, M, N, K, 0.5f, A, lda, B, N, bias, 1, out, ldc);
+        if (p) mismatches += memcmp(first, C, nc * sizeof(float)) != 0, runs++;
+      }
+    /* And the last form is right: spot checks against double sums. */
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j += 7) {
+        double want = 0.5 * dot_ref(ta, 0, K, A, lda, B, N, i, j) + bias[j];
+        want = want > 0 ? want : 0;
+        double got = first[(size_t)i * ldc + j];
+        if (!(fabs(got - want) <= 1e-4 * (fabs(want) + 1))) mismatches++;
+      }
+    free(A), free(B), free(bias), free(C0), free(first), free(C);
+  }
+  CHECK_EQ_INT(runs, 30);
+  CHECK_EQ_INT(mismatches, 0);
+done:
+  for (int p = 0; p < 3; p++) cnn_threads_free(pools[p]);
+}
+
 static void test_isa(cnn_isa isa) {
   cnn_threads *pool = check_pool(1, isa);
   if (!pool) return;
@@ -548,6 +599,7 @@ static void test_isa(cnn_isa isa) {
   test_bias(pool);
   cnn_threads_free(pool);
   test_pool_sizes_bitwise(isa);
+  test_tile_row_split(isa);
 }
 
 int main(void) {

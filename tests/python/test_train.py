@@ -96,7 +96,9 @@ def main():
     one(conn, "SELECT cnn_create('t', ?, 3)", SMALL)
     start = time.time()
     r = train(conn, "t", ROWS, epochs=1000, max_seconds=0.5)
-    assert r["stopped"] == "max_seconds" and 1 <= r["epochs_run"] < 20, r
+    # (an epoch of this model takes 20-40 ms: far fewer than the 1000 run)
+    assert r["stopped"] == "max_seconds" and 1 <= r["epochs_run"] < 500, r
+    assert 0.5 <= r["seconds"] < 5, r
     assert time.time() - start < 10
 
     # Interrupt from another thread: stops within a second, keeps epochs.

@@ -243,6 +243,19 @@ static void forget_packs(cnn_net *net) {
   for (int i = 0; i < net->nlayers; i++) net->layers[i].wpack = NULL, net->layers[i].wino_u = NULL;
 }
 
+/* *buf (of *have floats) with room for n floats, grown if needed (its
+ * contents then lost); NULL out of memory, *buf then empty. Views into it
+ * must be forgotten before: growing moves it. */
+static float *grow_floats(float **buf, size_t *have, size_t n) {
+  if (n > *have) {
+    cnn_free(*buf);
+    *have = 0;
+    if (!(*buf = cnn_malloc(n * sizeof **buf))) return NULL;
+    *have = n;
+  }
+  return *buf;
+}
+
 /* The Winograd kernel transforms of the convolutions that run their forward
  * that way, for inference at any batch: a training forward transforms the
  * kernel on every call (the weights change with every step), which for one
@@ -259,14 +272,9 @@ static void transform_for_inference(cnn_net *net) {
     total += cnn_wino_kernel_floats(l->in.c, l->out.c);
   }
   if (!stale) return;
-  if (total > net->wino_u_size) {
-    cnn_free(net->wino_u);
-    net->wino_u_size = 0;
-    if (!(net->wino_u = cnn_malloc(total * sizeof *net->wino_u))) return;
-    net->wino_u_size = total;
-  }
-  float *p = net->wino_u;
-  for (int i = 0; i < net->nlayers; i++) {
+  for (int i = 0; i < net->nlayers; i++) net->layers[i].wino_u = NULL; /* the buffer may move */
+  float *p = grow_floats(&net->wino_u, &net->wino_u_size, total);
+  for (int i = 0; p && i < net->nlayers; i++) {
     cnn_layer *l = &net->layers[i];
     if (l->ops != &cnn_conv2d_ops || !(l->winograd & CNN_WINO_FORWARD)) continue;
     cnn_wino_kernel(isa, p, l->w, l->in.c, l->out.c, 0);
@@ -290,14 +298,9 @@ static void pack_for_inference(cnn_net *net, int batch) {
     total += cnn_gemm_packed_size(isa, (int)shape_size(l->in), l->out.c);
   }
   if (!total) return;
-  if (total > net->wpack_size) {
-    cnn_free(net->wpack);
-    net->wpack_size = 0;
-    if (!(net->wpack = cnn_malloc(total * sizeof *net->wpack))) return;
-    net->wpack_size = total;
-  }
-  float *p = net->wpack;
-  for (int i = 0; i < net->nlayers; i++) {
+  for (int i = 0; i < net->nlayers; i++) net->layers[i].wpack = NULL; /* the buffer may move */
+  float *p = grow_floats(&net->wpack, &net->wpack_size, total);
+  for (int i = 0; p && i < net->nlayers; i++) {
     cnn_layer *l = &net->layers[i];
     if (l->ops != &cnn_dense_ops) continue;
     int in = (int)shape_size(l->in), out = l->out.c;

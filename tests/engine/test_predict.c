@@ -138,6 +138,39 @@ int main(void) {
     cnn_net_set_pool(net, NULL);
     cnn_threads_free(pool);
   }
+
+  /* Packs made for one instruction set, then out of memory while making
+   * them again for a wider one (whose packed kernel is larger): batches go
+   * on unpacked, and back at the first set none reads the freed packs
+   * (AddressSanitizer would see it). */
+  cnn_spec spec3;
+  cnn_net *small = NULL; /* a new network: its packs sized for baseline first */
+  if (check_isa(CNN_ISA_AVX2) && CHECK(cnn_spec_parse(&spec3, NULL, err) == CNN_OK) &&
+      CHECK(cnn_net_new(&small, &spec3, err) == CNN_OK)) {
+    cnn_net_init(small, 3);
+    cnn_threads *pool = check_pool(2, CNN_ISA_BASELINE);
+    float *batch = malloc(sizeof(float) * IMAGES * CLASSES);
+    if (pool && CHECK(batch)) {
+      cnn_net_set_pool(small, pool);
+      CHECK(predict(small, batch, images, 1));
+      CHECK(predict(small, out, images, IMAGES)); /* packs for baseline */
+      CHECK(memcmp(out, batch, sizeof(float) * IMAGES * CLASSES) == 0);
+      cnn_threads_set_isa(pool, CNN_ISA_AVX2);
+      CHECK(predict(small, batch, images, 1));
+      cnn_alloc_fail_at(1); /* the larger avx2 packs */
+      CHECK(predict(small, out, images, IMAGES));
+      cnn_alloc_fail_at(0);
+      CHECK(memcmp(out, batch, sizeof(float) * IMAGES * CLASSES) == 0);
+      cnn_threads_set_isa(pool, CNN_ISA_BASELINE);
+      CHECK(predict(small, batch, images, 1));
+      CHECK(predict(small, out, images, IMAGES));
+      CHECK(memcmp(out, batch, sizeof(float) * IMAGES * CLASSES) == 0);
+      cnn_net_set_pool(small, NULL);
+    }
+    free(batch);
+    cnn_threads_free(pool);
+  }
+  cnn_net_free(small);
   cnn_net_free(net);
   free(images), free(ref), free(out);
   return check_done();

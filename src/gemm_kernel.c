@@ -573,6 +573,14 @@ static void gemm_tile_direct(const gemm_job *g, int mr, int nr, int kc, const fl
     gemm_tile_rows(mr, nr, kc, a, g->lda, b, rsb, c, g->ldc, s, lds, g->alpha, beta, flags);
 }
 
+/* The depth of the k blocks of a product with this K: equal blocks of at
+ * most KC (576 splits 288 + 288, not 384 + 192). It depends on K alone, so
+ * every nest, instruction set and packed B (GEMM_PACK) sums alike. */
+static int gemm_kc(int K) {
+  int nk = (K + KC - 1) / KC;
+  return (K + nk - 1) / nk;
+}
+
 /* N rounded up to whole tiles: the width of a packed B. */
 static size_t gemm_npad(int N) { return ((size_t)N + NR - 1) / NR * NR; }
 
@@ -859,9 +867,7 @@ static void gemm_run(cnn_threads *pool, int ta, int tb, int M, int N, int K, flo
   }
   gemm_job g = {ta, tb,  M,    N,    K, alpha, beta, A, lda,  B,   ldb,
                 C,  ldc, bias, relu, 0, 0,     0,    0, NULL, bpre};
-  /* Equal k blocks of at most KC: 576 splits 288+288, not 384+192. */
-  int nk = (K + KC - 1) / KC;
-  g.kc = (K + nk - 1) / nk;
+  g.kc = gemm_kc(K);
 
   /* Split the longer side of C (see the top of the file); the other side
    * when the longer one has too few tiles for the threads. */
@@ -869,6 +875,7 @@ static void gemm_run(cnn_threads *pool, int ta, int tb, int M, int N, int K, flo
   int nt = cnn_threads_size(pool);
   if (2.0 * M * N * K < GEMM_MIN_PARALLEL_FLOPS) nt = 1;
 #if GEMM_VEC
+  int nk = (K + g.kc - 1) / g.kc;
   /* One row (batch-1 inference) with at least a k block per thread: the
    * threads take whole k blocks, whose sums start from zero in every nest,
    * and the caller writes them back in k order: the same arithmetic as one
@@ -921,7 +928,7 @@ size_t GEMM_PACKED_SIZE(int K, int N) { return K <= 0 || N <= 0 ? 0 : (size_t)K 
 
 void GEMM_PACK(float *bp, const float *B, int ldb, int K, int N) {
   if (K <= 0 || N <= 0) return;
-  int nk = (K + KC - 1) / KC, kc = (K + nk - 1) / nk;
+  int kc = gemm_kc(K);
   for (int pc = 0; pc < K; pc += kc)
     gemm_pack_b(bp + (size_t)pc * gemm_npad(N), B + (size_t)pc * ldb, ldb, 0,
                 K - pc < kc ? K - pc : kc, N);

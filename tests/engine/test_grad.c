@@ -260,10 +260,11 @@ int main(void) {
              "\"use_bias\":false,\"activation\":\"elu\"},{\"type\":\"flatten\"},"
              "{\"type\":\"dense\",\"units\":3,\"use_bias\":false}]}",
              2, 200);
-  /* 3x3 stride-1 convolutions the engine runs by Winograd (conv2d.c's rule):
-   * the notebook's second convolution (the forward), and a 'same' one with
-   * the input gradient too (which the network's input gradient goes through). */
-  grad_check("conv by Winograd, forward (13x13x32 -> 64)",
+  /* 3x3 stride-1 convolutions the engine runs by Winograd (conv2d.c's rule),
+   * forward and input gradient (which the first convolution's gradients and
+   * the network's input gradient go through): the notebook's second
+   * convolution, and a 'same' one. */
+  grad_check("conv by Winograd, forward and input gradient (13x13x32 -> 64)",
              "{\"input\":[15,15,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":32,\"kernel\":3,"
              "\"activation\":\"tanh\"},{\"type\":\"conv2d\",\"filters\":64,\"kernel\":3,"
              "\"activation\":\"tanh\"},{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",

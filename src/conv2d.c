@@ -14,9 +14,10 @@
  * each instruction set (isa.h) and run with the pool's.
  *
  * 3x3 stride-1 convolutions with enough channels and outputs (conv_winograd)
- * take Winograd's F(4x4, 3x3) instead (winograd.h) for the forward, the
- * input gradient or both, with fewer multiplications; the weight gradient
- * stays cols^T @ dy, the columns then built in backward. Products in bf16
+ * take Winograd's F(4x4, 3x3) instead (winograd.h) for the forward and
+ * the input gradient, and F(3x3, 4x4) for the weight gradient, where each
+ * needs enough fewer multiplications; a weight gradient left to cols^T @ dy
+ * after a Winograd forward builds its columns in backward. Products in bf16
  * stay on im2col: the transforms' large coefficients would magnify their
  * rounding.
  */
@@ -45,12 +46,14 @@ static int wino_pays(int direct, int oh, int ow, int c, int f, int per_tile) {
  * second convolution has 3.4 for its forward (11x11 outputs in 9 tiles) and
  * 1.9 for its input gradient (13x13 in 16 tiles; with both, a training
  * step of the layer takes 0.93 of the time with the forward alone at batch
- * 32, 0.85 at 128). */
+ * 32, 0.85 at 128). The weight gradient sums over the forward's tiles and
+ * has the forward's ratio; it takes the same threshold. */
 static int conv_winograd(const cnn_layer *l) {
   const cnn_layer_spec *s = l->spec;
   if (s->kh != 3 || s->kw != 3 || s->sh != 1 || s->sw != 1) return 0;
   int direct = l->out.h * l->out.w, parts = 0;
-  if (wino_pays(direct, l->out.h, l->out.w, l->in.c, s->filters, 10)) parts |= CNN_WINO_FORWARD;
+  if (wino_pays(direct, l->out.h, l->out.w, l->in.c, s->filters, 10))
+    parts |= CNN_WINO_FORWARD | CNN_WINO_DW;
   if (wino_pays(direct, l->in.h, l->in.w, s->filters, l->in.c, 7)) parts |= CNN_WINO_DX;
   return parts;
 }
@@ -90,7 +93,8 @@ static int conv_setup(cnn_layer *l, char *err) {
     /* The transformed kernel, then the tiles; room for im2col too (bf16). */
     cnn_wino_geom f = wino_forward_geom(l), b = wino_backward_geom(l);
     size_t wf = cnn_wino_work_floats(&f), wb = cnn_wino_work_floats(&b);
-    if ((l->winograd & CNN_WINO_FORWARD) && wf > l->work_per_sample) l->work_per_sample = wf;
+    if ((l->winograd & (CNN_WINO_FORWARD | CNN_WINO_DW)) && wf > l->work_per_sample)
+      l->work_per_sample = wf;
     if ((l->winograd & CNN_WINO_DX) && wb > l->work_per_sample) l->work_per_sample = wb;
     l->work_fixed = cnn_wino_kernel_floats(l->in.c, s->filters);
   }
@@ -102,7 +106,7 @@ static size_t conv_cols(const cnn_layer *l) { return l->keep_per_sample; }
 
 static int conv_direct(const cnn_layer *l) { return conv_cols(l) == 0; }
 
-/* part: CNN_WINO_FORWARD or CNN_WINO_DX */
+/* part: CNN_WINO_FORWARD, CNN_WINO_DX or CNN_WINO_DW */
 static int conv_use_winograd(const cnn_layer *l, const cnn_run *run, int part) {
   return (l->winograd & part) && !cnn_threads_bf16(run->pool);
 }
@@ -310,12 +314,17 @@ static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
   int K = l->spec->kh * l->spec->kw * l->in.c;
   if (l->nbias) cnn_bias_grad(l->db, dy, (size_t)M, (size_t)N);
   conv_task t = {l, run->work, dx, x, 1, cnn_threads_isa(run->pool)};
-  if (conv_use_winograd(l, run, CNN_WINO_FORWARD)) { /* the forward built no columns */
-    conv_task c = {l, l->keep, NULL, x, 1, t.isa};
-    cnn_threads_run(run->pool, im2col_task, &c, n);
+  if (conv_use_winograd(l, run, CNN_WINO_DW)) {
+    cnn_wino_geom g = wino_forward_geom(l);
+    cnn_wino_dw(run->pool, &g, x, dy, l->dw, run->work, n);
+  } else {
+    if (conv_use_winograd(l, run, CNN_WINO_FORWARD)) { /* the forward built no columns */
+      conv_task c = {l, l->keep, NULL, x, 1, t.isa};
+      cnn_threads_run(run->pool, im2col_task, &c, n);
+    }
+    const float *cols = conv_direct(l) ? x : l->keep; /* from the training forward */
+    cnn_gemm(run->pool, 1, 0, K, N, M, 1.0f, cols, K, dy, N, 0.0f, l->dw, N);
   }
-  const float *cols = conv_direct(l) ? x : l->keep; /* from the training forward */
-  cnn_gemm(run->pool, 1, 0, K, N, M, 1.0f, cols, K, dy, N, 0.0f, l->dw, N);
   if (!dx) return;
   if (conv_use_winograd(l, run, CNN_WINO_DX)) {
     cnn_wino_geom g = wino_backward_geom(l);

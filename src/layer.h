@@ -77,14 +77,15 @@ struct cnn_layer {
                           for inference (cnn_wino_kernel on wino_isa),
                           or NULL */
   cnn_isa wino_isa;
-  int winograd; /* conv2d: CNN_WINO_FORWARD and CNN_WINO_DX, the
-                   parts done by Winograd (winograd.h); setup
-                   sets them where that pays, clearing them
-                   gives im2col + GEMM */
+  int winograd; /* conv2d: CNN_WINO_FORWARD, CNN_WINO_DX and
+                   CNN_WINO_DW, the parts done by Winograd
+                   (winograd.h); setup sets them where that pays,
+                   clearing them gives im2col + GEMM */
 };
 
 #define CNN_WINO_FORWARD 1
 #define CNN_WINO_DX 2
+#define CNN_WINO_DW 4
 
 extern const cnn_layer_ops cnn_conv2d_ops, cnn_maxpool_ops, cnn_avgpool_ops, cnn_flatten_ops,
     cnn_dense_ops, cnn_dropout_ops, cnn_batchnorm_ops, cnn_globalavgpool_ops, cnn_activation_ops;

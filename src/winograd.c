@@ -14,7 +14,25 @@
  * the chunk's transformed inputs V [tiles, 36, C], then its products
  * M [tiles, 36, F]. It transforms the tiles, runs the 36 products on its own
  * thread and writes the outputs while V and M are still in its L2 (about
- * 256 KB a chunk). The loops run along channels, compiled for each
+ * 256 KB a chunk).
+ *
+ * The weight gradient is F(3x3, 4x4) on the same tiles: the correlation of a
+ * tile's 6x6 inputs d with its 4x4 output gradients e gives its share of the
+ * 3x3 kernel's gradient,
+ *   dw = A'^T [(G' e G'^T) . (B^T d B)] A'
+ * with the forward's B^T (the data transform depends only on the points 0,
+ * +-1, +-2 and infinity, which both use), and
+ *
+ *   G' = | 1/4     0    0     0 |   A'^T = | 1  1  1  1  1  0 |
+ *        | -1/6 -1/6 -1/6  -1/6 |          | 0  1 -1  2 -2  0 |
+ *        | -1/6  1/6 -1/6   1/6 |          | 0  1  1  4  4  1 |
+ *        | 1/24 1/12  1/6   1/3 |
+ *        | 1/24 -1/12 1/6  -1/3 |
+ *        | 0       0    0     1 |
+ *
+ * Summed over the batch's tiles before A' (it is linear), that is 36 products
+ * [C, tiles] x [tiles, F], one per point, against 9 x 16 multiplications a
+ * tile for cols^T @ dy. The loops run along channels, compiled for each
  * instruction set (CNN_ISA_CLONES); without contraction into FMAs (ISO C
  * rounds every operation) they round alike at every vector width.
  */
@@ -269,4 +287,148 @@ void cnn_wino_conv(cnn_threads *pool, const cnn_wino_geom *g, const float *x, co
   j.nchunks = (total + j.chunk - 1) / j.chunk;
   j.workers = cnn_threads_size(pool) < j.nchunks ? cnn_threads_size(pool) : j.nchunks;
   cnn_threads_run(pool, wino_task, &j, j.workers);
+}
+
+/* ---- the weight gradient ------------------------------------------------------ */
+
+/* G' on four vectors e, is apart, into six, os apart. */
+CNN_INLINE void gp6(wino_v *out, size_t os, const wino_v *e, size_t is) {
+  wino_v e0 = e[0], e1 = e[is], e2 = e[2 * is], e3 = e[3 * is];
+  wino_v s02 = e0 + e2, s13 = e1 + e3;
+  wino_v t0 = (1.0f / 24) * e0 + (1.0f / 6) * e2, t1 = (1.0f / 12) * e1 + (1.0f / 3) * e3;
+  out[0] = 0.25f * e0;
+  out[os] = (-1.0f / 6) * (s02 + s13);
+  out[2 * os] = (-1.0f / 6) * (s02 - s13);
+  out[3 * os] = t0 + t1;
+  out[4 * os] = t0 - t1;
+  out[5 * os] = e3;
+}
+
+/* A'^T on six vectors m, is apart, giving three, os apart. */
+CNN_INLINE void ap3(wino_v *out, size_t os, const wino_v *m, size_t is) {
+  wino_v m0 = m[0], m1 = m[is], m2 = m[2 * is], m3 = m[3 * is], m4 = m[4 * is], m5 = m[5 * is];
+  wino_v s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
+  out[0] = m0 + s12 + s34;
+  out[os] = d12 + 2.0f * d34;
+  out[2 * os] = s12 + 4.0f * s34 + m5;
+}
+
+/* e [36, F] = G' e G'^T of the 4x4 output gradients at (oy0, ox0) of one
+ * image dy [OH, OW, F], zeros past its edge. */
+CNN_INLINE void tile_dy_body(float *restrict e, const float *restrict dy, int OH, int OW, int F,
+                             int oy0, int ox0) {
+  for (int f0 = 0; f0 < F; f0 += WV) {
+    int fb = F - f0;
+    wino_v d[4][4], t[6][4];
+    for (int i = 0; i < 4; i++)
+      for (int j = 0; j < 4; j++) {
+        int oy = oy0 + i, ox = ox0 + j;
+        if (oy >= OH || ox >= OW)
+          d[i][j] = (wino_v){0};
+        else
+          wino_load(&d[i][j], dy + ((size_t)oy * OW + ox) * F + f0, fb);
+      }
+    for (int j = 0; j < 4; j++) gp6(&t[0][j], 4, &d[0][j], 4);
+    for (int i = 0; i < 6; i++) {
+      wino_v o[6];
+      gp6(o, 1, t[i], 1);
+      for (int s = 0; s < 6; s++) wino_store(e + (size_t)(6 * i + s) * F + f0, &o[s], fb);
+    }
+  }
+}
+
+CNN_ISA_CLONES(tile_dy,
+               (float *restrict e, const float *restrict dy, int OH, int OW, int F, int oy0,
+                int ox0),
+               (e, dy, OH, OW, F, oy0, ox0))
+
+/* Row c of dw [3, 3, C, F] from the summed products m [36, C, F]. */
+CNN_INLINE void dw_out_body(float *restrict dw, const float *restrict m, int C, int F, int c) {
+  size_t cf = (size_t)C * F;
+  for (int f0 = 0; f0 < F; f0 += WV) {
+    int fb = F - f0;
+    wino_v p[6][6], t[3][6];
+    for (int i = 0; i < 6; i++)
+      for (int j = 0; j < 6; j++)
+        wino_load(&p[i][j], m + (6 * i + j) * cf + (size_t)c * F + f0, fb);
+    for (int j = 0; j < 6; j++) ap3(&t[0][j], 6, &p[0][j], 6);
+    for (int i = 0; i < 3; i++) {
+      wino_v o[3];
+      ap3(o, 1, t[i], 1);
+      for (int j = 0; j < 3; j++) wino_store(dw + (3 * i + j) * cf + (size_t)c * F + f0, &o[j], fb);
+    }
+  }
+}
+
+CNN_ISA_CLONES(dw_out, (float *restrict dw, const float *restrict m, int C, int F, int c),
+               (dw, m, C, F, c))
+
+#define DW_CHUNK 16 /* tiles per task of the transforms */
+
+typedef struct wino_dw_job {
+  const cnn_wino_geom *g;
+  const float *x, *dy;
+  float *dw;
+  float *m, *v, *e; /* m [36, C, F]; v [tiles, 36, C], e [tiles, 36, F] */
+  int th, tw, tiles;
+  const cnn_threads *pool;
+  cnn_isa isa;
+} wino_dw_job;
+
+/* The transforms of tiles DW_CHUNK * task onwards. */
+static void dw_tiles_task(void *ctx, int task, int thread) {
+  (void)thread;
+  const wino_dw_job *j = ctx;
+  const cnn_wino_geom *g = j->g;
+  int per_img = j->th * j->tw, t0 = task * DW_CHUNK;
+  int t1 = j->tiles - t0 < DW_CHUNK ? j->tiles : t0 + DW_CHUNK;
+  size_t in = (size_t)g->H * g->W * g->C, out = (size_t)g->OH * g->OW * g->F;
+  for (int t = t0; t < t1; t++) {
+    int img = t / per_img, r = t % per_img, oy0 = r / j->tw * 4, ox0 = r % j->tw * 4;
+    tile_in_isa(j->isa, j->v + (size_t)t * PT * g->C, j->x + img * in, g->H, g->W, g->C,
+                oy0 - g->pad_top, ox0 - g->pad_left);
+    tile_dy_isa(j->isa, j->e + (size_t)t * PT * g->F, j->dy + img * out, g->OH, g->OW, g->F, oy0,
+                ox0);
+  }
+}
+
+/* Point xi's product over every tile of the batch, on the task's thread:
+ * m[xi] [C, F] = v[:, xi]^T @ e[:, xi]. */
+static void dw_product_task(void *ctx, int xi, int thread) {
+  (void)thread;
+  const wino_dw_job *j = ctx;
+  const cnn_wino_geom *g = j->g;
+  cnn_gemm_bias_serial(j->pool, 1, 0, g->C, g->F, j->tiles, 1.0f, j->v + (size_t)xi * g->C,
+                       PT * g->C, j->e + (size_t)xi * g->F, PT * g->F, NULL, 0,
+                       j->m + (size_t)xi * g->C * g->F, g->F);
+}
+
+static void dw_out_task(void *ctx, int c, int thread) {
+  (void)thread;
+  const wino_dw_job *j = ctx;
+  dw_out_isa(j->isa, j->dw, j->m, j->g->C, j->g->F, c);
+}
+
+void cnn_wino_dw(cnn_threads *pool, const cnn_wino_geom *g, const float *x, const float *dy,
+                 float *dw, float *work, int n) {
+  wino_dw_job j = {g,
+                   x,
+                   dy,
+                   dw,
+                   work,
+                   NULL,
+                   NULL,
+                   tiles_of(g->OH),
+                   tiles_of(g->OW),
+                   0,
+                   pool,
+                   cnn_threads_isa(pool)};
+  j.tiles = n * j.th * j.tw;
+  j.v = work + cnn_wino_kernel_floats(g->C, g->F);
+  j.e = j.v + (size_t)j.tiles * PT * g->C;
+  /* Each phase writes what the next reads, in parts fixed by the shape, and
+   * every product runs on one thread: the same bits for any pool. */
+  cnn_threads_run(pool, dw_tiles_task, &j, (j.tiles + DW_CHUNK - 1) / DW_CHUNK);
+  cnn_threads_run(pool, dw_product_task, &j, PT);
+  cnn_threads_run(pool, dw_out_task, &j, g->C);
 }

@@ -51,4 +51,14 @@ void cnn_wino_kernel(cnn_isa isa, float *u, const float *w, int C, int F, int fl
 void cnn_wino_conv(cnn_threads *pool, const cnn_wino_geom *g, const float *x, const float *u,
                    const float *bias, int relu, float *y, float *work, int n);
 
+/* dw [3, 3, C, F] = the weight gradient of the convolution of geometry g
+ * (the forward's) with output gradients dy [n, OH, OW, F]: for each kernel
+ * position, the sum over images and outputs of x[n, oy + ky - pad_top,
+ * ox + kx - pad_left, c] * dy[n, oy, ox, f], by F(3x3, 4x4) on the
+ * forward's tiles (winograd.c). work holds cnn_wino_kernel_floats(C, F) +
+ * n * cnn_wino_work_floats(g) floats, the room of the forward's kernel and
+ * tiles. dw is overwritten. */
+void cnn_wino_dw(cnn_threads *pool, const cnn_wino_geom *g, const float *x, const float *dy,
+                 float *dw, float *work, int n);
+
 #endif

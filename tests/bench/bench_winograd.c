@@ -33,8 +33,9 @@
  * least 10% faster on the second convolution at batch 32 and 128.
  * Second table, a training step of the layer (forward, then backward with
  * dw, db and dx): im2col, Winograd for the forward (the weight gradient's
- * columns then built in backward), and for the forward and dx, whatever
- * the rule says, with the parts the rule takes.
+ * columns then built in backward), for the forward and dx, and for all
+ * three (dw by F(3x3, 4x4)), whatever the rule says, with the parts the
+ * rule takes.
  *
  * Usage: bench_winograd [seconds per measurement, default 1.0 [tiles per
  * chunk of this file's F(2x2)]]
@@ -395,17 +396,18 @@ static result bench_case(const conv_shape *s, int batch, cnn_threads *pool, doub
  * needs, then backward with dw, db and dx), im2col + GEMM against Winograd
  * (forced on, whatever the engine's rule): medians in ms of alternating
  * repeats, and the largest difference of dx relative to max |dx|. */
-#define NTRAIN 3 /* im2col, Winograd forward, Winograd forward and dx */
+#define NTRAIN 4 /* im2col, Winograd forward, forward and dx, all three */
 typedef struct train_result {
-  double ms[NTRAIN], rel_dx[NTRAIN];
+  double ms[NTRAIN], rel_dx[NTRAIN], rel_dw[NTRAIN];
 } train_result;
 
 static train_result bench_train(const conv_shape *s, int batch, cnn_threads *pool, double budget) {
   size_t nx = (size_t)batch * s->H * s->W * s->C, nw = (size_t)9 * s->C * s->F;
   size_t ny = (size_t)batch * (s->H - 2) * (s->W - 2) * s->F;
   float *x = xalloc(nx), *w = xalloc(nw), *b = xalloc((size_t)s->F), *y = xalloc(ny);
-  float *dy = xalloc(ny), *dw = xalloc(nw), *db = xalloc((size_t)s->F);
-  float *dx[NTRAIN] = {xalloc(nx), xalloc(nx), xalloc(nx)};
+  float *dy = xalloc(ny), *db = xalloc((size_t)s->F);
+  float *dx[NTRAIN] = {xalloc(nx), xalloc(nx), xalloc(nx), xalloc(nx)};
+  float *dw[NTRAIN] = {xalloc(nw), xalloc(nw), xalloc(nw), xalloc(nw)};
   for (size_t i = 0; i < nx; i++) x[i] = bench_rand() + 0.5f;
   float scale = sqrtf(6.0f / (9.0f * (s->C + s->F))) * 2;
   for (size_t i = 0; i < nw; i++) w[i] = bench_rand() * scale;
@@ -415,7 +417,7 @@ static train_result bench_train(const conv_shape *s, int batch, cnn_threads *poo
   size_t per = conv_layer(&l, &spec, s);
   float *work = xalloc((size_t)batch * per + l.work_fixed);
   float *keep = xalloc((size_t)batch * l.keep_per_sample);
-  l.w = w, l.b = b, l.dw = dw, l.db = db, l.keep = keep;
+  l.w = w, l.b = b, l.db = db, l.keep = keep;
   cnn_run run;
   memset(&run, 0, sizeof run);
   run.pool = pool;
@@ -423,7 +425,8 @@ static train_result bench_train(const conv_shape *s, int batch, cnn_threads *poo
   run.training = 1;
   enum { MAXREP = 401 };
   static double times[NTRAIN][MAXREP];
-  static const int parts[NTRAIN] = {0, CNN_WINO_FORWARD, CNN_WINO_FORWARD | CNN_WINO_DX};
+  static const int parts[NTRAIN] = {0, CNN_WINO_FORWARD, CNN_WINO_FORWARD | CNN_WINO_DX,
+                                    CNN_WINO_FORWARD | CNN_WINO_DX | CNN_WINO_DW};
   int reps = 0;
   double start = 0;
   for (int warm = 1; warm >= 0; warm--) {
@@ -431,6 +434,7 @@ static train_result bench_train(const conv_shape *s, int batch, cnn_threads *poo
     while (reps < MAXREP && (warm || reps < 15 || bench_now() - start < budget)) {
       for (int i = 0; i < NTRAIN; i++) {
         l.winograd = parts[i];
+        l.dw = dw[i];
         double t = bench_now();
         cnn_conv2d_ops.forward(&l, &run, y, x, batch);
         cnn_conv2d_ops.backward(&l, &run, dx[i], dy, x, batch);
@@ -441,9 +445,11 @@ static train_result bench_train(const conv_shape *s, int batch, cnn_threads *poo
     }
   }
   train_result r;
-  double big = 0;
+  double big = 0, bigw = 0;
   for (size_t k = 0; k < nx; k++)
     if (fabsf(dx[0][k]) > big) big = fabsf(dx[0][k]);
+  for (size_t k = 0; k < nw; k++)
+    if (fabsf(dw[0][k]) > bigw) bigw = fabsf(dw[0][k]);
   for (int i = 0; i < NTRAIN; i++) {
     qsort(times[i], (size_t)reps, sizeof times[i][0], bench_cmp);
     r.ms[i] = times[i][reps / 2] * 1e3;
@@ -453,9 +459,15 @@ static train_result bench_train(const conv_shape *s, int batch, cnn_threads *poo
       if (!(d <= worst)) worst = d;
     }
     r.rel_dx[i] = big > 0 ? worst / big : worst;
+    worst = 0;
+    for (size_t k = 0; k < nw; k++) {
+      double d = fabs((double)dw[i][k] - dw[0][k]);
+      if (!(d <= worst)) worst = d;
+    }
+    r.rel_dw[i] = bigw > 0 ? worst / bigw : worst;
   }
-  free(x), free(w), free(b), free(y), free(dy), free(dw), free(db);
-  for (int i = 0; i < NTRAIN; i++) free(dx[i]);
+  free(x), free(w), free(b), free(y), free(dy), free(db);
+  for (int i = 0; i < NTRAIN; i++) free(dx[i]), free(dw[i]);
   free(work), free(keep);
   return r;
 }
@@ -525,18 +537,22 @@ int main(int argc, char **argv) {
   }
   printf(
       "\none training step of the layer (training forward, backward with dw, db, dx), median\n"
-      "ms; Winograd forced on for the forward, then for the forward and dx; x = im2col's time /\n"
-      "this one; dx rel = max |dx - dx_im2col| / max |dx_im2col|\n"
-      "%-6s %5s %3s | %9s | %9s %5s | %9s %5s %8s | rule\n",
-      "conv", "batch", "thr", "im2col", "wino fwd", "x", "fwd+dx", "x", "dx rel");
+      "ms; Winograd forced on for the forward, then for the forward and dx, then for all three;\n"
+      "x = im2col's time / this one; rel = max |d - d_im2col| / max |d_im2col| (dx, dw)\n"
+      "%-6s %5s %3s | %9s | %9s %5s | %9s %5s | %9s %5s %8s %8s | rule\n",
+      "conv", "batch", "thr", "im2col", "wino fwd", "x", "fwd+dx", "x", "all", "x", "dx rel",
+      "dw rel");
   for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
     for (int bi = 0; bi < 2; bi++)
       for (int t = 0; t < 2; t++) {
         train_result r = bench_train(&shapes[si], batches[bi], pools[t], budget);
         int rule = shape_rule(&shapes[si]);
-        printf("%-6s %5d %3d | %9.3f | %9.3f %5.2f | %9.3f %5.2f %8.1e | %s%s\n", shapes[si].name,
-               batches[bi], t + 1, r.ms[0], r.ms[1], r.ms[0] / r.ms[1], r.ms[2], r.ms[0] / r.ms[2],
-               r.rel_dx[2], rule & CNN_WINO_FORWARD ? "fwd " : "", rule & CNN_WINO_DX ? "dx" : "");
+        printf(
+            "%-6s %5d %3d | %9.3f | %9.3f %5.2f | %9.3f %5.2f | %9.3f %5.2f %8.1e %8.1e | %s%s%s\n",
+            shapes[si].name, batches[bi], t + 1, r.ms[0], r.ms[1], r.ms[0] / r.ms[1], r.ms[2],
+            r.ms[0] / r.ms[2], r.ms[3], r.ms[0] / r.ms[3], r.rel_dx[3], r.rel_dw[3],
+            rule & CNN_WINO_FORWARD ? "fwd " : "", rule & CNN_WINO_DX ? "dx " : "",
+            rule & CNN_WINO_DW ? "dw" : "");
         fflush(stdout);
       }
   if (status) fprintf(stderr, "bench_winograd: a Winograd result is far from direct's\n");

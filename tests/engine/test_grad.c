@@ -261,15 +261,15 @@ int main(void) {
              "{\"type\":\"dense\",\"units\":3,\"use_bias\":false}]}",
              2, 200);
   /* 3x3 stride-1 convolutions the engine runs by Winograd (conv2d.c's rule),
-   * forward and input gradient (which the first convolution's gradients and
-   * the network's input gradient go through): the notebook's second
-   * convolution, and a 'same' one. */
-  grad_check("conv by Winograd, forward and input gradient (13x13x32 -> 64)",
+   * forward, input gradient (which the first convolution's gradients and
+   * the network's input gradient go through) and weight gradient: the
+   * notebook's second convolution, and a 'same' one. */
+  grad_check("conv by Winograd, forward, input and weight gradients (13x13x32 -> 64)",
              "{\"input\":[15,15,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":32,\"kernel\":3,"
              "\"activation\":\"tanh\"},{\"type\":\"conv2d\",\"filters\":64,\"kernel\":3,"
              "\"activation\":\"tanh\"},{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":3}]}",
              2, 300);
-  grad_check("conv by Winograd, forward and input gradient (12x12x32 same)",
+  grad_check("conv by Winograd, forward, input and weight gradients (12x12x32 same)",
              "{\"input\":[12,12,2],\"layers\":[{\"type\":\"conv2d\",\"filters\":32,\"kernel\":3,"
              "\"padding\":\"same\",\"activation\":\"tanh\"},{\"type\":\"conv2d\",\"filters\":32,"
              "\"kernel\":3,\"padding\":\"same\",\"activation\":\"tanh\"},{\"type\":\"flatten\"},"

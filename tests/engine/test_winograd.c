@@ -1,14 +1,16 @@
 /*
- * test_winograd.c - the Winograd F(4x4, 3x3) convolution (winograd.h) and
- * the conv2d layer's use of it, against direct convolution:
- *   - cnn_wino_kernel + cnn_wino_conv on odd shapes (1 to 70 channels, so
- *     whole and partial 16-channel vectors in the tile transforms and one
- *     and two 64-channel passes in the kernel's, 1x1 to 13x11 images, both
- *     paddings, with and without bias and ReLU) against the naive twin
- *     (twins.c), forward and the input gradient (the turned kernel);
+ * test_winograd.c - the Winograd F(4x4, 3x3) convolution and F(3x3, 4x4)
+ * weight gradient (winograd.h) and the conv2d layer's use of them, against
+ * direct convolution:
+ *   - cnn_wino_kernel + cnn_wino_conv and cnn_wino_dw on odd shapes (1 to 70
+ *     channels, so whole and partial 16-channel vectors in the tile
+ *     transforms and one and two 64-channel passes in the kernel's, 1x1 to
+ *     13x11 images, both paddings, with and without bias and ReLU) against
+ *     the naive twin (twins.c): forward, the input gradient (the turned
+ *     kernel) and the weight gradient;
  *   - the layer with the parts its rule chose against the same layer with
- *     them cleared (im2col + GEMM): y and dx within the tolerance, dw and db
- *     bit for bit (both build columns for them);
+ *     them cleared (im2col + GEMM): y, dx and dw within the tolerance, db
+ *     (and any part left to im2col) bit for bit;
  *   - results bit for bit the same with no pool and pools of 1, 2 and 3
  *     threads (many chunks of tiles, a partial last one), and between the
  *     avx2 and avx512 kernels; each instruction set this CPU runs within the
@@ -16,7 +18,8 @@
  *   - the rule: which of the notebook's convolutions take which part;
  *   - a pool in bf16 keeps im2col.
  * Tolerance: |winograd - twin| <= 5e-5 * scale per value, scale being the
- * sum of |x w| (and |b|) of that output (twins.h). The transforms' larger
+ * sum of |x w| (and |b|) of that output, or of |x dy| for the weight
+ * gradient (twins.h). The transforms' larger
  * coefficients (up to 5 in B, 8 in A) magnify float rounding about tenfold
  * beside direct convolution's 1e-5 (test_twins.c); a wrong tile, index or
  * coefficient misses by about the scale itself. The worst ratio of
@@ -33,7 +36,7 @@
 
 #define WTOL 5e-5
 
-static double worst[2]; /* forward, dx: largest |difference| / tolerance */
+static double worst[3]; /* forward, dx, dw: largest |difference| / tolerance */
 
 static float *floats(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 static double *doubles(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
@@ -60,10 +63,12 @@ typedef struct fcase {
   int n, h, w, c, f, same, bias, relu;
 } fcase;
 
-/* y and dx of one case on `pool` (caller frees them), checked against the twin. */
-static void func_case(cnn_threads *pool, const fcase *k, float **y_out, float **dx_out) {
+/* y, dx and dw of one case on `pool` (caller frees them), checked against
+ * the twin. */
+static void func_case(cnn_threads *pool, const fcase *k, float **y_out, float **dx_out,
+                      float **dw_out) {
   twin_geom g = {k->n, k->h, k->w, k->c, 3, 3, 1, 1, k->same, 0, 0, 0, 0};
-  *y_out = *dx_out = NULL;
+  *y_out = *dx_out = *dw_out = NULL;
   if (!CHECK(twin_geom_init(&g))) return;
   char where[160];
   snprintf(where, sizeof where, "x[%d,%d,%d,%d] %s filters %d%s%s, %d threads, %s", k->n, k->h,
@@ -77,24 +82,30 @@ static void func_case(cnn_threads *pool, const fcase *k, float **y_out, float **
   float *u = floats(cnn_wino_kernel_floats(k->c, k->f));
   size_t per = cnn_wino_work_floats(&gf);
   if (cnn_wino_work_floats(&gb) > per) per = cnn_wino_work_floats(&gb);
-  float *work = floats(k->n * per), *y = floats(ny), *dx = floats(nx);
+  float *work = floats(cnn_wino_kernel_floats(k->c, k->f) + k->n * per);
+  float *y = floats(ny), *dx = floats(nx), *dw = floats(nw);
   double *ry = doubles(ny), *rys = doubles(ny), *rdx = doubles(nx), *rdxs = doubles(nx);
-  double *rdw = doubles(nw);
+  double *rdw = doubles(nw), *rdws = doubles(nw);
   check_fill(x, nx), check_fill(w, nw), check_fill(b, (size_t)k->f), check_fill(dy, ny);
   cnn_isa isa = cnn_threads_isa(pool);
   for (size_t i = 0; i < ny; i++) y[i] = NAN; /* every value must be written */
   for (size_t i = 0; i < nx; i++) dx[i] = NAN;
+  for (size_t i = 0; i < nw; i++) dw[i] = NAN;
   cnn_wino_kernel(isa, u, w, k->c, k->f, 0);
   cnn_wino_conv(pool, &gf, x, u, k->bias ? b : NULL, k->relu, y, work, k->n);
   twin_conv2d_forward(ry, rys, x, w, k->bias ? b : NULL, k->relu, &g, k->f);
   near_twin("forward", where, 0, y, ry, rys, ny);
   cnn_wino_kernel(isa, u, w, k->c, k->f, 1);
   cnn_wino_conv(pool, &gb, dy, u, NULL, 0, dx, work, k->n);
-  twin_conv2d_backward(rdx, rdxs, rdw, NULL, NULL, NULL, dy, x, w, &g, k->f);
+  twin_conv2d_backward(rdx, rdxs, rdw, rdws, NULL, NULL, dy, x, w, &g, k->f);
   near_twin("dx", where, 1, dx, rdx, rdxs, nx);
-  *y_out = y, *dx_out = dx;
+  size_t nwork = cnn_wino_kernel_floats(k->c, k->f) + k->n * per;
+  for (size_t i = 0; i < nwork; i++) work[i] = NAN; /* written before read */
+  cnn_wino_dw(pool, &gf, x, dy, dw, work, k->n);
+  near_twin("dw", where, 2, dw, rdw, rdws, nw);
+  *y_out = y, *dx_out = dx, *dw_out = dw;
   free(x), free(w), free(b), free(dy), free(u), free(work);
-  free(ry), free(rys), free(rdx), free(rdxs), free(rdw);
+  free(ry), free(rys), free(rdx), free(rdxs), free(rdw), free(rdws);
 }
 
 static const fcase fcases[] = {
@@ -153,16 +164,19 @@ static int same_bits(const float *a, const float *b, size_t n) {
   return a && b && memcmp(a, b, n * sizeof *a) == 0;
 }
 
+#define WINO_ALL (CNN_WINO_FORWARD | CNN_WINO_DX | CNN_WINO_DW)
+
 typedef struct lcase {
   int n, h, w, c, f, same;
   int parts; /* what the rule must choose */
 } lcase;
 
 static const lcase lcases[] = {
-    {9, 13, 13, 32, 64, 0, CNN_WINO_FORWARD | CNN_WINO_DX}, /* the notebook's second */
-    {3, 17, 19, 32, 33, 1, CNN_WINO_FORWARD | CNN_WINO_DX}, /* both, odd sizes */
-    {2, 30, 30, 32, 32, 0, CNN_WINO_FORWARD | CNN_WINO_DX},
-    {5, 6, 6, 40, 32, 0, CNN_WINO_FORWARD}, /* dx: 16 outputs in 4 tiles, too few */
+    {9, 13, 13, 32, 64, 0, WINO_ALL}, /* the notebook's second */
+    {3, 17, 19, 32, 33, 1, WINO_ALL}, /* all three, odd sizes */
+    {2, 30, 30, 32, 32, 0, WINO_ALL},
+    {5, 6, 6, 40, 32, 0, CNN_WINO_FORWARD | CNN_WINO_DW}, /* dx: 16 outputs in 4 tiles, too few */
+    {4, 8, 8, 32, 48, 0, CNN_WINO_DX}, /* forward and dw: 6x6 outputs in 4 tiles */
 };
 #define NLCASES (int)(sizeof lcases / sizeof lcases[0])
 
@@ -188,22 +202,26 @@ static lres layer_case(cnn_threads *pool, const lcase *k) {
     float *x = floats(nx), *dy = floats(ny), *w = floats(nw), *b = floats((size_t)k->f);
     check_fill(x, nx), check_fill(dy, ny), check_fill(w, nw), check_fill(b, (size_t)k->f);
     double *ry = doubles(ny), *rys = doubles(ny), *rdx = doubles(nx), *rdxs = doubles(nx);
-    double *rdw = doubles(nw);
+    double *rdw = doubles(nw), *rdws = doubles(nw);
     twin_conv2d_forward(ry, rys, x, w, b, 1, &g, k->f);
-    twin_conv2d_backward(rdx, rdxs, rdw, NULL, NULL, NULL, dy, x, w, &g, k->f);
+    twin_conv2d_backward(rdx, rdxs, rdw, rdws, NULL, NULL, dy, x, w, &g, k->f);
     /* Against the direct path's results, within the tolerance of the scale. */
-    double *dy_ = doubles(ny), *dx_ = doubles(nx);
+    double *dy_ = doubles(ny), *dx_ = doubles(nx), *dw_ = doubles(nw);
     for (size_t i = 0; i < ny; i++) dy_[i] = dir.y[i];
     for (size_t i = 0; i < nx; i++) dx_[i] = dir.dx[i];
+    for (size_t i = 0; i < nw; i++) dw_[i] = dir.dw[i];
     near_twin("layer forward vs im2col", where, 0, wino.y, dy_, rys, ny);
     near_twin("layer dx vs im2col", where, 1, wino.dx, dx_, rdxs, nx);
+    near_twin("layer dw vs im2col", where, 2, wino.dw, dw_, rdws, nw);
     near_twin("layer forward vs twin", where, 0, wino.y, ry, rys, ny);
     near_twin("layer dx vs twin", where, 1, wino.dx, rdx, rdxs, nx);
+    near_twin("layer dw vs twin", where, 2, wino.dw, rdw, rdws, nw);
+    if (!(parts & CNN_WINO_FORWARD)) CHECK(same_bits(wino.y, dir.y, ny));
     if (!(parts & CNN_WINO_DX)) CHECK(same_bits(wino.dx, dir.dx, nx));
-    CHECK(same_bits(wino.dw, dir.dw, nw));
+    if (!(parts & CNN_WINO_DW)) CHECK(same_bits(wino.dw, dir.dw, nw));
     CHECK(same_bits(wino.db, dir.db, (size_t)k->f));
     free(x), free(dy), free(w), free(b), free(ry), free(rys), free(rdx), free(rdxs), free(rdw);
-    free(dy_), free(dx_);
+    free(rdws), free(dy_), free(dx_), free(dw_);
   }
   lres_free(&dir);
   return wino;
@@ -218,12 +236,12 @@ static int rule_of(int h, int w, int c, int f, int same) {
 }
 
 static void test_rule(void) {
-  CHECK_EQ_INT(rule_of(28, 28, 1, 32, 0), 0); /* the notebook's first */
-  CHECK_EQ_INT(rule_of(13, 13, 32, 64, 0), CNN_WINO_FORWARD | CNN_WINO_DX); /* second */
+  CHECK_EQ_INT(rule_of(28, 28, 1, 32, 0), 0);          /* the notebook's first */
+  CHECK_EQ_INT(rule_of(13, 13, 32, 64, 0), WINO_ALL);  /* second */
   CHECK_EQ_INT(rule_of(5, 5, 64, 64, 0), 0);           /* third: a 3x3 output */
   CHECK_EQ_INT(rule_of(13, 13, 16, 64, 0), 0);         /* too few channels */
   CHECK_EQ_INT(rule_of(8, 8, 32, 64, 0), CNN_WINO_DX); /* 6x6 in 4 tiles; dx: 8x8 in 4 */
-  CHECK_EQ_INT(rule_of(28, 28, 32, 32, 1), CNN_WINO_FORWARD | CNN_WINO_DX);
+  CHECK_EQ_INT(rule_of(28, 28, 32, 32, 1), WINO_ALL);
 }
 
 /* A pool in bf16 (inference in mixed precision) keeps im2col: the same bits
@@ -243,19 +261,19 @@ static void test_bf16(void) {
 /* ---- every pool and instruction set ------------------------------------------- */
 
 typedef struct ref {
-  float *y[NFCASES], *dx[NFCASES];
+  float *y[NFCASES], *dx[NFCASES], *dw[NFCASES];
   lres l[NLCASES];
 } ref;
 
 static void ref_free(ref *r) {
-  for (int i = 0; i < NFCASES; i++) free(r->y[i]), free(r->dx[i]);
+  for (int i = 0; i < NFCASES; i++) free(r->y[i]), free(r->dx[i]), free(r->dw[i]);
   for (int i = 0; i < NLCASES; i++) lres_free(&r->l[i]);
 }
 
 static void run_all(cnn_threads *pool, ref *out) {
   for (int i = 0; i < NFCASES; i++) {
     check_seed(100 + i);
-    func_case(pool, &fcases[i], &out->y[i], &out->dx[i]);
+    func_case(pool, &fcases[i], &out->y[i], &out->dx[i], &out->dw[i]);
   }
   for (int i = 0; i < NLCASES; i++) out->l[i] = layer_case(pool, &lcases[i]);
 }
@@ -269,6 +287,7 @@ static int ref_same(const ref *a, const ref *b) {
     twin_geom_init(&g);
     ok &= same_bits(a->y[i], b->y[i], (size_t)k->n * g.oh * g.ow * k->f);
     ok &= same_bits(a->dx[i], b->dx[i], (size_t)k->n * k->h * k->w * k->c);
+    ok &= same_bits(a->dw[i], b->dw[i], (size_t)9 * k->c * k->f);
   }
   for (int i = 0; i < NLCASES; i++) {
     const lcase *k = &lcases[i];
@@ -276,6 +295,7 @@ static int ref_same(const ref *a, const ref *b) {
     twin_geom_init(&g);
     ok &= same_bits(a->l[i].y, b->l[i].y, (size_t)k->n * g.oh * g.ow * k->f);
     ok &= same_bits(a->l[i].dx, b->l[i].dx, (size_t)k->n * k->h * k->w * k->c);
+    ok &= same_bits(a->l[i].dw, b->l[i].dw, (size_t)9 * k->c * k->f);
   }
   return ok;
 }
@@ -312,6 +332,7 @@ int main(void) {
     cnn_threads_free(pool);
   }
   ref_free(&first);
-  printf("forward: worst %.3f of the tolerance; dx: worst %.3f\n", worst[0], worst[1]);
+  printf("forward: worst %.3f of the tolerance; dx: worst %.3f; dw: worst %.3f\n", worst[0],
+         worst[1], worst[2]);
   return check_done();
 }

@@ -31,6 +31,11 @@
  *     for jc step NC: for pc: pack B (L3); for ic step MC: pack A (L2)
  *       for jr: for ir: tile
  *
+ * Two shapes run as C^T = op(B)^T @ op(A)^T, with the same arithmetic per
+ * element (gemm_run): a narrow C (the output layer's 10 columns would fill
+ * 10 of a tile's lanes) and a dense layer's input gradient at small batches
+ * (which then reads its kernel in place instead of transposing it).
+ *
  * Measured on the model's shapes, packing a row-major A never paid: each A
  * row meets few B panels (N is 32..576 in convolutions) and dense layers have
  * few rows. Packing reads its source along memory, row by row, never down a
@@ -165,6 +170,11 @@ _Static_assert(MC % MR == 0 && NC % NR == 0, "blocks must hold whole tiles");
 /* Packed panels; 64-byte aligned for aligned vector loads. */
 static _Thread_local _Alignas(64) float gemm_apack[MC * KC];
 static _Thread_local _Alignas(64) float gemm_bpack[KC * NC];
+#if GEMM_VEC
+/* C^T of a narrow product (gemm_run), at most GEMM_CT floats. */
+#define GEMM_CT 4096
+static _Thread_local _Alignas(64) float gemm_ct[GEMM_CT];
+#endif
 
 /* ---- packing ----------------------------------------------------------- */
 
@@ -762,12 +772,13 @@ static void gemm_krow_task(void *ctx, int task, int thread) {
 }
 
 /* The same split for a single row of tiles (2..MR rows: the first
- * convolution's weight gradient, 9 x 32 over K = 32 * 676): task t computes
- * the tiles of its k blocks, each block's sums into its own M rows of
- * g->parts (written with alpha 1 and no source: the sums themselves), with
- * the tile kernels of the one-row nest of gemm_band. A narrow last tile
- * packs its B panel into the task thread's A buffer, which this product
- * does not use otherwise. */
+ * convolution's weight gradient, 9 x 32 over K = 32 * 676, and the output
+ * layer's forward as C^T, 10 x 32 over K = 5000): task t computes the
+ * tiles of its k blocks, each block's sums into its own M rows of g->parts
+ * (written with alpha 1 and no source: the sums themselves), with the tile
+ * kernels of the one-row nest of gemm_band. A narrow last tile, or any
+ * tile of a transposed B, packs its B panel into the task thread's A
+ * buffer, which this product does not use otherwise. */
 static void gemm_ktile_task(void *ctx, int task, int thread) {
   const gemm_job *g = ctx;
   (void)thread;
@@ -780,8 +791,8 @@ static void gemm_ktile_task(void *ctx, int task, int thread) {
       int nr = g->N - jr < NR ? g->N - jr : NR;
       const float *b = gemm_b_at(g, pc, jr), *a = gemm_a_at(g, 0, pc);
       size_t rsb = (size_t)g->ldb;
-      if (nr < NR) {
-        gemm_pack_b(gemm_apack, b, g->ldb, 0, kc, nr);
+      if (nr < NR || g->tb) {
+        gemm_pack_b(gemm_apack, b, g->ldb, g->tb, kc, nr);
         b = gemm_apack, rsb = NR;
       }
       if (g->ta)
@@ -832,10 +843,11 @@ static void gemm_scale(int M, int N, float beta, float *C, int ldc) {
 }
 
 /* C = alpha*op(A)@op(B) + beta*S, S = C or (bias) the bias row; then
- * max(C, 0) with relu (see gemm.h). */
+ * max(C, 0) with relu (see gemm.h). turned: a call made for C^T, which
+ * must not turn it back. */
 static void gemm_run(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, const float *bpre,
-                     float beta, const float *bias, int relu, float *C, int ldc) {
+                     float beta, const float *bias, int relu, float *C, int ldc, int turned) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     for (int i = 0; i < M; i++) {
@@ -849,6 +861,25 @@ static void gemm_run(cnn_threads *pool, int ta, int tb, int M, int N, int K, flo
     }
     return;
   }
+#if GEMM_VEC
+  /* A narrow C (N <= MR columns: the 10-unit output layer's forward) with
+   * more rows fills only N of a tile's lanes. C^T = op(B)^T @ op(A)^T puts
+   * its columns on a tile's rows and its rows on the lanes instead. Every
+   * element is the same FMA chain over the same k blocks (fma(a, b, c) ==
+   * fma(b, a, c)), and with C^T starting as S^T (C, or the bias down each
+   * column) the same writeback, so C is bit for bit the same. C^T goes to a
+   * buffer of the caller's own. */
+  if (!turned && N <= MR && M >= VW && (size_t)M * N <= GEMM_CT) {
+    float *ct = gemm_ct;
+    if (bias || beta != 0.0f)
+      for (int j = 0; j < N; j++)
+        for (int i = 0; i < M; i++) ct[(size_t)j * M + i] = bias ? bias[j] : C[(size_t)i * ldc + j];
+    gemm_run(pool, !tb, !ta, N, M, K, alpha, B, ldb, A, lda, NULL, beta, NULL, relu, ct, M, 1);
+    for (int i = 0; i < M; i++)
+      for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = ct[(size_t)j * M + i];
+    return;
+  }
+#endif
   /* C = A @ B^T with few rows and a wide, deep B (a dense layer's input
    * gradient, dy @ W^T at small batches): packing op(B) would transpose all
    * of W on every call, to use each value for a few rows only. C^T = B @ A^T
@@ -857,10 +888,10 @@ static void gemm_run(cnn_threads *pool, int ta, int tb, int M, int N, int K, flo
    * alone; fma(a, b, c) == fma(b, a, c)), written back alike with beta == 0,
    * so C is bit for bit the same. C^T goes to the caller's A packing buffer,
    * which the direct nest never uses. */
-  if (tb && !ta && beta == 0.0f && !bias && !relu && M > 1 && 4 * M <= N && K >= KC &&
+  if (!turned && tb && !ta && beta == 0.0f && !bias && !relu && M > 1 && 4 * M <= N && K >= KC &&
       (size_t)M * N <= (size_t)MC * KC) {
     float *ct = gemm_apack;
-    gemm_run(pool, 0, 1, N, M, K, alpha, B, ldb, A, lda, NULL, 0.0f, NULL, 0, ct, M);
+    gemm_run(pool, 0, 1, N, M, K, alpha, B, ldb, A, lda, NULL, 0.0f, NULL, 0, ct, M, 1);
     for (int i = 0; i < M; i++)
       for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = ct[(size_t)j * M + i];
     return;
@@ -896,7 +927,7 @@ static void gemm_run(cnn_threads *pool, int ta, int tb, int M, int N, int K, flo
    * threads take whole k blocks, as above (bench_gemm, the first
    * convolution's weight gradient, 9 x 32 x 21632 at batch 32, 2 threads:
    * 0.107 -> 0.058 ms; at batch 128 0.45 -> 0.23 ms). */
-  if (M > 1 && M <= MR && !tb && nt > 1 && tn < nt && nk >= nt &&
+  if (M > 1 && M <= MR && nt > 1 && tn < nt && nk >= nt &&
       (size_t)nk * M * gemm_parts_ld(&g) <= KC * NC) {
     g.parts = gemm_bpack;
     g.ntasks = nt < nk ? nt : nk;
@@ -918,7 +949,7 @@ static void gemm_run(cnn_threads *pool, int ta, int tb, int M, int N, int K, flo
 void GEMM_RUN(cnn_threads *pool, int ta, int tb, int M, int N, int K, float alpha, const float *A,
               int lda, const float *B, int ldb, float beta, const float *bias, int relu, float *C,
               int ldc) {
-  gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, bias, relu, C, ldc);
+  gemm_run(pool, ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, bias, relu, C, ldc, 0);
 }
 
 /* B [K, N] packed whole: for each k block (the product's, from K alone),
@@ -940,5 +971,6 @@ void GEMM_PACK(float *bp, const float *B, int ldb, int K, int N) {
 void GEMM_RUN_PACKED(cnn_threads *pool, int M, int N, int K, const float *A, int lda,
                      const float *B, int ldb, const float *bp, const float *bias, int relu,
                      float *C, int ldc) {
-  gemm_run(pool, 0, 0, M, N, K, 1.0f, A, lda, B, ldb, bp, bias ? 1.0f : 0.0f, bias, relu, C, ldc);
+  gemm_run(pool, 0, 0, M, N, K, 1.0f, A, lda, B, ldb, bp, bias ? 1.0f : 0.0f, bias, relu, C, ldc,
+           0);
 }

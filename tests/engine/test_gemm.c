@@ -576,6 +576,70 @@ done:
   for (int p = 0; p < 3; p++) cnn_threads_free(pools[p]);
 }
 
+/* A narrow C (N <= the tile's rows: the 10-unit output layer's forward)
+ * with more rows is computed as C^T: bit for bit the first N columns of the
+ * same product made wide enough (N + 24 columns) to take the usual path,
+ * for every transpose, beta 0 and 0.5, a bias and a ReLU, and pools of 1 to
+ * 3; the columns past N (ldc > N) are left alone. */
+static void test_narrow(cnn_isa isa) {
+  static const int shapes[][5] = {{32, 10, 5000, 0, 0}, {128, 10, 5000, 0, 0}, {40, 3, 700, 1, 0},
+                                  {17, 12, 900, 0, 1},  {64, 7, 100, 1, 1},    {16, 1, 50, 0, 0}};
+  cnn_threads *pools[3] = {NULL, NULL, NULL};
+  int mismatches = 0, runs = 0;
+  for (int p = 0; p < 3; p++)
+    if (!(pools[p] = check_pool(p + 1, isa))) goto done;
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = shapes[s][3];
+    int tb = shapes[s][4], W = N + 24, lda = ta ? M : K, ldc = N + 3;
+    float *A = malloc((size_t)M * K * sizeof(float)), *B = malloc((size_t)K * N * sizeof(float));
+    float *Bw = malloc((size_t)K * W * sizeof(float)), *bias = malloc((size_t)W * sizeof(float));
+    float *C0 = malloc((size_t)M * W * sizeof(float)), *C = malloc((size_t)M * ldc * sizeof(float));
+    float *Cw = malloc((size_t)M * W * sizeof(float));
+    if (!CHECK(A && B && Bw && bias && C0 && C && Cw)) {
+      free(A), free(B), free(Bw), free(bias), free(C0), free(C), free(Cw);
+      break;
+    }
+    check_fill(A, (size_t)M * K), check_fill(Bw, (size_t)K * W), check_fill(bias, (size_t)W);
+    check_fill(C0, (size_t)M * W);
+    /* B is the first N columns of op(Bw). */
+    for (int k = 0; k < K; k++)
+      for (int j = 0; j < N; j++)
+        B[tb ? (size_t)j * K + k : (size_t)k * N + j] =
+            Bw[tb ? (size_t)j * K + k : (size_t)k * W + j];
+    int ldb = tb ? K : N, ldbw = tb ? K : W;
+    for (int form = 0; form < 3; form++) { /* beta 0, beta 0.5, bias + ReLU */
+      memcpy(Cw, C0, (size_t)M * W * sizeof(float));
+      if (form < 2)
+        cnn_gemm(pools[0], ta, tb, M, W, K, 0.75f, A, lda, Bw, ldbw, form * 0.5f, Cw, W);
+      else
+        cnn_gemm_bias(pools[0], ta, tb, M, W, K, 0.75f, A, lda, Bw, ldbw, bias, 1, Cw, W);
+      for (int p = 0; p < 3; p++) {
+        for (int i = 0; i < M; i++)
+          for (int j = 0; j < ldc; j++)
+            C[(size_t)i * ldc + j] = j < N ? C0[(size_t)i * W + j] : SENTINEL;
+        if (form < 2)
+          cnn_gemm(pools[p], ta, tb, M, N, K, 0.75f, A, lda, B, ldb, form * 0.5f, C, ldc);
+        else
+          cnn_gemm_bias(pools[p], ta, tb, M, N, K, 0.75f, A, lda, B, ldb, bias, 1, C, ldc);
+        runs++;
+        for (int i = 0; i < M; i++)
+          for (int j = 0; j < ldc; j++) {
+            float want = j < N ? Cw[(size_t)i * W + j] : SENTINEL, got = C[(size_t)i * ldc + j];
+            if (memcmp(&want, &got, sizeof got) != 0 && mismatches++ < 3)
+              fprintf(stderr,
+                      "narrow %dx%dx%d ta %d tb %d form %d pool %d: [%d,%d] %.9g, wide %.9g\n", M,
+                      N, K, ta, tb, form, p + 1, i, j, got, want);
+          }
+      }
+    }
+    free(A), free(B), free(Bw), free(bias), free(C0), free(C), free(Cw);
+  }
+  CHECK_EQ_INT(runs, 54);
+  CHECK_EQ_INT(mismatches, 0);
+done:
+  for (int p = 0; p < 3; p++) cnn_threads_free(pools[p]);
+}
+
 static void test_isa(cnn_isa isa) {
   cnn_threads *pool = check_pool(1, isa);
   if (!pool) return;
@@ -600,6 +664,7 @@ static void test_isa(cnn_isa isa) {
   cnn_threads_free(pool);
   test_pool_sizes_bitwise(isa);
   test_tile_row_split(isa);
+  test_narrow(isa);
 }
 
 int main(void) {

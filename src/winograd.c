@@ -164,20 +164,27 @@ CNN_INLINE void at6(wino_v *out, size_t os, const wino_v *m, size_t is, const wi
   out[3 * os] = d12 + 8.0f * d34 + m5 + b;
 }
 
+/* d[i * n + j] = channels c0.. of pixel (y0 + i, x0 + j) of one image
+ * x [H, W, C], for i, j < n; zeros outside the image. */
+CNN_INLINE void tile_gather(wino_v *d, int n, const float *x, int H, int W, int C, int y0, int x0,
+                            int c0) {
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) {
+      int y = y0 + i, xx = x0 + j;
+      if (y < 0 || y >= H || xx < 0 || xx >= W)
+        d[i * n + j] = (wino_v){0};
+      else
+        wino_load(&d[i * n + j], x + ((size_t)y * W + xx) * C + c0, C - c0);
+    }
+}
+
 /* v [36, C] of the 6x6 tile at (iy0, ix0) of one image x [H, W, C]. */
 CNN_INLINE void tile_in_body(float *restrict v, const float *restrict x, int H, int W, int C,
                              int iy0, int ix0) {
   for (int c0 = 0; c0 < C; c0 += WV) {
     int cb = C - c0;
     wino_v d[6][6], t[6][6];
-    for (int i = 0; i < 6; i++)
-      for (int j = 0; j < 6; j++) {
-        int iy = iy0 + i, ix = ix0 + j;
-        if (iy < 0 || iy >= H || ix < 0 || ix >= W)
-          d[i][j] = (wino_v){0};
-        else
-          wino_load(&d[i][j], x + ((size_t)iy * W + ix) * C + c0, cb);
-      }
+    tile_gather(&d[0][0], 6, x, H, W, C, iy0, ix0, c0);
     for (int j = 0; j < 6; j++) bt6(&t[0][j], 6, &d[0][j], 6);
     for (int i = 0; i < 6; i++) {
       wino_v o[6];
@@ -320,14 +327,7 @@ CNN_INLINE void tile_dy_body(float *restrict e, const float *restrict dy, int OH
   for (int f0 = 0; f0 < F; f0 += WV) {
     int fb = F - f0;
     wino_v d[4][4], t[6][4];
-    for (int i = 0; i < 4; i++)
-      for (int j = 0; j < 4; j++) {
-        int oy = oy0 + i, ox = ox0 + j;
-        if (oy >= OH || ox >= OW)
-          d[i][j] = (wino_v){0};
-        else
-          wino_load(&d[i][j], dy + ((size_t)oy * OW + ox) * F + f0, fb);
-      }
+    tile_gather(&d[0][0], 4, dy, OH, OW, F, oy0, ox0, f0);
     for (int j = 0; j < 4; j++) gp6(&t[0][j], 4, &d[0][j], 4);
     for (int i = 0; i < 6; i++) {
       wino_v o[6];

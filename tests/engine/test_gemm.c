@@ -524,7 +524,20 @@ static void test_isas_agree(void) {
   cnn_threads_free(pool);
 }
 
-/* Everything above on one instruction set. */
+/* Pools of 1, 2 and 3 threads on `isa`; 0 (and none) when one fails. */
+static int pools_new(cnn_threads *pools[3], cnn_isa isa) {
+  for (int p = 0; p < 3; p++)
+    if (!(pools[p] = check_pool(p + 1, isa))) {
+      while (p--) cnn_threads_free(pools[p]);
+      return 0;
+    }
+  return 1;
+}
+
+static void pools_free(cnn_threads *pools[3]) {
+  for (int p = 0; p < 3; p++) cnn_threads_free(pools[p]);
+}
+
 /* A single row of tiles (2..MR rows) too narrow for every thread to get
  * columns is split by k block over the threads (the first convolution's
  * weight gradient): bit for bit the product of one thread, with beta 0 and
@@ -533,10 +546,9 @@ static void test_isas_agree(void) {
 static void test_tile_row_split(cnn_isa isa) {
   static const int shapes[][4] = {
       {9, 32, 21632, 1}, {7, 40, 3000, 0}, {5, 20, 2000, 0}, {12, 10, 2500, 1}, {2, 64, 4000, 1}};
-  cnn_threads *pools[3] = {NULL, NULL, NULL};
+  cnn_threads *pools[3];
   int mismatches = 0, runs = 0;
-  for (int p = 0; p < 3; p++)
-    if (!(pools[p] = check_pool(p + 1, isa))) goto done;
+  if (!pools_new(pools, isa)) return;
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
     int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = shapes[s][3];
     int lda = ta ? M : K, ldc = N + 5;
@@ -572,8 +584,7 @@ static void test_tile_row_split(cnn_isa isa) {
   }
   CHECK_EQ_INT(runs, 30);
   CHECK_EQ_INT(mismatches, 0);
-done:
-  for (int p = 0; p < 3; p++) cnn_threads_free(pools[p]);
+  pools_free(pools);
 }
 
 /* A narrow C (N <= the tile's rows: the 10-unit output layer's forward)
@@ -584,10 +595,9 @@ done:
 static void test_narrow(cnn_isa isa) {
   static const int shapes[][5] = {{32, 10, 5000, 0, 0}, {128, 10, 5000, 0, 0}, {40, 3, 700, 1, 0},
                                   {17, 12, 900, 0, 1},  {64, 7, 100, 1, 1},    {16, 1, 50, 0, 0}};
-  cnn_threads *pools[3] = {NULL, NULL, NULL};
+  cnn_threads *pools[3];
   int mismatches = 0, runs = 0;
-  for (int p = 0; p < 3; p++)
-    if (!(pools[p] = check_pool(p + 1, isa))) goto done;
+  if (!pools_new(pools, isa)) return;
   for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
     int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = shapes[s][3];
     int tb = shapes[s][4], W = N + 24, lda = ta ? M : K, ldc = N + 3;
@@ -636,10 +646,10 @@ static void test_narrow(cnn_isa isa) {
   }
   CHECK_EQ_INT(runs, 54);
   CHECK_EQ_INT(mismatches, 0);
-done:
-  for (int p = 0; p < 3; p++) cnn_threads_free(pools[p]);
+  pools_free(pools);
 }
 
+/* Everything above on one instruction set. */
 static void test_isa(cnn_isa isa) {
   cnn_threads *pool = check_pool(1, isa);
   if (!pool) return;

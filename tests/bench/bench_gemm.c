@@ -1,7 +1,10 @@
 /*
  * bench_gemm.c - cnn_gemm on the GEMMs of one training step of the MNIST
  * model (conv 32-64-64 3x3, dense 5000, dense 10; convolutions through im2col),
- * at batch 32 and 128, plus the forward GEMMs of batch-1 inference.
+ * at batch 32 and 128, plus the forward GEMMs of batch-1 inference. In fp32
+ * the engine runs the second convolution's forward and both gradients as
+ * Winograd products instead (src/conv2d.c's rule; bench_winograd times
+ * them); their im2col shapes stay here, as bf16 training runs them.
  *
  * It first measures the CPU's FMA peak for AVX2 and AVX-512 (peak.h), then,
  * for each of those instruction sets this CPU runs, every shape on 1 and 2
@@ -191,8 +194,10 @@ static int bench_isa(cnn_isa isa, double budget, const double peak[2], int with_
       free(ours);
     }
   }
-  printf("one training step at batch 32, GEMMs only (sum of the batch-32 medians), %s:\n",
-         cnn_isa_name(isa));
+  printf(
+      "one training step at batch 32, GEMMs only (sum of the batch-32 medians; every\n"
+      "convolution through im2col, where fp32 training runs the second by Winograd), %s:\n",
+      cnn_isa_name(isa));
   for (int t = 0; t < 2; t++) {
     printf("  %d thread%s: ours %.2f ms", t + 1, t ? "s" : " ", step[BENCH_OURS][t] * 1e3);
     if (nimpl == 2) printf(", OpenBLAS %.2f ms", step[BENCH_BLAS][t] * 1e3);

@@ -97,6 +97,7 @@ typedef __mmask16 gm;
 #define GV_STOREA(p, v) _mm512_store_ps(p, v)
 #define GV_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define GV_MUL(a, b) _mm512_mul_ps(a, b)
+#define GV_ADD(a, b) _mm512_add_ps(a, b)
 #define GV_MAX(a, b) _mm512_max_ps(a, b)
 /* The first n lanes (n may be <= 0 or >= VW). */
 #define GV_MASK(n) ((gm)((n) >= VW ? 0xFFFFu : (n) <= 0 ? 0u : (1u << (n)) - 1u))
@@ -121,6 +122,7 @@ typedef __m256i gm;
 #define GV_STOREA(p, v) _mm256_store_ps(p, v)
 #define GV_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define GV_MUL(a, b) _mm256_mul_ps(a, b)
+#define GV_ADD(a, b) _mm256_add_ps(a, b)
 #define GV_MAX(a, b) _mm256_max_ps(a, b)
 #define GV_MASK(n) \
   _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
@@ -196,12 +198,17 @@ static void gemm_pack_at(float *restrict ap, const float *restrict A, int lda, i
 }
 
 #if GEMM_VEC
-/* dst[kk*NR + i] = src[i*lds + kk] for i, kk < 8: an 8x8 transpose. */
-static inline void gemm_transpose8(float *restrict dst, const float *restrict src, size_t lds) {
-  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + lds);
-  __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
-  __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
-  __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+/* dst[kk*NR + i] = src[i*lds + kk] for i < 8, kk < nk <= 8: an 8x8
+ * transpose, of which only the first nk columns of src are read (masked
+ * loads) and the first nk rows of dst written. */
+static inline void gemm_transpose8(float *restrict dst, const float *restrict src, size_t lds,
+                                   int nk) {
+  const __m256i m =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(nk), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256 r0 = _mm256_maskload_ps(src, m), r1 = _mm256_maskload_ps(src + lds, m);
+  __m256 r2 = _mm256_maskload_ps(src + 2 * lds, m), r3 = _mm256_maskload_ps(src + 3 * lds, m);
+  __m256 r4 = _mm256_maskload_ps(src + 4 * lds, m), r5 = _mm256_maskload_ps(src + 5 * lds, m);
+  __m256 r6 = _mm256_maskload_ps(src + 6 * lds, m), r7 = _mm256_maskload_ps(src + 7 * lds, m);
   __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
   __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
   __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
@@ -210,14 +217,11 @@ static inline void gemm_transpose8(float *restrict dst, const float *restrict sr
   __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
   __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
   __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  _mm256_store_ps(dst + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
-  _mm256_store_ps(dst + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
-  _mm256_store_ps(dst + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
-  _mm256_store_ps(dst + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
-  _mm256_store_ps(dst + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
-  _mm256_store_ps(dst + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
-  _mm256_store_ps(dst + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
-  _mm256_store_ps(dst + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+  __m256 out[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                   _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                   _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                   _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+  for (int kk = 0; kk < nk; kk++) _mm256_store_ps(dst + kk * NR, out[kk]);
 }
 #endif
 
@@ -252,9 +256,10 @@ static void gemm_pack_b(float *restrict bp, const float *restrict B, int ldb, in
 #if GEMM_VEC
     if (n == NR) {
       const float *src = B + (size_t)jr * ldb;
-      for (; k0 + 8 <= kc; k0 += 8)
+      for (; k0 < kc; k0 += 8)
         for (int j8 = 0; j8 < NR; j8 += 8)
-          gemm_transpose8(bp + (size_t)k0 * NR + j8, src + (size_t)j8 * ldb + k0, (size_t)ldb);
+          gemm_transpose8(bp + (size_t)k0 * NR + j8, src + (size_t)j8 * ldb + k0, (size_t)ldb,
+                          kc - k0 < 8 ? kc - k0 : 8);
     }
 #endif
     for (int j = 0; j < n; j++) {
@@ -583,6 +588,135 @@ static void gemm_tile_direct(const gemm_job *g, int mr, int nr, int kc, const fl
     gemm_tile_rows(mr, nr, kc, a, g->lda, b, rsb, c, g->ldc, s, lds, g->alpha, beta, flags);
 }
 
+#if GEMM_ISA == 2
+/* Products with K <= GEMM_KREG (the first convolution, K = 9; the output
+ * layer's input gradient, K = 10): a tile's k loop is too short to pay for
+ * the tile's setup and writeback (K = 9 ran at 70% of the FMA peak). Here a
+ * B panel stays in registers (2*kc of the 32 zmm) while the rows of the band
+ * stream past it, two at a time: each element is the tile's FMA chain in k
+ * order from zero and the tile's writeback (gemm_row_vec), so the result is
+ * bit for bit what tiles give. AVX2's 16 registers hold too few k. */
+#define GEMM_KREG 10
+
+/* The writeback of one row (gemm_row_vec's arithmetic): sv is beta*S, or
+ * the bias (lds == 0) hoisted out of the row loop. With alpha == 1 (unit),
+ * alpha*acc is acc and alpha*acc + sv one rounded sum, the same bits in
+ * fewer operations: the writeback is a tenth of this kernel's work. */
+static inline __attribute__((always_inline)) void gemm_kreg_row(
+    const int wide, float *ci, const float *si, gv c0, gv c1, gv sv0, gv sv1, int hoisted, gv va,
+    gv vb, float beta, int unit, int flags, int full, gm mk0, gm mk1) {
+  if (flags & GEMM_OVERWRITE) {
+    if (!unit) c0 = GV_MUL(va, c0), c1 = GV_MUL(va, c1);
+  } else {
+    if (!hoisted) {
+      sv0 = full ? GV_LOAD(si) : GV_MLOAD(si, mk0);
+      sv1 = full ? GV_LOAD(si + VW) : GV_MLOAD(si + VW, mk1);
+      if (beta != 1.0f) sv0 = GV_MUL(vb, sv0), sv1 = GV_MUL(vb, sv1);
+    }
+    if (unit) {
+      c0 = GV_ADD(c0, sv0);
+      if (wide) c1 = GV_ADD(c1, sv1);
+    } else {
+      c0 = GV_FMA(va, c0, sv0);
+      if (wide) c1 = GV_FMA(va, c1, sv1);
+    }
+  }
+  if (flags & GEMM_RELU) {
+    c0 = GV_RELU(c0);
+    if (wide) c1 = GV_RELU(c1);
+  }
+  if (full) {
+    GV_STORE(ci, c0);
+    GV_STORE(ci + VW, c1);
+  } else {
+    GV_MSTORE(ci, mk0, c0);
+    if (wide) GV_MSTORE(ci + VW, mk1, c1);
+  }
+}
+
+static inline __attribute__((always_inline)) void gemm_kreg_panel(const int kc, const int wide,
+                                                                  const gemm_job *g,
+                                                                  const float *bp, int m0, int m1,
+                                                                  int j, int nr, float beta,
+                                                                  int flags) {
+  gv b0[GEMM_KREG], b1[GEMM_KREG];
+  for (int k = 0; k < kc; k++) {
+    b0[k] = GV_LOAD(bp + (size_t)k * NR);
+    b1[k] = wide ? GV_LOAD(bp + (size_t)k * NR + VW) : GV_ZERO();
+  }
+  const size_t rsa = g->ta ? 1 : (size_t)g->lda, csa = g->ta ? (size_t)g->lda : 1;
+  const size_t ldc = (size_t)g->ldc;
+  const gv va = GV_SET1(g->alpha), vb = GV_SET1(beta);
+  const gm mk0 = GV_MASK(nr), mk1 = GV_MASK(nr - VW);
+  const int full = nr == NR, unit = g->alpha == 1.0f;
+  float *c = g->C + (size_t)m0 * ldc + j;
+  size_t lds;
+  const float *s = gemm_src(g, c, j, 1, &lds);
+  /* A bias row is the same for every row: beta times it, once. */
+  const int hoisted = lds == 0 && !(flags & GEMM_OVERWRITE);
+  gv sv0 = GV_ZERO(), sv1 = GV_ZERO();
+  if (hoisted) {
+    sv0 = GV_MUL(vb, GV_MLOAD(s, mk0));
+    sv1 = GV_MUL(vb, GV_MLOAD(s + VW, mk1));
+  }
+  const float *a = gemm_a_at(g, m0, 0);
+  int i = m0;
+  for (; i + 2 <= m1; i += 2, a += 2 * rsa, c += 2 * ldc, s += 2 * lds) {
+    gv c00 = GV_ZERO(), c01 = GV_ZERO(), c10 = GV_ZERO(), c11 = GV_ZERO();
+    for (int k = 0; k < kc; k++) {
+      gv a0 = GV_SET1(a[k * csa]), a1 = GV_SET1(a[rsa + k * csa]);
+      c00 = GV_FMA(a0, b0[k], c00);
+      c10 = GV_FMA(a1, b0[k], c10);
+      if (wide) {
+        c01 = GV_FMA(a0, b1[k], c01);
+        c11 = GV_FMA(a1, b1[k], c11);
+      }
+    }
+    gemm_kreg_row(wide, c, s, c00, c01, sv0, sv1, hoisted, va, vb, beta, unit, flags, full, mk0,
+                  mk1);
+    gemm_kreg_row(wide, c + ldc, s + lds, c10, c11, sv0, sv1, hoisted, va, vb, beta, unit, flags,
+                  full, mk0, mk1);
+  }
+  if (i < m1) {
+    gv c00 = GV_ZERO(), c01 = GV_ZERO();
+    for (int k = 0; k < kc; k++) {
+      gv a0 = GV_SET1(a[k * csa]);
+      c00 = GV_FMA(a0, b0[k], c00);
+      if (wide) c01 = GV_FMA(a0, b1[k], c01);
+    }
+    gemm_kreg_row(wide, c, s, c00, c01, sv0, sv1, hoisted, va, vb, beta, unit, flags, full, mk0,
+                  mk1);
+  }
+}
+
+/* Rows m0..m1 of a product with a single k block of kc <= GEMM_KREG, its B
+ * block (columns jc.. jc+nc) packed at bk. */
+static void gemm_kreg(const gemm_job *g, int kc, int nc, const float *bk, int m0, int m1, int jc,
+                      float beta, int flags) {
+  for (int jr = 0; jr < nc; jr += NR) {
+    int nr = nc - jr < NR ? nc - jr : NR;
+    const float *bp = bk + (size_t)jr * kc;
+#define GEMM_KREG_CASE(k)                                             \
+  case k:                                                             \
+    if (nr > VW)                                                      \
+      gemm_kreg_panel(k, 1, g, bp, m0, m1, jc + jr, nr, beta, flags); \
+    else                                                              \
+      gemm_kreg_panel(k, 0, g, bp, m0, m1, jc + jr, nr, beta, flags); \
+    break;
+    switch (kc) {
+      GEMM_KREG_CASE(1)
+      GEMM_KREG_CASE(2)
+      GEMM_KREG_CASE(3)
+      GEMM_KREG_CASE(4) GEMM_KREG_CASE(5) GEMM_KREG_CASE(6) GEMM_KREG_CASE(7) GEMM_KREG_CASE(8)
+          GEMM_KREG_CASE(9) GEMM_KREG_CASE(10)
+    }
+#undef GEMM_KREG_CASE
+  }
+}
+#else
+#define GEMM_KREG 0
+#endif
+
 /* The depth of the k blocks of a product with this K: equal blocks of at
  * most KC (576 splits 288 + 288, not 384 + 192). It depends on K alone, so
  * every nest, instruction set and packed B (GEMM_PACK) sums alike. */
@@ -652,6 +786,12 @@ static void gemm_band(const gemm_job *g, int m0, int m1, int n0, int n1) {
           bk = g->bpre + (size_t)pc * gemm_npad(g->N) + (size_t)jc * kc;
         else
           gemm_pack_b(bp, gemm_b_at(g, pc, jc), g->ldb, g->tb, kc, nc);
+#if GEMM_KREG
+        if (kc == g->K && kc <= GEMM_KREG) {
+          gemm_kreg(g, kc, nc, bk, m0, m1, jc, beta, flags);
+          continue;
+        }
+#endif
         if (few_rows) {
           /* All of A's k block fits in L1/L2: each B panel, once in L1,
            * serves every tile of its column. */

@@ -649,6 +649,82 @@ static void test_narrow(cnn_isa isa) {
   pools_free(pools);
 }
 
+/* Products with K <= 10 and more rows than a tile (the first convolution,
+ * K = 9; the output layer's input gradient, K = 10) keep a B panel in
+ * registers instead of running tiles (AVX-512). Each element must still be
+ * the tile's FMA chain and writeback: bit for bit the same product with K
+ * made 11 deep by zero columns of A (which adds exact zeros at the end of
+ * each chain and takes the tiles), for every transpose, K 1..10, N over
+ * whole, narrow and masked panels, alpha 1 and not, beta 0, 1 and -0.5, a
+ * bias with and without a ReLU, and pools of 1 to 3; nothing outside C
+ * changes. */
+static void test_small_k(cnn_isa isa) {
+  static const int rows[] = {13, 26, 51, 677}, cols[] = {1, 10, 16, 17, 32, 45, 70};
+  static const float alphas[] = {1.0f, 0.75f}, betas[] = {0.0f, 1.0f, -0.5f};
+  cnn_threads *pools[3];
+  int mismatches = 0, runs = 0;
+  if (!pools_new(pools, isa)) return;
+  for (int K = 1; K <= 10; K++)
+    for (int t = 0; t < 4; t++) {
+      int ta = t & 1, tb = t >> 1, K2 = 11;
+      int M = rows[check_rng_int(4)], N = cols[check_rng_int(7)], ldc = N + 3;
+      int lda = ta ? M : K, lda2 = ta ? M : K2, ldb = tb ? K : N, ldb2 = tb ? K2 : N;
+      size_t nc = (size_t)M * ldc;
+      float *A = malloc((size_t)M * K * sizeof(float)), *A2 = calloc((size_t)M * K2, sizeof(float));
+      float *B = malloc((size_t)K * N * sizeof(float)),
+            *B2 = malloc((size_t)K2 * N * sizeof(float));
+      float *bias = malloc((size_t)N * sizeof(float)), *C0 = malloc(nc * sizeof(float));
+      float *want = malloc(nc * sizeof(float)), *C = malloc(nc * sizeof(float));
+      if (!CHECK(A && A2 && B && B2 && bias && C0 && want && C)) {
+        free(A), free(A2), free(B), free(B2), free(bias), free(C0), free(want), free(C);
+        goto done;
+      }
+      check_fill(A, (size_t)M * K), check_fill(B2, (size_t)K2 * N), check_fill(bias, (size_t)N);
+      check_fill(C0, nc);
+      for (size_t e = 0; e < nc; e++)
+        if (e % (size_t)ldc >= (size_t)N) C0[e] = SENTINEL;
+      /* A2 = [A, 0]; B = the first K rows of op(B2). */
+      for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++)
+          A2[ta ? (size_t)k * lda2 + i : (size_t)i * lda2 + k] =
+              A[ta ? (size_t)k * lda + i : (size_t)i * lda + k];
+      for (int k = 0; k < K; k++)
+        for (int j = 0; j < N; j++)
+          B[tb ? (size_t)j * ldb + k : (size_t)k * ldb + j] =
+              B2[tb ? (size_t)j * ldb2 + k : (size_t)k * ldb2 + j];
+      for (int form = 0; form < 8; form++) { /* 6 alpha x beta, then bias (+ ReLU) */
+        float alpha = alphas[form & 1], beta = betas[(form >> 1) % 3];
+        int biased = form >= 6, relu = form == 7;
+        memcpy(want, C0, nc * sizeof(float));
+        if (biased)
+          cnn_gemm_bias(pools[0], ta, tb, M, N, K2, alpha, A2, lda2, B2, ldb2, bias, relu, want,
+                        ldc);
+        else
+          cnn_gemm(pools[0], ta, tb, M, N, K2, alpha, A2, lda2, B2, ldb2, beta, want, ldc);
+        for (int p = 0; p < 3; p++) {
+          memcpy(C, C0, nc * sizeof(float));
+          if (biased)
+            cnn_gemm_bias(pools[p], ta, tb, M, N, K, alpha, A, lda, B, ldb, bias, relu, C, ldc);
+          else
+            cnn_gemm(pools[p], ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+          runs++;
+          for (size_t e = 0; e < nc; e++)
+            if (memcmp(&want[e], &C[e], sizeof C[e]) != 0 && mismatches++ < 3)
+              fprintf(stderr,
+                      "small K %dx%dx%d ta %d tb %d form %d pool %d: [%zu,%zu] %.9g, "
+                      "deeper %.9g\n",
+                      M, N, K, ta, tb, form, p + 1, e / (size_t)ldc, e % (size_t)ldc, C[e],
+                      want[e]);
+        }
+      }
+      free(A), free(A2), free(B), free(B2), free(bias), free(C0), free(want), free(C);
+    }
+done:
+  CHECK_EQ_INT(runs, 10 * 4 * 8 * 3);
+  CHECK_EQ_INT(mismatches, 0);
+  pools_free(pools);
+}
+
 /* Everything above on one instruction set. */
 static void test_isa(cnn_isa isa) {
   cnn_threads *pool = check_pool(1, isa);
@@ -675,6 +751,7 @@ static void test_isa(cnn_isa isa) {
   test_pool_sizes_bitwise(isa);
   test_tile_row_split(isa);
   test_narrow(isa);
+  test_small_k(isa);
 }
 
 int main(void) {

@@ -597,6 +597,7 @@ static void gemm_tile_direct(const gemm_job *g, int mr, int nr, int kc, const fl
  * order from zero and the tile's writeback (gemm_row_vec), so the result is
  * bit for bit what tiles give. AVX2's 16 registers hold too few k. */
 #define GEMM_KREG 10
+#define GEMM_KREG_DEPTHS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10)
 
 /* The writeback of one row (gemm_row_vec's arithmetic): sv is beta*S, or
  * the bias (lds == 0) hoisted out of the row loop. With alpha == 1 (unit),
@@ -703,13 +704,7 @@ static void gemm_kreg(const gemm_job *g, int kc, int nc, const float *bk, int m0
     else                                                              \
       gemm_kreg_panel(k, 0, g, bp, m0, m1, jc + jr, nr, beta, flags); \
     break;
-    switch (kc) {
-      GEMM_KREG_CASE(1)
-      GEMM_KREG_CASE(2)
-      GEMM_KREG_CASE(3)
-      GEMM_KREG_CASE(4) GEMM_KREG_CASE(5) GEMM_KREG_CASE(6) GEMM_KREG_CASE(7) GEMM_KREG_CASE(8)
-          GEMM_KREG_CASE(9) GEMM_KREG_CASE(10)
-    }
+    switch (kc) { GEMM_KREG_DEPTHS(GEMM_KREG_CASE) }
 #undef GEMM_KREG_CASE
   }
 }

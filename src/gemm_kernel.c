@@ -595,7 +595,8 @@ static void gemm_tile_direct(const gemm_job *g, int mr, int nr, int kc, const fl
  * B panel stays in registers (2*kc of the 32 zmm) while the rows of the band
  * stream past it, two at a time: each element is the tile's FMA chain in k
  * order from zero and the tile's writeback (gemm_row_vec), so the result is
- * bit for bit what tiles give. AVX2's 16 registers hold too few k. */
+ * bit for bit what tiles give. AVX2's 16 registers hold a panel's halves
+ * only, in turn, which measured slower than its 6x16 tiles. */
 #define GEMM_KREG 10
 #define GEMM_KREG_DEPTHS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10)
 

@@ -27,6 +27,8 @@
  *           (A's k block sits in L1/L2; each B panel, once in L1, serves all rows)
  *       many rows (convolutions):        for ir: for jr: tile
  *           (MR rows of A, once in L1, sweep the B block in L2)
+ *       K <= 10 (AVX-512; the first convolution): for jr: every row
+ *           (the B panel in registers, rows streamed: gemm_kreg)
  *  blocked   (A^T with wide B: the Goto/BLIS order)
  *     for jc step NC: for pc: pack B (L3); for ic step MC: pack A (L2)
  *       for jr: for ir: tile

@@ -606,7 +606,7 @@ static void gemm_tile_direct(const gemm_job *g, int mr, int nr, int kc, const fl
  * the bias (lds == 0) hoisted out of the row loop. With alpha == 1 (unit),
  * alpha*acc is acc and alpha*acc + sv one rounded sum, the same bits in
  * fewer operations: the writeback is a tenth of this kernel's work. */
-static inline __attribute__((always_inline)) void gemm_kreg_row(
+static inline __attribute__((always_inline)) void gemm_row_lean(
     const int wide, float *ci, const float *si, gv c0, gv c1, gv sv0, gv sv1, int hoisted, gv va,
     gv vb, float beta, int unit, int flags, int full, gm mk0, gm mk1) {
   if (flags & GEMM_OVERWRITE) {
@@ -676,9 +676,9 @@ static inline __attribute__((always_inline)) void gemm_kreg_panel(const int kc, 
         c11 = GV_FMA(a1, b1[k], c11);
       }
     }
-    gemm_kreg_row(wide, c, s, c00, c01, sv0, sv1, hoisted, va, vb, beta, unit, flags, full, mk0,
+    gemm_row_lean(wide, c, s, c00, c01, sv0, sv1, hoisted, va, vb, beta, unit, flags, full, mk0,
                   mk1);
-    gemm_kreg_row(wide, c + ldc, s + lds, c10, c11, sv0, sv1, hoisted, va, vb, beta, unit, flags,
+    gemm_row_lean(wide, c + ldc, s + lds, c10, c11, sv0, sv1, hoisted, va, vb, beta, unit, flags,
                   full, mk0, mk1);
   }
   if (i < m1) {
@@ -688,7 +688,7 @@ static inline __attribute__((always_inline)) void gemm_kreg_panel(const int kc, 
       c00 = GV_FMA(a0, b0[k], c00);
       if (wide) c01 = GV_FMA(a0, b1[k], c01);
     }
-    gemm_kreg_row(wide, c, s, c00, c01, sv0, sv1, hoisted, va, vb, beta, unit, flags, full, mk0,
+    gemm_row_lean(wide, c, s, c00, c01, sv0, sv1, hoisted, va, vb, beta, unit, flags, full, mk0,
                   mk1);
   }
 }
@@ -969,6 +969,98 @@ static void gemm_krow_write(const gemm_job *g) {
 }
 #endif
 
+#if GEMM_ISA == 2
+/* out[l] = lane l of r[0..15]: a 16x16 transpose in registers. */
+static inline __attribute__((always_inline)) void gemm_transpose16(const gv r[16], gv out[16]) {
+  gv t[16], u[16];
+  for (int p = 0; p < 16; p += 2) {
+    t[p] = _mm512_unpacklo_ps(r[p], r[p + 1]);
+    t[p + 1] = _mm512_unpackhi_ps(r[p], r[p + 1]);
+  }
+  /* u[q + c], 128-bit lane L: rows q..q+3 of column 4L + c. */
+  for (int q = 0; q < 16; q += 4) {
+    __m512d lo0 = _mm512_castps_pd(t[q]), lo1 = _mm512_castps_pd(t[q + 2]);
+    __m512d hi0 = _mm512_castps_pd(t[q + 1]), hi1 = _mm512_castps_pd(t[q + 3]);
+    u[q] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo0, lo1));
+    u[q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo0, lo1));
+    u[q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi0, hi1));
+    u[q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi0, hi1));
+  }
+  for (int c = 0; c < 4; c++) {
+    gv vlo = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(2, 0, 2, 0));
+    gv vhi = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 1, 3, 1));
+    gv wlo = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(2, 0, 2, 0));
+    gv whi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 1, 3, 1));
+    out[c] = _mm512_shuffle_f32x4(vlo, wlo, _MM_SHUFFLE(2, 0, 2, 0));
+    out[4 + c] = _mm512_shuffle_f32x4(vhi, whi, _MM_SHUFFLE(2, 0, 2, 0));
+    out[8 + c] = _mm512_shuffle_f32x4(vlo, wlo, _MM_SHUFFLE(3, 1, 3, 1));
+    out[12 + c] = _mm512_shuffle_f32x4(vhi, whi, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+/* A narrow C (N <= MR) with A stored transposed and one k block (the output
+ * layer's weight gradient, x^T @ dy: 5000 x 10 over the batch): its rows are
+ * runs of memory in A, so they go on the lanes, 32 rows a block with a
+ * column of C in each of 2*N accumulators (C^T's tile, B broadcast), and a
+ * transpose in registers turns the block back into rows of C for the tile's
+ * writeback. Each element is the tile's FMA chain in k order from zero
+ * (fma(b, a, c) == fma(a, b, c)) and writeback: bit for bit the usual path,
+ * which would fill N of 16 lanes. */
+static inline __attribute__((always_inline)) void gemm_at_narrow_block(const int n, const int full,
+                                                                       const gemm_job *g, int i0) {
+  const int rows = g->M - i0 < NR ? g->M - i0 : NR;
+  const gm r0 = GV_MASK(rows), r1 = GV_MASK(rows - VW);
+  const size_t lda = (size_t)g->lda, js = g->tb ? (size_t)g->ldb : 1;
+  const size_t ks = g->tb ? 1 : (size_t)g->ldb;
+  const float *a = g->A + i0, *b = g->B;
+  gv acc[2][16];
+  for (int j = 0; j < 16; j++) acc[0][j] = acc[1][j] = GV_ZERO();
+  for (int k = 0; k < g->K; k++, a += lda, b += ks) {
+    gv x0 = full ? GV_LOAD(a) : GV_MLOAD(a, r0);
+    gv x1 = full ? GV_LOAD(a + VW) : GV_MLOAD(a + VW, r1);
+    _mm_prefetch((const char *)(a + 2 * NR), _MM_HINT_T0);
+    _mm_prefetch((const char *)(a + 2 * NR + VW), _MM_HINT_T0);
+    for (int j = 0; j < n; j++) {
+      gv bj = GV_SET1(b[j * js]);
+      acc[0][j] = GV_FMA(bj, x0, acc[0][j]);
+      acc[1][j] = GV_FMA(bj, x1, acc[1][j]);
+    }
+  }
+  const gv va = GV_SET1(g->alpha), vb = GV_SET1(g->beta), z = GV_ZERO();
+  const gm mn = GV_MASK(n);
+  const int flags = gemm_flags(g, 0, g->K), unit = g->alpha == 1.0f;
+  float *c = g->C + (size_t)i0 * g->ldc;
+  size_t lds;
+  const float *s = gemm_src(g, c, 0, 1, &lds);
+  const int hoisted = lds == 0 && !(flags & GEMM_OVERWRITE);
+  const gv sv = hoisted ? GV_MUL(vb, GV_MLOAD(s, mn)) : z;
+  for (int h = 0; h < 2; h++) {
+    gv out[16];
+    gemm_transpose16(acc[h], out);
+    for (int l = 0; l < VW && h * VW + l < rows; l++, c += g->ldc, s += lds)
+      gemm_row_lean(0, c, s, out[l], z, sv, z, hoisted, va, vb, g->beta, unit, flags, 0, mn, 0);
+  }
+}
+
+static void gemm_at_narrow_task(void *ctx, int task, int thread) {
+  const gemm_job *g = ctx;
+  (void)thread;
+  int nb = (g->M + NR - 1) / NR;
+  for (int blk = nb * task / g->ntasks; blk < nb * (task + 1) / g->ntasks; blk++) {
+    int i0 = blk * NR, full = g->M - i0 >= NR;
+#define GEMM_AT_NARROW_CASE(i)               \
+  case i + 1:                                \
+    if (full)                                \
+      gemm_at_narrow_block(i + 1, 1, g, i0); \
+    else                                     \
+      gemm_at_narrow_block(i + 1, 0, g, i0); \
+    break;
+    switch (g->N) { GEMM_ROWS(GEMM_AT_NARROW_CASE) }
+#undef GEMM_AT_NARROW_CASE
+  }
+}
+#endif
+
 /* C = beta * C, with beta == 0 writing zeros over anything (NaN included). */
 static void gemm_scale(int M, int N, float beta, float *C, int ldc) {
   for (int i = 0; i < M; i++) {
@@ -999,6 +1091,20 @@ static void gemm_run(cnn_threads *pool, int ta, int tb, int M, int N, int K, flo
     }
     return;
   }
+#if GEMM_ISA == 2
+  if (!turned && ta && N <= MR && M >= NR && K <= KC) { /* gemm_at_narrow_block */
+    gemm_job g = {ta, tb,  M,    N,    K, alpha, beta, A, lda,  B,   ldb,
+                  C,  ldc, bias, relu, K, 0,     0,    1, NULL, NULL};
+    int nb = (M + NR - 1) / NR, nt = cnn_threads_size(pool);
+    if (2.0 * M * N * K < GEMM_MIN_PARALLEL_FLOPS) nt = 1;
+    g.ntasks = nt < nb ? nt : nb;
+    if (g.ntasks == 1)
+      gemm_at_narrow_task(&g, 0, 0);
+    else
+      cnn_threads_run(pool, gemm_at_narrow_task, &g, g.ntasks);
+    return;
+  }
+#endif
 #if GEMM_VEC
   /* A narrow C (N <= MR columns: the 10-unit output layer's forward) with
    * more rows fills only N of a tile's lanes. C^T = op(B)^T @ op(A)^T puts

@@ -588,13 +588,17 @@ static void test_tile_row_split(cnn_isa isa) {
 }
 
 /* A narrow C (N <= the tile's rows: the 10-unit output layer's forward)
- * with more rows is computed as C^T: bit for bit the first N columns of the
- * same product made wide enough (N + 24 columns) to take the usual path,
- * for every transpose, beta 0 and 0.5, a bias and a ReLU, and pools of 1 to
- * 3; the columns past N (ldc > N) are left alone. */
+ * with more rows is computed as C^T, and with A transposed and one k block
+ * (its weight gradient) as C^T tiles turned back in registers: bit for bit
+ * the first N columns of the same product made wide enough (N + 24
+ * columns) to take the usual path, for every transpose, beta 0 and 0.5, a
+ * bias and a ReLU, row blocks whole and partial, K at and past a k block,
+ * and pools of 1 to 3; the columns past N (ldc > N) are left alone. */
 static void test_narrow(cnn_isa isa) {
   static const int shapes[][5] = {{32, 10, 5000, 0, 0}, {128, 10, 5000, 0, 0}, {40, 3, 700, 1, 0},
-                                  {17, 12, 900, 0, 1},  {64, 7, 100, 1, 1},    {16, 1, 50, 0, 0}};
+                                  {17, 12, 900, 0, 1},  {64, 7, 100, 1, 1},    {16, 1, 50, 0, 0},
+                                  {5000, 10, 32, 1, 0}, {1001, 12, 384, 1, 1}, {33, 1, 7, 1, 0},
+                                  {45, 9, 385, 1, 0}};
   cnn_threads *pools[3];
   int mismatches = 0, runs = 0;
   if (!pools_new(pools, isa)) return;
@@ -644,7 +648,7 @@ static void test_narrow(cnn_isa isa) {
     }
     free(A), free(B), free(Bw), free(bias), free(C0), free(C), free(Cw);
   }
-  CHECK_EQ_INT(runs, 54);
+  CHECK_EQ_INT(runs, 90);
   CHECK_EQ_INT(mismatches, 0);
   pools_free(pools);
 }

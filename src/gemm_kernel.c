@@ -36,7 +36,10 @@
  * Two shapes run as C^T = op(B)^T @ op(A)^T, with the same arithmetic per
  * element (gemm_run): a narrow C (the output layer's 10 columns would fill
  * 10 of a tile's lanes) and a dense layer's input gradient at small batches
- * (which then reads its kernel in place instead of transposing it).
+ * (which then reads its kernel in place instead of transposing it). A
+ * narrow C with A transposed and one k block (the output layer's weight
+ * gradient) computes C^T's tiles and turns each back in registers
+ * (gemm_at_narrow_block), so no C^T is stored.
  *
  * Measured on the model's shapes, packing a row-major A never paid: each A
  * row meets few B panels (N is 32..576 in convolutions) and dense layers have

@@ -608,7 +608,7 @@ static void gemm_tile_direct(const gemm_job *g, int mr, int nr, int kc, const fl
 /* The writeback of one row (gemm_row_vec's arithmetic): sv is beta*S, or
  * the bias (lds == 0) hoisted out of the row loop. With alpha == 1 (unit),
  * alpha*acc is acc and alpha*acc + sv one rounded sum, the same bits in
- * fewer operations: the writeback is a tenth of this kernel's work. */
+ * fewer operations: the writeback is a tenth of the small-K kernel's work. */
 static inline __attribute__((always_inline)) void gemm_row_lean(
     const int wide, float *ci, const float *si, gv c0, gv c1, gv sv0, gv sv1, int hoisted, gv va,
     gv vb, float beta, int unit, int flags, int full, gm mk0, gm mk1) {
@@ -1021,8 +1021,6 @@ static inline __attribute__((always_inline)) void gemm_at_narrow_block(const int
   for (int k = 0; k < g->K; k++, a += lda, b += ks) {
     gv x0 = full ? GV_LOAD(a) : GV_MLOAD(a, r0);
     gv x1 = full ? GV_LOAD(a + VW) : GV_MLOAD(a + VW, r1);
-    _mm_prefetch((const char *)(a + 2 * NR), _MM_HINT_T0);
-    _mm_prefetch((const char *)(a + 2 * NR + VW), _MM_HINT_T0);
     for (int j = 0; j < n; j++) {
       gv bj = GV_SET1(b[j * js]);
       acc[0][j] = GV_FMA(bj, x0, acc[0][j]);

@@ -236,12 +236,18 @@ static void gemm_pack_b(float *restrict bp, const float *restrict B, int ldb, in
                         int nc) {
   int full = nc / NR * NR, nr = nc - full;
   if (!tb) {
-    /* op(B) rows are rows of B: read each along its length. */
+    /* op(B) rows are rows of B: read each along its length, the row four
+     * ahead fetched meanwhile: a block's rows are short runs far apart (the
+     * first dense layer's kernel: 896 bytes every 20 KB), too short for the
+     * hardware prefetchers (its forward at batch 32, interleaved pairs: 6
+     * to 15 % faster on one thread and on two, on a Zen 4). */
     for (int k = 0; k < kc; k++) {
       const float *src = B + (size_t)k * ldb;
       float *dst = bp + (size_t)k * NR;
-      for (int jr = 0; jr < full; jr += NR, dst += (size_t)NR * kc)
+      for (int jr = 0; jr < full; jr += NR, dst += (size_t)NR * kc) {
+        for (int l = 0; l < NR; l += 16) __builtin_prefetch(src + 4 * (size_t)ldb + jr + l);
         for (int j = 0; j < NR; j++) dst[j] = src[jr + j];
+      }
       if (nr) {
 #if GEMM_VEC
         /* Masked loads read no byte past the row (measured: the scalar

@@ -64,6 +64,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "transpose16.h"
 
 #define TR 16  /* rows of a tile (and columns of a C or B tile) */
 #define TK 32  /* bf16 values along k per tile row: the k step */
@@ -125,33 +126,6 @@ static inline __m512i bf16_pairs(__m512 x, __m512 y) {
   return _mm512_permutexvar_epi16(idx, bf16_cvt(x, y));
 }
 
-/* r[i] lane j becomes r[j] lane i: a 16 x 16 transpose of 32-bit lanes. */
-static inline __attribute__((always_inline)) void bf16_transpose16(__m512i r[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  /* Now r[4g + m], 128-bit lane l, holds column 4l + m of rows 4g..4g+3. */
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  for (int m = 0; m < 4; m++) {
-    __m512i a = _mm512_shuffle_i32x4(r[m], r[4 + m], 0x88);
-    __m512i b = _mm512_shuffle_i32x4(r[m], r[4 + m], 0xdd);
-    __m512i c = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0x88);
-    __m512i d = _mm512_shuffle_i32x4(r[8 + m], r[12 + m], 0xdd);
-    t[m] = _mm512_shuffle_i32x4(a, c, 0x88);
-    t[4 + m] = _mm512_shuffle_i32x4(b, d, 0x88);
-    t[8 + m] = _mm512_shuffle_i32x4(a, c, 0xdd);
-    t[12 + m] = _mm512_shuffle_i32x4(b, d, 0xdd);
-  }
-  for (int i = 0; i < 16; i++) r[i] = t[i];
-}
-
 /* ---- packing ----------------------------------------------------------- */
 
 /* op(A)[0:mc, 0:kc] = A (row-major, already offset to the block) into
@@ -188,7 +162,7 @@ static void bf16_pack_at(uint16_t *restrict ap, const float *restrict A, int lda
         __m512 y = k + 1 < kc ? bf16_load(src + lda, n) : _mm512_setzero_ps();
         r[q] = bf16_pairs(x, y);
       }
-      bf16_transpose16(r);
+      cnn_transpose16(r);
       for (int i = 0; i < 16; i++) _mm512_store_si512(dst + i * TK, r[i]);
     }
   }
@@ -233,7 +207,7 @@ static void bf16_pack_bt(uint16_t *restrict bp, const float *restrict B, int ldb
         r[j] = j0 + j < nc ? bf16_cvt(bf16_load(src, kc - k), bf16_load(src + 16, kc - k - 16))
                            : _mm512_setzero_si512();
       }
-      bf16_transpose16(r);
+      cnn_transpose16(r);
       for (int q = 0; q < 16; q++) _mm512_store_si512(dst + q * TK, r[q]);
     }
   }

@@ -85,6 +85,8 @@
 
 #if GEMM_ISA == 2
 #include <immintrin.h>
+
+#include "transpose16.h"
 #define GEMM_VEC 1
 #define GEMM_RUN cnn_gemm_run_avx512
 #define GEMM_RUN_PACKED cnn_gemm_run_packed_avx512
@@ -979,34 +981,6 @@ static void gemm_krow_write(const gemm_job *g) {
 #endif
 
 #if GEMM_ISA == 2
-/* out[l] = lane l of r[0..15]: a 16x16 transpose in registers. */
-static inline __attribute__((always_inline)) void gemm_transpose16(const gv r[16], gv out[16]) {
-  gv t[16], u[16];
-  for (int p = 0; p < 16; p += 2) {
-    t[p] = _mm512_unpacklo_ps(r[p], r[p + 1]);
-    t[p + 1] = _mm512_unpackhi_ps(r[p], r[p + 1]);
-  }
-  /* u[q + c], 128-bit lane L: rows q..q+3 of column 4L + c. */
-  for (int q = 0; q < 16; q += 4) {
-    __m512d lo0 = _mm512_castps_pd(t[q]), lo1 = _mm512_castps_pd(t[q + 2]);
-    __m512d hi0 = _mm512_castps_pd(t[q + 1]), hi1 = _mm512_castps_pd(t[q + 3]);
-    u[q] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo0, lo1));
-    u[q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo0, lo1));
-    u[q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi0, hi1));
-    u[q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi0, hi1));
-  }
-  for (int c = 0; c < 4; c++) {
-    gv vlo = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(2, 0, 2, 0));
-    gv vhi = _mm512_shuffle_f32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 1, 3, 1));
-    gv wlo = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(2, 0, 2, 0));
-    gv whi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 1, 3, 1));
-    out[c] = _mm512_shuffle_f32x4(vlo, wlo, _MM_SHUFFLE(2, 0, 2, 0));
-    out[4 + c] = _mm512_shuffle_f32x4(vhi, whi, _MM_SHUFFLE(2, 0, 2, 0));
-    out[8 + c] = _mm512_shuffle_f32x4(vlo, wlo, _MM_SHUFFLE(3, 1, 3, 1));
-    out[12 + c] = _mm512_shuffle_f32x4(vhi, whi, _MM_SHUFFLE(3, 1, 3, 1));
-  }
-}
-
 /* A narrow C (N <= MR) with A stored transposed and one k block (the output
  * layer's weight gradient, x^T @ dy: 5000 x 10 over the batch): its rows are
  * runs of memory in A, so they go on the lanes, 32 rows a block with a
@@ -1042,10 +1016,12 @@ static inline __attribute__((always_inline)) void gemm_at_narrow_block(const int
   const int hoisted = lds == 0 && !(flags & GEMM_OVERWRITE);
   const gv sv = hoisted ? GV_MUL(vb, GV_MLOAD(s, mn)) : z;
   for (int h = 0; h < 2; h++) {
-    gv out[16];
-    gemm_transpose16(acc[h], out);
+    __m512i t[16];
+    for (int j = 0; j < 16; j++) t[j] = _mm512_castps_si512(acc[h][j]);
+    cnn_transpose16(t);
     for (int l = 0; l < VW && h * VW + l < rows; l++, c += g->ldc, s += lds)
-      gemm_row_lean(0, c, s, out[l], z, sv, z, hoisted, va, vb, g->beta, unit, flags, 0, mn, 0);
+      gemm_row_lean(0, c, s, _mm512_castsi512_ps(t[l]), z, sv, z, hoisted, va, vb, g->beta, unit,
+                    flags, 0, mn, 0);
   }
 }
 

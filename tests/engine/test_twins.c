@@ -423,7 +423,7 @@ static const act_def acts[] = {
     {"log(1 + x^2) - min(x, 1) + sqrt(abs(x) + 1)/3", CNN_ACT_EXPR, 0, ex_mix, ex_mix_d},
 };
 
-static void act_case(cnn_isa isa, const act_def *d, size_t rows, size_t cols) {
+static void act_case(cnn_threads *pool, const act_def *d, size_t rows, size_t cols) {
   char err[CNN_ERRMAX];
   size_t n = rows * cols;
   snprintf(where, sizeof where, "activation %s over %zux%zu", d->name, rows, cols);
@@ -438,31 +438,32 @@ static void act_case(cnn_isa isa, const act_def *d, size_t rows, size_t cols) {
   if (!CHECK(z && y && y2 && dy && dz && ry && rs)) goto done;
   for (size_t i = 0; i < n; i++) z[i] = 4 * rnd_float();
   z[0] = 0, z[n - 1] = -z[n / 2]; /* a zero, and a pair around it */
-  cnn_act_forward(isa, &a, y, z, rows, cols);
+  cnn_act_forward(pool, &a, y, z, rows, cols);
   twin_act_forward(ry, z, &t, rows, cols);
   for (size_t i = 0; i < n; i++) rs[i] = fabs(ry[i]) + 0.1;
   near_all("activation forward", y, ry, rs, n, RTOL, 0);
   memcpy(y2, z, n * sizeof *y2); /* in place, as inference runs it */
-  cnn_act_forward(isa, &a, y2, y2, rows, cols);
+  cnn_act_forward(pool, &a, y2, y2, rows, cols);
   CHECK(memcmp(y, y2, n * sizeof *y) == 0);
   fill(dy, n);
-  cnn_act_backward(isa, &a, dz, dy, z, y, rows, cols);
+  cnn_act_backward(pool, &a, dz, dy, z, y, rows, cols);
   twin_act_backward(ry, dy, z, &t, rows, cols);
   for (size_t i = 0; i < n; i++) rs[i] = fabs(ry[i]) + 0.1 * fabs(dy[i]);
   near_all("activation backward", dz, ry, rs, n, RTOL, 0);
-  cnn_act_backward(isa, &a, dy, dy, z, y, rows, cols); /* dz over dy, as the network runs it */
+  cnn_act_backward(pool, &a, dy, dy, z, y, rows, cols); /* dz over dy, as the network runs it */
   CHECK(memcmp(dy, dz, n * sizeof *dy) == 0);
 done:
   free(z), free(y), free(y2), free(dy), free(dz), free(ry), free(rs);
   cnn_expr_free(a.expr);
 }
 
-static void test_activations(cnn_isa isa) {
+static void test_activations(cnn_threads *pool) {
   for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
-    act_case(isa, &acts[i], 5, 10);
-    act_case(isa, &acts[i], 7, 3);
-    act_case(isa, &acts[i], 1, 1);
-    act_case(isa, &acts[i], 3, 257);
+    act_case(pool, &acts[i], 5, 10);
+    act_case(pool, &acts[i], 7, 3);
+    act_case(pool, &acts[i], 1, 1);
+    act_case(pool, &acts[i], 3, 257);
+    act_case(pool, &acts[i], 1001, 67); /* split over the pool: 3 tasks */
   }
 }
 
@@ -978,7 +979,7 @@ static void run_all(cnn_threads *pool) {
   test_conv2d(pool);
   test_pooling(pool);
   test_dense(pool);
-  test_activations(cnn_threads_isa(pool));
+  test_activations(pool);
   test_dropout(pool);
   test_batchnorm(pool);
   test_optimizers(pool);

@@ -312,7 +312,7 @@ static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
                           const float *restrict dy, const float *restrict x, int n) {
   int M = n * l->out.h * l->out.w, N = l->out.c;
   int K = l->spec->kh * l->spec->kw * l->in.c;
-  if (l->nbias) cnn_bias_grad(l->db, dy, (size_t)M, (size_t)N);
+  if (l->nbias) cnn_bias_grad(run->pool, l->db, dy, (size_t)M, (size_t)N);
   conv_task t = {l, run->work, dx, x, 1, cnn_threads_isa(run->pool)};
   if (conv_use_winograd(l, run, CNN_WINO_DW)) {
     cnn_wino_geom g = wino_forward_geom(l);

@@ -40,7 +40,7 @@ static void dense_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
 static void dense_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
                            const float *restrict dy, const float *restrict x, int n) {
   int in = l->in.h * l->in.w * l->in.c, out = l->out.c;
-  if (l->nbias) cnn_bias_grad(l->db, dy, (size_t)n, (size_t)out);
+  if (l->nbias) cnn_bias_grad(run->pool, l->db, dy, (size_t)n, (size_t)out);
   /* The kernel's gradient last: an optimizer applied right after this
    * backward (cnn_net_backward_each) finds it still in cache. */
   if (dx) cnn_gemm(run->pool, 0, 1, n, in, out, 1.0f, dy, out, l->w, out, 0.0f, dx, in);

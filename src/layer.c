@@ -19,8 +19,43 @@ int cnn_window(int in, int k, int s, cnn_padding pad, int *pad_before) {
   return in < k ? 0 : (in - k) / s + 1;
 }
 
-void cnn_bias_grad(float *restrict db, const float *restrict dy, size_t rows, size_t cols) {
-  memset(db, 0, cols * sizeof *db);
+/* Columns per task when a pool shares the bias gradient: a multiple of a
+ * 64-byte line, so that the tasks of a narrow dy (a convolution's 32 or 64
+ * channels) each read their own lines of every row. */
+#define BIAS_COLS 16
+#define BIAS_MIN_VALUES 32768 /* below this one thread does it all */
+
+typedef struct bias_job {
+  float *db;
+  const float *dy;
+  size_t rows, cols, per_task;
+} bias_job;
+
+/* Each column summed over the rows in order, whoever sums it. */
+static void bias_cols(float *restrict db, const float *restrict dy, size_t rows, size_t cols,
+                      size_t j0, size_t j1) {
+  memset(db + j0, 0, (j1 - j0) * sizeof *db);
   for (size_t r = 0; r < rows; r++)
-    for (size_t j = 0; j < cols; j++) db[j] += dy[r * cols + j];
+    for (size_t j = j0; j < j1; j++) db[j] += dy[r * cols + j];
+}
+
+static void bias_task(void *ctx, int task, int thread) {
+  (void)thread;
+  const bias_job *b = ctx;
+  size_t j0 = (size_t)task * b->per_task,
+         j1 = j0 + b->per_task < b->cols ? j0 + b->per_task : b->cols;
+  bias_cols(b->db, b->dy, b->rows, b->cols, j0, j1);
+}
+
+void cnn_bias_grad(cnn_threads *pool, float *db, const float *dy, size_t rows, size_t cols) {
+  int threads = cnn_threads_size(pool);
+  if (threads < 2 || rows * cols < BIAS_MIN_VALUES || cols < 2 * BIAS_COLS) {
+    bias_cols(db, dy, rows, cols, 0, cols);
+    return;
+  }
+  /* About two tasks a thread, in whole lines. */
+  size_t per = (cols + 2 * (size_t)threads - 1) / (2 * (size_t)threads);
+  per = (per + BIAS_COLS - 1) / BIAS_COLS * BIAS_COLS;
+  bias_job b = {db, dy, rows, cols, per};
+  cnn_threads_run(pool, bias_task, &b, (int)((cols + per - 1) / per));
 }

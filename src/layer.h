@@ -95,8 +95,10 @@ extern const cnn_layer_ops cnn_conv2d_ops, cnn_maxpool_ops, cnn_avgpool_ops, cnn
  * padding split, the odd pixel after). Returns 0 when the window does not fit. */
 int cnn_window(int in, int k, int s, cnn_padding pad, int *pad_before);
 
-/* db [cols] = column sums of dy [rows, cols]. */
-void cnn_bias_grad(float *restrict db, const float *restrict dy, size_t rows, size_t cols);
+/* db [cols] = column sums of dy [rows, cols], each over the rows in order;
+ * wide enough ones split by columns over the pool (NULL: the calling
+ * thread), with the same result. */
+void cnn_bias_grad(cnn_threads *pool, float *db, const float *dy, size_t rows, size_t cols);
 
 /* Activations over rows x cols values (softmax works along each row), with
  * the loops compiled for the pool's instruction set; large ones are split by

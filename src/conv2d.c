@@ -274,7 +274,7 @@ static void conv_forward(cnn_layer *l, const cnn_run *run, float *restrict y,
     if (!run->training && l->wino_u && l->wino_isa == isa)
       uk = l->wino_u; /* transformed once for inference (net.c) */
     else
-      cnn_wino_kernel(isa, u, l->w, l->in.c, N, 0);
+      cnn_wino_kernel(run->pool, u, l->w, l->in.c, N, 0);
     cnn_wino_conv(run->pool, &g, x, uk, l->nbias ? l->b : NULL, run->relu, y, u + l->work_fixed, n);
     return;
   }
@@ -329,7 +329,7 @@ static void conv_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
   if (conv_use_winograd(l, run, CNN_WINO_DX)) {
     cnn_wino_geom g = wino_backward_geom(l);
     float *u = run->work;
-    cnn_wino_kernel(t.isa, u, l->w, l->in.c, N, 1);
+    cnn_wino_kernel(run->pool, u, l->w, l->in.c, N, 1);
     cnn_wino_conv(run->pool, &g, dy, u, NULL, 0, dx, u + l->work_fixed, n);
     return;
   }

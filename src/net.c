@@ -277,7 +277,7 @@ static void transform_for_inference(cnn_net *net) {
   for (int i = 0; p && i < net->nlayers; i++) {
     cnn_layer *l = &net->layers[i];
     if (l->ops != &cnn_conv2d_ops || !(l->winograd & CNN_WINO_FORWARD)) continue;
-    cnn_wino_kernel(isa, p, l->w, l->in.c, l->out.c, 0);
+    cnn_wino_kernel(net->pool, p, l->w, l->in.c, l->out.c, 0);
     l->wino_u = p, l->wino_isa = isa;
     p += cnn_wino_kernel_floats(l->in.c, l->out.c);
   }

@@ -76,9 +76,9 @@ static const float G[6][3] = {{1.0f / 4, 0, 0},
 /* u [36, R, S]: element (i, j) of kernel position (k, l) is read at
  * w[pos(k, l) * R * S + i * si + j * sj]. */
 CNN_INLINE void kernel_body(float *restrict u, const float *restrict w, int R, int S, size_t si,
-                            size_t sj, int flip) {
+                            size_t sj, int flip, int i0, int i1) {
   size_t rs = (size_t)R * S;
-  for (int i = 0; i < R; i++)
+  for (int i = i0; i < i1; i++)
     for (int j0 = 0; j0 < S; j0 += CB) {
       int jb = S - j0 < CB ? S - j0 : CB;
       float g[3][3][CB], t[6][3][CB];
@@ -103,15 +103,47 @@ CNN_INLINE void kernel_body(float *restrict u, const float *restrict w, int R, i
 
 CNN_ISA_CLONES(kernel,
                (float *restrict u, const float *restrict w, int R, int S, size_t si, size_t sj,
-                int flip),
-               (u, w, R, S, si, sj, flip))
+                int flip, int i0, int i1),
+               (u, w, R, S, si, sj, flip, i0, i1))
 
-void cnn_wino_kernel(cnn_isa isa, float *u, const float *w, int C, int F, int flip) {
+/* Rows i of u per task when a pool shares the transform (each value is
+ * computed alike whoever computes it). The training step transforms the
+ * notebook's second convolution twice (forward and input gradient): on one
+ * thread that was about 1% of the step, the other thread waiting. */
+#define KERNEL_TASK_VALUES 512 /* R * S values a task at least */
+
+typedef struct kernel_job {
+  float *u;
+  const float *w;
+  int R, S, flip, per_task;
+  size_t si, sj;
+  cnn_isa isa;
+} kernel_job;
+
+static void kernel_task(void *ctx, int task, int thread) {
+  (void)thread;
+  const kernel_job *k = ctx;
+  int i0 = task * k->per_task, i1 = i0 + k->per_task < k->R ? i0 + k->per_task : k->R;
+  kernel_isa(k->isa, k->u, k->w, k->R, k->S, k->si, k->sj, k->flip, i0, i1);
+}
+
+void cnn_wino_kernel(cnn_threads *pool, float *u, const float *w, int C, int F, int flip) {
   /* No flip: (i, j) = (c, f) at c * F + f. Flip: (i, j) = (f, c), same place. */
-  if (flip)
-    kernel_isa(isa, u, w, F, C, 1, (size_t)F, 1);
+  kernel_job k = {u,
+                  w,
+                  flip ? F : C,
+                  flip ? C : F,
+                  flip,
+                  0,
+                  flip ? 1 : (size_t)F,
+                  flip ? (size_t)F : 1,
+                  cnn_threads_isa(pool)};
+  k.per_task = KERNEL_TASK_VALUES / k.S > 0 ? KERNEL_TASK_VALUES / k.S : 1;
+  int tasks = (k.R + k.per_task - 1) / k.per_task;
+  if (cnn_threads_size(pool) > 1 && tasks > 1)
+    cnn_threads_run(pool, kernel_task, &k, tasks);
   else
-    kernel_isa(isa, u, w, C, F, (size_t)F, 1, 0);
+    kernel_isa(k.isa, u, w, k.R, k.S, k.si, k.sj, flip, 0, k.R);
 }
 
 /* ---- the tile transforms ------------------------------------------------------ */

@@ -42,8 +42,10 @@ size_t cnn_wino_kernel_floats(int C, int F);
 size_t cnn_wino_work_floats(const cnn_wino_geom *g);
 
 /* u [36, C, F] = G w G^T of w [3, 3, C, F]; with flip, of the kernel turned
- * by 180 degrees with C and F swapped, for the input gradient: u [36, F, C]. */
-void cnn_wino_kernel(cnn_isa isa, float *u, const float *w, int C, int F, int flip);
+ * by 180 degrees with C and F swapped, for the input gradient: u [36, F, C].
+ * Loops for the pool's instruction set; large kernels split over the pool
+ * (NULL: the calling thread), with the same result. */
+void cnn_wino_kernel(cnn_threads *pool, float *u, const float *w, int C, int F, int flip);
 
 /* y [n, OH, OW, F] = x [n, H, W, C] convolved with the transformed kernel u,
  * + bias (NULL: none), then max(y, 0) with relu (NaN gives 0). work holds

@@ -87,15 +87,14 @@ static void func_case(cnn_threads *pool, const fcase *k, float **y_out, float **
   double *ry = doubles(ny), *rys = doubles(ny), *rdx = doubles(nx), *rdxs = doubles(nx);
   double *rdw = doubles(nw), *rdws = doubles(nw);
   check_fill(x, nx), check_fill(w, nw), check_fill(b, (size_t)k->f), check_fill(dy, ny);
-  cnn_isa isa = cnn_threads_isa(pool);
   for (size_t i = 0; i < ny; i++) y[i] = NAN; /* every value must be written */
   for (size_t i = 0; i < nx; i++) dx[i] = NAN;
   for (size_t i = 0; i < nw; i++) dw[i] = NAN;
-  cnn_wino_kernel(isa, u, w, k->c, k->f, 0);
+  cnn_wino_kernel(pool, u, w, k->c, k->f, 0);
   cnn_wino_conv(pool, &gf, x, u, k->bias ? b : NULL, k->relu, y, work, k->n);
   twin_conv2d_forward(ry, rys, x, w, k->bias ? b : NULL, k->relu, &g, k->f);
   near_twin("forward", where, 0, y, ry, rys, ny);
-  cnn_wino_kernel(isa, u, w, k->c, k->f, 1);
+  cnn_wino_kernel(pool, u, w, k->c, k->f, 1);
   cnn_wino_conv(pool, &gb, dy, u, NULL, 0, dx, work, k->n);
   twin_conv2d_backward(rdx, rdxs, rdw, rdws, NULL, NULL, dy, x, w, &g, k->f);
   near_twin("dx", where, 1, dx, rdx, rdxs, nx);

@@ -139,9 +139,11 @@ static int bench_isa(cnn_isa isa, double budget, const double peak[2], int with_
       o.lda = o.ta ? o.M : o.K;
       o.ldb = o.tb ? o.K : o.N;
       size_t na = (size_t)o.M * o.K, nb = (size_t)o.K * o.N, nc = (size_t)o.M * o.N;
-      o.A = malloc(na * sizeof(float));
-      o.B = malloc(nb * sizeof(float));
-      o.C = malloc(nc * sizeof(float));
+      /* The engine's allocator, as the network's operands get (big blocks
+       * on huge pages, see base.c). */
+      o.A = cnn_malloc(na * sizeof(float));
+      o.B = cnn_malloc(nb * sizeof(float));
+      o.C = cnn_malloc(nc * sizeof(float));
       float *ours = malloc(nc * sizeof(float));
       if (!o.A || !o.B || !o.C || !ours) {
         fprintf(stderr, "bench_gemm: out of memory\n");
@@ -188,9 +190,9 @@ static int bench_isa(cnn_isa isa, double budget, const double peak[2], int with_
         }
       }
       printf("\n");
-      free(o.A);
-      free(o.B);
-      free(o.C);
+      cnn_free(o.A);
+      cnn_free(o.B);
+      cnn_free(o.C);
       free(ours);
     }
   }

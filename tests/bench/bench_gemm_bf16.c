@@ -57,9 +57,9 @@ typedef struct operands {
 static int operands_new(operands *o, int ta, int tb, int M, int N, int K) {
   *o = (operands){ta, tb, M, N, K, ta ? M : K, tb ? K : N, NULL, NULL, NULL};
   size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
-  o->A = malloc(na * sizeof(float));
-  o->B = malloc(nb * sizeof(float));
-  o->C = malloc(nc * sizeof(float));
+  o->A = cnn_malloc(na * sizeof(float)); /* as the network's operands (base.c) */
+  o->B = cnn_malloc(nb * sizeof(float));
+  o->C = cnn_malloc(nc * sizeof(float));
   if (!o->A || !o->B || !o->C) return 0;
   for (size_t i = 0; i < na; i++) o->A[i] = bench_rand();
   for (size_t i = 0; i < nb; i++) o->B[i] = bench_rand();
@@ -67,9 +67,9 @@ static int operands_new(operands *o, int ta, int tb, int M, int N, int K) {
 }
 
 static void operands_free(operands *o) {
-  free(o->A);
-  free(o->B);
-  free(o->C);
+  cnn_free(o->A);
+  cnn_free(o->B);
+  cnn_free(o->C);
 }
 
 static void bench_call(int impl, cnn_threads *pool, const operands *o) {

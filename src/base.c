@@ -79,7 +79,8 @@ void *cnn_malloc(size_t n) {
 void *cnn_calloc(size_t count, size_t size) {
   if (alloc_should_fail()) return NULL;
   if (count == 0 || size == 0) count = size = 1;
-  if (count <= SIZE_MAX / size && count * size >= BIG_BLOCK) {
+  if (count > SIZE_MAX / size) return NULL; /* count * size does not fit */
+  if (count * size >= BIG_BLOCK) {
     void *p = alloc_big(count * size);
     if (p) memset(p, 0, count * size);
     return p;

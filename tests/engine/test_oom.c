@@ -17,7 +17,12 @@
  * format when that fails; such a run may succeed, but only with exactly the
  * blob of a cycle without injected failures, like the final clean run.
  */
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* mallopt */
+#endif
 
 #include "check.h"
 #include "cnn.h"
@@ -137,8 +142,51 @@ done:
   return rc;
 }
 
+/* Blocks of 4 MB and more take their own path (base.c: aligned for huge
+ * pages): zeroed by cnn_calloc, aligned, kept by cnn_realloc, refused on
+ * overflow, and failed on demand like any other allocation. */
+static void test_big_blocks(void) {
+  const size_t big = (size_t)5 << 20, huge_page = (size_t)2 << 20;
+#ifdef __GLIBC__
+  /* Big blocks from the heap, kept when freed: cnn_calloc then gets memory
+   * that was written before, not fresh zero pages from the kernel. */
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
+  for (int i = 0; i < 3; i++) { /* leave dirty memory for cnn_calloc to reuse */
+    unsigned char *d = cnn_malloc(big);
+    if (d) memset(d, 0xab, big);
+    cnn_free(d);
+  }
+  unsigned char *z = cnn_calloc(big, 1);
+  float *m = cnn_malloc((size_t)4 << 20);
+  if (CHECK(z && m)) {
+    size_t nonzero = 0;
+    for (size_t i = 0; i < big; i++) nonzero += z[i] != 0;
+    CHECK_EQ_INT(nonzero, 0);
+    CHECK_EQ_INT((uintptr_t)z % huge_page, 0);
+    CHECK_EQ_INT((uintptr_t)m % huge_page, 0);
+    for (size_t i = 0; i < ((size_t)4 << 20) / sizeof *m; i++) m[i] = (float)i;
+    float *g = cnn_realloc(m, (size_t)9 << 20);
+    if (CHECK(g)) {
+      m = g;
+      CHECK(m[0] == 0.0f && m[12345] == 12345.0f &&
+            m[(((size_t)4 << 20) / sizeof *m) - 1] == (float)((((size_t)4 << 20) / sizeof *m) - 1));
+    }
+  }
+  cnn_free(z);
+  cnn_free(m);
+  CHECK(cnn_calloc(SIZE_MAX / 8, 16) == NULL); /* count * size overflows */
+  cnn_alloc_fail_at(1);
+  CHECK(cnn_calloc(big, 1) == NULL);
+  cnn_alloc_fail_at(1);
+  CHECK(cnn_malloc(big) == NULL);
+  cnn_alloc_fail_at(0);
+}
+
 int main(void) {
   char err[CNN_ERRMAX];
+  test_big_blocks();
   result ref = {0}, got = {0};
   make_data();
 

@@ -7,7 +7,6 @@
  * leaky_relu slope 0.2 (alpha), elu alpha 1, exact (erf) gelu, swish =
  * x*sigmoid(x), hard_sigmoid = clip(x/6 + 1/2, 0, 1).
  */
-#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -218,44 +217,36 @@ typedef struct act_job {
   const cnn_act *a;
   float *out;              /* y forward, dz backward */
   const float *in, *z, *y; /* z forward, dy backward; z and y backward only */
-  size_t rows, cols, per_task;
+  size_t rows, cols;
   cnn_isa isa;
   int backward;
 } act_job;
 
-static void act_task(void *ctx, int task, int thread) {
+/* Rows r0..r1. */
+static void act_rows(void *ctx, size_t r0, size_t r1, int thread) {
   (void)thread;
   const act_job *j = ctx;
-  size_t r0 = (size_t)task * j->per_task,
-         n = j->rows - r0 < j->per_task ? j->rows - r0 : j->per_task;
   size_t off = r0 * j->cols;
   if (j->backward)
     act_backward_isa(j->isa, j->a, j->out + off, j->in + off, j->z ? j->z + off : NULL, j->y + off,
-                     n, j->cols);
+                     r1 - r0, j->cols);
   else
-    act_forward_isa(j->isa, j->a, j->out + off, j->in + off, n, j->cols);
+    act_forward_isa(j->isa, j->a, j->out + off, j->in + off, r1 - r0, j->cols);
 }
 
 static void act_run(cnn_threads *pool, act_job *j) {
   j->isa = cnn_threads_isa(pool);
-  j->per_task = j->cols >= ACT_TASK ? 1 : ACT_TASK / j->cols;
-  size_t tasks = (j->rows + j->per_task - 1) / j->per_task;
-  if (cnn_threads_size(pool) > 1 && tasks > 1 && tasks <= INT_MAX)
-    cnn_threads_run(pool, act_task, j, (int)tasks);
-  else if (j->backward)
-    act_backward_isa(j->isa, j->a, j->out, j->in, j->z, j->y, j->rows, j->cols);
-  else
-    act_forward_isa(j->isa, j->a, j->out, j->in, j->rows, j->cols);
+  cnn_threads_for(pool, j->rows, j->cols >= ACT_TASK ? 1 : ACT_TASK / j->cols, act_rows, j);
 }
 
 void cnn_act_forward(cnn_threads *pool, const cnn_act *a, float *y, const float *z, size_t rows,
                      size_t cols) {
-  act_job j = {a, y, z, NULL, NULL, rows, cols, 0, 0, 0};
+  act_job j = {a, y, z, NULL, NULL, rows, cols, 0, 0};
   if (rows && cols) act_run(pool, &j);
 }
 
 void cnn_act_backward(cnn_threads *pool, const cnn_act *a, float *dz, const float *dy,
                       const float *z, const float *y, size_t rows, size_t cols) {
-  act_job j = {a, dz, dy, z, y, rows, cols, 0, 0, 1};
+  act_job j = {a, dz, dy, z, y, rows, cols, 0, 1};
   if (rows && cols) act_run(pool, &j);
 }

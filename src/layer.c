@@ -28,7 +28,7 @@ int cnn_window(int in, int k, int s, cnn_padding pad, int *pad_before) {
 typedef struct bias_job {
   float *db;
   const float *dy;
-  size_t rows, cols, per_task;
+  size_t rows, cols;
 } bias_job;
 
 /* Each column summed over the rows in order, whoever sums it. */
@@ -39,23 +39,19 @@ static void bias_cols(float *restrict db, const float *restrict dy, size_t rows,
     for (size_t j = j0; j < j1; j++) db[j] += dy[r * cols + j];
 }
 
-static void bias_task(void *ctx, int task, int thread) {
+static void bias_range(void *ctx, size_t j0, size_t j1, int thread) {
   (void)thread;
   const bias_job *b = ctx;
-  size_t j0 = (size_t)task * b->per_task,
-         j1 = j0 + b->per_task < b->cols ? j0 + b->per_task : b->cols;
   bias_cols(b->db, b->dy, b->rows, b->cols, j0, j1);
 }
 
 void cnn_bias_grad(cnn_threads *pool, float *db, const float *dy, size_t rows, size_t cols) {
-  int threads = cnn_threads_size(pool);
-  if (threads < 2 || rows * cols < BIAS_MIN_VALUES || cols < 2 * BIAS_COLS) {
-    bias_cols(db, dy, rows, cols, 0, cols);
-    return;
+  size_t threads = (size_t)cnn_threads_size(pool), per = cols;
+  if (threads > 1 && rows * cols >= BIAS_MIN_VALUES && cols >= 2 * BIAS_COLS) {
+    /* About two tasks a thread, in whole lines. */
+    per = (cols + 2 * threads - 1) / (2 * threads);
+    per = (per + BIAS_COLS - 1) / BIAS_COLS * BIAS_COLS;
   }
-  /* About two tasks a thread, in whole lines. */
-  size_t per = (cols + 2 * (size_t)threads - 1) / (2 * (size_t)threads);
-  per = (per + BIAS_COLS - 1) / BIAS_COLS * BIAS_COLS;
-  bias_job b = {db, dy, rows, cols, per};
-  cnn_threads_run(pool, bias_task, &b, (int)((cols + per - 1) / per));
+  bias_job b = {db, dy, rows, cols};
+  cnn_threads_for(pool, cols, per, bias_range, &b);
 }

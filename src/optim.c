@@ -245,8 +245,7 @@ typedef struct {
   cnn_optim *opt;
   float *w;
   const float *g;
-  size_t lo, hi; /* the range of values updated */
-  size_t chunk;
+  size_t lo;   /* the first value updated */
   cnn_isa isa; /* of the pool */
 } step_task;
 
@@ -330,12 +329,10 @@ CNN_INLINE void step_range_body(const step_task *t, size_t lo, size_t hi) {
 /* The update loops, compiled for each instruction set (isa.h). */
 CNN_ISA_CLONES(step_range, (const step_task *t, size_t lo, size_t hi), (t, lo, hi))
 
-static void step_task_run(void *ctx, int i, int thread) {
+static void step_task_run(void *ctx, size_t lo, size_t hi, int thread) {
   (void)thread;
   const step_task *t = ctx;
-  size_t lo = t->lo + (size_t)i * t->chunk, hi = lo + t->chunk;
-  if (hi > t->hi) hi = t->hi;
-  step_range_isa(t->isa, t, lo, hi);
+  step_range_isa(t->isa, t, t->lo + lo, t->lo + hi);
 }
 
 void cnn_optim_begin(cnn_optim *opt) {
@@ -354,9 +351,9 @@ void cnn_optim_update(cnn_optim *opt, float *params, const float *grads, size_t 
                       cnn_threads *pool) {
   if (hi > opt->n) hi = opt->n;
   if (lo >= hi) return;
-  size_t chunk = 1 << 16; /* 256 KB of each array: big enough to amortise a task */
-  step_task task = {opt, params, grads, lo, hi, chunk, cnn_threads_isa(pool)};
-  cnn_threads_run(pool, step_task_run, &task, (int)((hi - lo + chunk - 1) / chunk));
+  step_task task = {opt, params, grads, lo, cnn_threads_isa(pool)};
+  /* Tasks of 256 KB of each array: big enough to amortise a task. */
+  cnn_threads_for(pool, hi - lo, 1 << 16, step_task_run, &task);
 }
 
 void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_threads *pool) {

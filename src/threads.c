@@ -28,6 +28,7 @@
  */
 #include "threads.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -255,4 +256,28 @@ void cnn_threads_run(cnn_threads *pool, cnn_task_fn task, void *ctx, int ntasks)
     pthread_mutex_unlock(&pool->mu);
   }
   pthread_mutex_unlock(&pool->run_mu);
+}
+
+typedef struct range_job {
+  cnn_range_fn fn;
+  void *ctx;
+  size_t n, grain;
+} range_job;
+
+static void range_task(void *ctx, int task, int thread) {
+  const range_job *r = ctx;
+  size_t lo = (size_t)task * r->grain, hi = r->n - lo < r->grain ? r->n : lo + r->grain;
+  r->fn(r->ctx, lo, hi, thread);
+}
+
+void cnn_threads_for(cnn_threads *pool, size_t n, size_t grain, cnn_range_fn fn, void *ctx) {
+  if (n == 0) return;
+  if (grain == 0) grain = 1;
+  size_t tasks = (n - 1) / grain + 1;
+  if (cnn_threads_size(pool) < 2 || tasks < 2 || tasks > INT_MAX) {
+    fn(ctx, 0, n, 0);
+    return;
+  }
+  range_job r = {fn, ctx, n, grain};
+  cnn_threads_run(pool, range_task, &r, (int)tasks);
 }

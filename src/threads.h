@@ -9,6 +9,8 @@
 #ifndef CNN_THREADS_H
 #define CNN_THREADS_H
 
+#include <stddef.h>
+
 #include "isa.h"
 
 typedef struct cnn_threads cnn_threads;
@@ -41,5 +43,12 @@ void cnn_threads_set_bf16(cnn_threads *pool, int on);
  * calling thread. Not reentrant: a task must not call cnn_threads_run. Runs
  * from several threads on one pool are serialised. */
 void cnn_threads_run(cnn_threads *pool, cnn_task_fn task, void *ctx, int ntasks);
+
+/* Runs fn(ctx, lo, hi, thread) over disjoint ranges covering [0, n): tasks of
+ * `grain` items (the last one shorter), or a single call over all of [0, n)
+ * when the pool has one thread or there is one task. So fn must compute each
+ * item alike whatever range it comes in. */
+typedef void (*cnn_range_fn)(void *ctx, size_t lo, size_t hi, int thread);
+void cnn_threads_for(cnn_threads *pool, size_t n, size_t grain, cnn_range_fn fn, void *ctx);
 
 #endif

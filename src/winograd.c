@@ -115,16 +115,15 @@ CNN_ISA_CLONES(kernel,
 typedef struct kernel_job {
   float *u;
   const float *w;
-  int R, S, flip, per_task;
+  int R, S, flip;
   size_t si, sj;
   cnn_isa isa;
 } kernel_job;
 
-static void kernel_task(void *ctx, int task, int thread) {
+static void kernel_rows(void *ctx, size_t i0, size_t i1, int thread) {
   (void)thread;
   const kernel_job *k = ctx;
-  int i0 = task * k->per_task, i1 = i0 + k->per_task < k->R ? i0 + k->per_task : k->R;
-  kernel_isa(k->isa, k->u, k->w, k->R, k->S, k->si, k->sj, k->flip, i0, i1);
+  kernel_isa(k->isa, k->u, k->w, k->R, k->S, k->si, k->sj, k->flip, (int)i0, (int)i1);
 }
 
 void cnn_wino_kernel(cnn_threads *pool, float *u, const float *w, int C, int F, int flip) {
@@ -134,16 +133,10 @@ void cnn_wino_kernel(cnn_threads *pool, float *u, const float *w, int C, int F, 
                   flip ? F : C,
                   flip ? C : F,
                   flip,
-                  0,
                   flip ? 1 : (size_t)F,
                   flip ? (size_t)F : 1,
                   cnn_threads_isa(pool)};
-  k.per_task = KERNEL_TASK_VALUES / k.S > 0 ? KERNEL_TASK_VALUES / k.S : 1;
-  int tasks = (k.R + k.per_task - 1) / k.per_task;
-  if (cnn_threads_size(pool) > 1 && tasks > 1)
-    cnn_threads_run(pool, kernel_task, &k, tasks);
-  else
-    kernel_isa(k.isa, u, w, k.R, k.S, k.si, k.sj, flip, 0, k.R);
+  cnn_threads_for(pool, (size_t)k.R, (size_t)(KERNEL_TASK_VALUES / k.S), kernel_rows, &k);
 }
 
 /* ---- the tile transforms ------------------------------------------------------ */

@@ -2,7 +2,8 @@
  * test_threads.c - the thread pool of src/threads.c: every task runs exactly once,
  * thread ids stay in range, tasks really run concurrently, many runs in a row
  * work, callers on several threads can share a pool, idle workers sleep, a
- * NULL pool runs in order on the caller, and bad sizes, failed allocations
+ * NULL pool runs in order on the caller, cnn_threads_for covers its range
+ * once in tasks of its grain, and bad sizes, failed allocations
  * and threads that cannot start are reported.
  */
 #include <pthread.h>
@@ -227,6 +228,52 @@ static void test_serial(void) {
   cnn_threads_free(pool);
 }
 
+/* cnn_threads_for: ranges that cover [0, n) once, `grain` items each (the
+ * last shorter); one call over everything with one thread or one task. */
+typedef struct range_ctx {
+  _Atomic int hits[MAXTASKS]; /* times each item was covered */
+  _Atomic int calls, bad;     /* calls; a range of the wrong length or thread */
+  size_t n, grain;
+  int size;
+} range_ctx;
+
+static void range_fn(void *ctx, size_t lo, size_t hi, int thread) {
+  range_ctx *r = ctx;
+  atomic_fetch_add(&r->calls, 1);
+  int whole = lo == 0 && hi == r->n;
+  size_t want = r->n - lo < r->grain ? r->n - lo : r->grain;
+  if (lo >= hi || hi > r->n || (!whole && (lo % r->grain || hi - lo != want)) || thread < 0 ||
+      thread >= r->size)
+    atomic_store(&r->bad, 1);
+  for (size_t i = lo; i < hi && i < MAXTASKS; i++) atomic_fetch_add(&r->hits[i], 1);
+}
+
+static range_ctx rng; /* large: static, not on the stack */
+
+static void test_for(int nthreads) {
+  cnn_threads *pool = NULL;
+  char err[CNN_ERRMAX] = "";
+  if (nthreads && !CHECK_EQ_INT(cnn_threads_new(&pool, nthreads, err), CNN_OK)) return;
+  static const size_t cases[][2] = {{0, 7},   {1, 1},  {5, 0},       {10, 3},      {10, 10},
+                                    {10, 11}, {97, 8}, {4096, 1024}, {4097, 1024}, {5000, 1}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    size_t n = cases[c][0], grain = cases[c][1];
+    for (int i = 0; i < MAXTASKS; i++) atomic_store(&rng.hits[i], 0);
+    atomic_store(&rng.calls, 0);
+    atomic_store(&rng.bad, 0);
+    rng.n = n, rng.grain = grain ? grain : 1, rng.size = nthreads ? nthreads : 1;
+    cnn_threads_for(pool, n, grain, range_fn, &rng);
+    int wrong = 0;
+    for (size_t i = 0; i < MAXTASKS; i++) wrong += atomic_load(&rng.hits[i]) != (i < n ? 1 : 0);
+    CHECK_EQ_INT(wrong, 0);
+    CHECK_EQ_INT(atomic_load(&rng.bad), 0);
+    size_t tasks = n ? (n - 1) / rng.grain + 1 : 0;
+    int serial = nthreads < 2 || tasks < 2;
+    CHECK_EQ_INT(atomic_load(&rng.calls), (int)(serial ? n > 0 : tasks));
+  }
+  cnn_threads_free(pool);
+}
+
 static void test_sizes_and_errors(void) {
   cnn_threads *pool = NULL;
   char err[CNN_ERRMAX] = "";
@@ -310,6 +357,8 @@ int main(void) {
   test_sizes_and_errors();
   for (int n = 1; n <= 5; n++) test_each_task_once(n);
   test_each_task_once(16);
+  test_for(0); /* the NULL pool */
+  for (int n = 1; n <= 3; n++) test_for(n);
   test_many_runs(2);
   test_many_runs(4);
   test_concurrency();

@@ -5,7 +5,10 @@ the first TRAIN_ROWS training images, scaled to seconds per 60000-image
 epoch; test accuracy after it; inference time per image with scalar
 cnn_predict over the 10000 test rows and with cnn_predictions (batched);
 peak resident memory of the training process; MNIST import time. Each
-measurement runs in a fresh process; medians over --repeat runs. PyTorch is
+measurement runs in a fresh process, once in each of --repeat rounds (the
+same order every round); figures are medians over the rounds, ratios the
+medians of each round's ratios, so drifting load on a shared machine
+weighs on both sides of a ratio alike. PyTorch is
 first tried in each of its variants (torch_mnist.py trial) and measured in
 the fastest fp32 one; the machine, sqlite-cnn's build (cnn_debug()) and what
 PyTorch runs on are printed first.
@@ -127,6 +130,12 @@ def median(runs, key):
     return statistics.median(vals) if vals else float("nan")
 
 
+def paired(a, ka, b, kb):
+    """The median of a[i][ka] / b[i][kb] over runs made in the same round."""
+    vals = [x[ka] / y[kb] for x, y in zip(a, b) if ka in x and kb in y and y[kb]]
+    return statistics.median(vals) if vals else float("nan")
+
+
 def machine():
     """The CPU and the vector features it has, from /proc/cpuinfo."""
     model, flags = "?", set()
@@ -193,63 +202,73 @@ def main():
     imp = [ours(args, db, "import") for _ in range(1)]
     rows, own = [], []
     debug = dict(l.split("=", 1) for l in cnn_debug(args.so).splitlines() if "=" in l)
-    for b in [int(x) for x in args.batches.split(",")]:
-        mine = [ours(args, db, "train", b) for _ in range(args.repeat)]
-        # The same build against itself, in the same run: kernels capped at
-        # AVX2, and mixed precision where the CPU has a bf16 kernel.
-        if debug.get("isa") in ("avx512", "amx"):
-            capped = [ours(args, db, "train", b, isa="avx2") for _ in range(args.repeat)]
-            own.append((f"train s/epoch, batch {b}: {debug['isa']} / avx2", median(mine, "train_s"),
-                        median(capped, "train_s")))
-            own.append((f"  test accuracy, {debug['isa']} / avx2", median(mine, "test_accuracy"),
-                        median(capped, "test_accuracy")))
-        if b == int(args.batches.split(",")[0]):
-            # The training option layer_stats must cost next to nothing.
-            probed = [ours(args, db, "train", b, layer_stats=True) for _ in range(args.repeat)]
-            own.append((f"train s/epoch, batch {b}: layer_stats / without", median(probed, "train_s"),
-                        median(mine, "train_s")))
-        bf16_ours = []
-        if debug.get("gemm_bf16", "none").split()[0] not in ("none", ""):
-            bf16_ours = [ours(args, db, "train", b, precision="bf16") for _ in range(args.repeat)]
-            own.append((f"train s/epoch, batch {b}: bf16 / fp32", median(bf16_ours, "train_s"),
-                        median(mine, "train_s")))
-            own.append(("  test accuracy, bf16 / fp32", median(bf16_ours, "test_accuracy"),
-                        median(mine, "test_accuracy")))
-        pred = [ours(args, db, "predict", b) for _ in range(args.repeat)]
-        if bf16_ours and b == int(args.batches.split(",")[0]):
-            # Inference in bf16 (cnn_precision) on the fp32-trained model.
-            pred16 = [ours(args, db, "predict", b, precision="bf16") for _ in range(args.repeat)]
-            own.append(("predict us/image, scalar: bf16 / fp32", median(pred16, "predict_us_scalar"),
-                        median(pred, "predict_us_scalar")))
-            own.append(("predict s/10000, batched: bf16 / fp32", median(pred16, "predict_s_batched"),
-                        median(pred, "predict_s_batched")))
-            own.append(("  test accuracy, bf16 / fp32 inference", median(pred16, "test_accuracy"),
-                        median(pred, "test_accuracy")))
-        ref, bf16 = [], float("nan")
+    batches = [int(x) for x in args.batches.split(",")]
+    scale = 60000 / args.rows
+    for b in batches:
+        first = b == batches[0]
+        capped_too = debug.get("isa") in ("avx512", "amx")
+        bf16_too = debug.get("gemm_bf16", "none").split()[0] not in ("none", "")
+        wait, trial, bf16 = None, None, float("nan")
         if not args.no_torch:
             wait, trial = torch_trial(args, b)
-            if b == int(args.batches.split(",")[0]):
+            if first:
                 print(torch_setup(trial["setup"]))
-            ref = [torch(args, b, wait, "run", json.dumps(trial["best"])) for _ in range(args.repeat)]
             bf16 = min(t for n, t in trial["times"]["train"].items() if "bf16" in n)
-        scale = 60000 / args.rows
-        rows.append((f"train s/epoch, batch {b}", median(mine, "train_s") * scale, median(ref, "seconds_per_epoch")))
-        rows.append((f"train us/sample, batch {b}", median(mine, "train_s") / args.rows * 1e6, median(ref, "us_per_sample")))
-        rows.append((f"  against PyTorch bf16 (trial)", median(mine, "train_s") / args.rows * 1e6, bf16))
-        if bf16_ours:
-            rows.append((f"  ours bf16, against PyTorch bf16", median(bf16_ours, "train_s") / args.rows * 1e6,
-                         bf16))
-        rows.append((f"test accuracy after it", median(mine, "test_accuracy"), median(ref, "test_accuracy")))
-        rows.append((f"peak RSS MB, batch {b}", median(mine, "peak_rss_mb"), median(ref, "peak_rss_mb")))
-        if b == int(args.batches.split(",")[0]):
-            rows.append(("predict us/image, scalar", median(pred, "predict_us_scalar"), median(ref, "predict_us_batch1")))
-            rows.append(("predict s/10000, batched", median(pred, "predict_s_batched"), median(ref, "predict_s_10000_batched")))
-    rows.append(("import MNIST s", median(imp, "import_s"), float("nan")))
+        # Rounds: each measurement once a round, in the same order, so that
+        # a ratio pairs runs made minutes apart (the machines are shared and
+        # their load drifts); ratios are medians of those pairs.
+        m = {k: [] for k in ("mine", "capped", "probed", "bf16", "pred", "pred16", "ref")}
+        for _ in range(args.repeat):
+            m["mine"].append(ours(args, db, "train", b))
+            if capped_too:  # the same build with its kernels capped at AVX2
+                m["capped"].append(ours(args, db, "train", b, isa="avx2"))
+            if first:  # the training option layer_stats must cost next to nothing
+                m["probed"].append(ours(args, db, "train", b, layer_stats=True))
+            if bf16_too:  # mixed precision where the CPU has a bf16 kernel
+                m["bf16"].append(ours(args, db, "train", b, precision="bf16"))
+            m["pred"].append(ours(args, db, "predict", b))
+            if bf16_too and first:  # bf16 inference (cnn_precision) of the fp32-trained model
+                m["pred16"].append(ours(args, db, "predict", b, precision="bf16"))
+            if trial:
+                m["ref"].append(torch(args, b, wait, "run", json.dumps(trial["best"])))
+
+        def pair(a, ka, c, kc=None):
+            return (median(m[a], ka), median(m[c], kc or ka), paired(m[a], ka, m[c], kc or ka))
+
+        if capped_too:
+            own.append((f"train s/epoch, batch {b}: {debug['isa']} / avx2", *pair("mine", "train_s", "capped")))
+            own.append((f"  test accuracy, {debug['isa']} / avx2", *pair("mine", "test_accuracy", "capped")))
+        if first:
+            own.append((f"train s/epoch, batch {b}: layer_stats / without", *pair("probed", "train_s", "mine")))
+        if bf16_too:
+            own.append((f"train s/epoch, batch {b}: bf16 / fp32", *pair("bf16", "train_s", "mine")))
+            own.append(("  test accuracy, bf16 / fp32", *pair("bf16", "test_accuracy", "mine")))
+        if m["pred16"]:
+            own.append(("predict us/image, scalar: bf16 / fp32", *pair("pred16", "predict_us_scalar", "pred")))
+            own.append(("predict s/10000, batched: bf16 / fp32", *pair("pred16", "predict_s_batched", "pred")))
+            own.append(("  test accuracy, bf16 / fp32 inference", *pair("pred16", "test_accuracy", "pred")))
+        train = median(m["mine"], "train_s")
+        a, r, q = pair("mine", "train_s", "ref", "seconds_per_epoch")
+        q *= scale  # PyTorch's epoch is given for 60000 rows
+        rows.append((f"train s/epoch, batch {b}", a * scale, r, q))
+        rows.append((f"train us/sample, batch {b}", a / args.rows * 1e6, median(m["ref"], "us_per_sample"), q))
+        rows.append((f"  against PyTorch bf16 (trial)", train / args.rows * 1e6, bf16,
+                     train / args.rows * 1e6 / bf16))
+        if m["bf16"]:
+            ours16 = median(m["bf16"], "train_s") / args.rows * 1e6
+            rows.append((f"  ours bf16, against PyTorch bf16", ours16, bf16, ours16 / bf16))
+        rows.append((f"test accuracy after it", *pair("mine", "test_accuracy", "ref")))
+        rows.append((f"peak RSS MB, batch {b}", *pair("mine", "peak_rss_mb", "ref")))
+        if first:
+            rows.append(("predict us/image, scalar", *pair("pred", "predict_us_scalar", "ref", "predict_us_batch1")))
+            rows.append(("predict s/10000, batched", *pair("pred", "predict_s_batched", "ref",
+                                                            "predict_s_10000_batched")))
+    rows.append(("import MNIST s", median(imp, "import_s"), float("nan"), float("nan")))
     print(f"machine: {os.cpu_count()} cores, {threads_note(args)}; {args.rows} training rows, "
-          f"median of {args.repeat}; PyTorch in its fastest fp32 variant (*)")
+          f"median of {args.repeat} rounds; ratio: median of the rounds' ratios; "
+          f"PyTorch in its fastest fp32 variant (*)")
     print(f"{'':34}{'sqlite-cnn':>12}{'PyTorch':>12}{'ratio':>8}")
-    for name, a, b in rows:
-        ratio = a / b if b == b and b else float("nan")
+    for name, a, b, ratio in rows:
         fmt = "{:>12.4f}" if abs(a) < 10 else "{:>12.1f}"
         print(f"{name:34}" + fmt.format(a) + ("{:>12.4f}" if abs(b) < 10 else "{:>12.1f}").format(b)
               + (f"{ratio:>8.2f}" if ratio == ratio else f"{'':>8}"))
@@ -259,18 +278,18 @@ def main():
 def print_own(own, args):
     if not own:
         return
-    print(f"sqlite-cnn against itself ({args.rows} training rows, median of {args.repeat}; seconds scaled to "
-          "60000 rows):")
+    print(f"sqlite-cnn against itself ({args.rows} training rows, median of {args.repeat} rounds; seconds "
+          "scaled to 60000 rows; ratio: median of the rounds' ratios):")
     print(f"{'':42}{'this':>10}{'that':>10}{'ratio':>8}")
     scale = 60000 / args.rows
-    for name, a, b in own:
+    for name, a, b, ratio in own:
         if "accuracy" in name:
             print(f"{name:42}{a:>10.4f}{b:>10.4f}{a - b:>+8.4f}")
         elif name.startswith("predict"):  # per image or per 10000: not scaled
-            print(f"{name:42}{a:>10.4f}{b:>10.4f}{a / b:>8.2f}" if a < 10 else
-                  f"{name:42}{a:>10.1f}{b:>10.1f}{a / b:>8.2f}")
+            print(f"{name:42}{a:>10.4f}{b:>10.4f}{ratio:>8.2f}" if a < 10 else
+                  f"{name:42}{a:>10.1f}{b:>10.1f}{ratio:>8.2f}")
         else:
-            print(f"{name:42}{a * scale:>10.2f}{b * scale:>10.2f}{a / b:>8.2f}")
+            print(f"{name:42}{a * scale:>10.2f}{b * scale:>10.2f}{ratio:>8.2f}")
 
 
 def threads_note(args):

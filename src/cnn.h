@@ -217,9 +217,15 @@ void cnn_net_backward(cnn_net *net, int n);
 /* The same, calling ready(ctx, lo, hi) as soon as the gradients of
  * parameters [lo, hi) are final (one layer's, last layer first), while the
  * layer's weights and gradients are still in cache; the layer's weights are
- * not read again by this backward, so ready may update them. */
+ * not read again by this backward, so ready may update them. With band (may
+ * be NULL), a layer with a big kernel (a dense layer's) hands it over in
+ * bands of rows instead, band(ctx, lo, hi) called from the pool's threads,
+ * several at once on disjoint ranges, as each band's gradients are final
+ * and its weights read for the last time: band must run on the calling
+ * thread alone (the pool is busy). ready then comes for the rest. */
 typedef void (*cnn_grads_ready_fn)(void *ctx, size_t lo, size_t hi);
-void cnn_net_backward_each(cnn_net *net, int n, cnn_grads_ready_fn ready, void *ctx);
+void cnn_net_backward_each(cnn_net *net, int n, cnn_grads_ready_fn ready, cnn_grads_ready_fn band,
+                           void *ctx);
 
 /* Gradient of the loss w.r.t. the input buffer from the last backward
  * (n x h x w x c), or NULL when not computed. For gradient checks. */
@@ -299,6 +305,10 @@ void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_threa
 void cnn_optim_begin(cnn_optim *opt);
 void cnn_optim_update(cnn_optim *opt, float *params, const float *grads, size_t lo, size_t hi,
                       cnn_threads *pool);
+/* cnn_optim_update on the calling thread alone, with the loops of the pool
+ * `like` (its instruction set): for tasks that already run on a pool. */
+void cnn_optim_update_serial(cnn_optim *opt, float *params, const float *grads, size_t lo,
+                             size_t hi, const cnn_threads *like);
 
 /* ---- training -------------------------------------------------------------- */
 

@@ -58,6 +58,13 @@ static void update_layer(void *ctx, size_t lo, size_t hi) {
                    cnn_net_pool(u->net));
 }
 
+/* A band of a layer's kernel, from a task on the network's pool. */
+static void update_band(void *ctx, size_t lo, size_t hi) {
+  update_ctx *u = ctx;
+  cnn_optim_update_serial(u->opt, cnn_net_params(u->net), cnn_net_grads(u->net), lo, hi,
+                          cnn_net_pool(u->net));
+}
+
 int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_dataset *val,
               const cnn_train_config *cfg, cnn_train_result *res, char *err) {
   int rc = CNN_OK;
@@ -232,7 +239,7 @@ int cnn_train(cnn_net *net, cnn_optim *opt, const cnn_dataset *train, const cnn_
        * gradient and weights are most of a step's memory traffic). */
       cnn_optim_begin(opt);
       update_ctx up = {opt, net};
-      cnn_net_backward_each(net, m, update_layer, &up);
+      cnn_net_backward_each(net, m, update_layer, update_band, &up);
       if (probe) cnn_net_stat_update(net, before, scratch, stats);
       loss_sum += loss * m;
       right += correct;

@@ -147,14 +147,17 @@ void cnn_gemm_pack(cnn_isa isa, float *bp, const float *B, int ldb, int K, int N
   }
 }
 
-void cnn_gemm_bias_prepacked(cnn_threads *pool, int M, int N, int K, const float *A, int lda,
-                             const float *B, int ldb, const float *bp, const float *bias, int relu,
-                             float *C, int ldc) {
-  if (cnn_threads_bf16(pool)) {
-    cnn_gemm_bias(pool, 0, 0, M, N, K, 1.0f, A, lda, B, ldb, bias, relu, C, ldc);
+/* Runs on `pool`, or with `like`'s kernels on the calling thread when pool
+ * is NULL. */
+static void gemm_prepacked(cnn_threads *pool, const cnn_threads *like, int M, int N, int K,
+                           const float *A, int lda, const float *B, int ldb, const float *bp,
+                           const float *bias, int relu, float *C, int ldc) {
+  if (cnn_threads_bf16(like)) {
+    (pool ? cnn_gemm_bias(pool, 0, 0, M, N, K, 1.0f, A, lda, B, ldb, bias, relu, C, ldc)
+          : cnn_gemm_bias_serial(like, 0, 0, M, N, K, 1.0f, A, lda, B, ldb, bias, relu, C, ldc));
     return;
   }
-  switch (cnn_gemm_pack_isa(cnn_threads_isa(pool))) {
+  switch (cnn_gemm_pack_isa(cnn_threads_isa(like))) {
 #if CNN_HAVE_X86_KERNELS
   case CNN_ISA_AVX512:
     cnn_gemm_run_packed_avx512(pool, M, N, K, A, lda, B, ldb, bp, bias, relu, C, ldc);
@@ -166,6 +169,18 @@ void cnn_gemm_bias_prepacked(cnn_threads *pool, int M, int N, int K, const float
   default:
     cnn_gemm_run_packed_baseline(pool, M, N, K, A, lda, B, ldb, bp, bias, relu, C, ldc);
   }
+}
+
+void cnn_gemm_bias_prepacked(cnn_threads *pool, int M, int N, int K, const float *A, int lda,
+                             const float *B, int ldb, const float *bp, const float *bias, int relu,
+                             float *C, int ldc) {
+  gemm_prepacked(pool, pool, M, N, K, A, lda, B, ldb, bp, bias, relu, C, ldc);
+}
+
+void cnn_gemm_bias_prepacked_serial(const cnn_threads *like, int M, int N, int K, const float *A,
+                                    int lda, const float *B, int ldb, const float *bp,
+                                    const float *bias, int relu, float *C, int ldc) {
+  gemm_prepacked(NULL, like, M, N, K, A, lda, B, ldb, bp, bias, relu, C, ldc);
 }
 
 /* ---- B in bf16, converted once ------------------------------------------ */

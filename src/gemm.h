@@ -60,6 +60,11 @@ void cnn_gemm_pack(cnn_isa isa, float *bp, const float *B, int ldb, int K, int N
 void cnn_gemm_bias_prepacked(cnn_threads *pool, int M, int N, int K, const float *A, int lda,
                              const float *B, int ldb, const float *bp, const float *bias, int relu,
                              float *C, int ldc);
+/* The same on the calling thread alone, with the kernels of the pool
+ * `like` (as cnn_gemm_bias_serial). */
+void cnn_gemm_bias_prepacked_serial(const cnn_threads *like, int M, int N, int K, const float *A,
+                                    int lda, const float *B, int ldb, const float *bp,
+                                    const float *bias, int relu, float *C, int ldc);
 
 /* The blocked product for one instruction set (gemm_kernel.c, compiled once
  * per set; the functions above dispatch on cnn_threads_isa(pool)): C =

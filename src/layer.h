@@ -33,6 +33,12 @@ typedef struct cnn_run {
   cnn_rng *rng; /* borrowed */
   int relu;     /* forward ends with y = max(y, 0) (a fused activation) */
   int bf16;     /* inference in mixed precision: use wbf16 where a layer has it */
+  /* Training with the optimizer inside backward (cnn_net_backward_each):
+   * band(band_ctx, lo, hi) updates parameters [lo, hi), indices from
+   * params, on the calling thread; NULL otherwise. */
+  cnn_grads_ready_fn band;
+  void *band_ctx;
+  const float *params;
 } cnn_run;
 
 typedef struct cnn_layer_ops {
@@ -57,6 +63,7 @@ struct cnn_layer {
   cnn_shape in, out;
   int pad_top, pad_left;  /* conv/pool 'same' padding before the image */
   size_t nweights, nbias; /* trainable: kernel (batchnorm: gamma), bias (beta) */
+  size_t handed;          /* of them, handed to run->band by the last backward */
   size_t nstate;          /* non-trainable floats (batchnorm: moving mean, variance) */
   size_t work_per_sample; /* floats */
   size_t work_fixed;      /* more floats of run->work, whatever the batch */

@@ -570,7 +570,8 @@ static int sliced_layers(const cnn_net *net) {
 }
 
 const float *cnn_net_forward(cnn_net *net, int n, int training) {
-  cnn_run run = {net->pool, net->work, training, net->freeze, &net->rng, 0, !training && net->bf16};
+  cnn_run run = {net->pool, net->work, training, net->freeze, &net->rng, 0, !training && net->bf16,
+                 NULL,      NULL,      NULL};
   /* The convolutions' products follow the pool's precision: lend it ours
    * for this pass. */
   int pool_bf16 = cnn_threads_bf16(net->pool);
@@ -656,8 +657,10 @@ double cnn_net_loss(cnn_net *net, const uint8_t *labels, int n, double label_smo
                    label_smoothing, net->cap_training ? net->g0 : NULL, correct);
 }
 
-void cnn_net_backward_each(cnn_net *net, int n, cnn_grads_ready_fn ready, void *ctx) {
-  cnn_run run = {net->pool, net->work, 1, net->freeze, &net->rng, 0, 0};
+void cnn_net_backward_each(cnn_net *net, int n, cnn_grads_ready_fn ready, cnn_grads_ready_fn band,
+                           void *ctx) {
+  cnn_run run = {net->pool, net->work,           1,   net->freeze, &net->rng, 0,
+                 0,         ready ? band : NULL, ctx, net->params};
   float *g = net->g0, *other = net->g1;
   net->have_input_grad = 0;
   for (int i = net->nlayers - 1; i >= 0; i--) {
@@ -668,17 +671,20 @@ void cnn_net_backward_each(cnn_net *net, int n, cnn_grads_ready_fn ready, void *
                        (size_t)l->out.c);
     }
     float *dx = i > 0 ? other : net->input_grad;
+    l->handed = 0;
     l->ops->backward(l, &run, dx, g, net->act[i], n);
-    if (ready && l->nweights + l->nbias) {
+    if (ready && l->nweights + l->nbias > l->handed) {
+      /* The kernel comes first, then the bias; a layer hands over its
+       * kernel whole or not at all. */
       size_t first = (size_t)((l->nweights ? l->w : l->b) - net->params);
-      ready(ctx, first, first + l->nweights + l->nbias);
+      ready(ctx, first + l->handed, first + l->nweights + l->nbias);
     }
     other = g, g = dx;
   }
   net->have_input_grad = net->input_grad != NULL;
 }
 
-void cnn_net_backward(cnn_net *net, int n) { cnn_net_backward_each(net, n, NULL, NULL); }
+void cnn_net_backward(cnn_net *net, int n) { cnn_net_backward_each(net, n, NULL, NULL, NULL); }
 
 int cnn_net_predict(cnn_net *net, float *out, const uint8_t *images, size_t n, char *err) {
   size_t in = shape_size(net->input);

@@ -356,6 +356,14 @@ void cnn_optim_update(cnn_optim *opt, float *params, const float *grads, size_t 
   cnn_threads_for(pool, hi - lo, 1 << 16, step_task_run, &task);
 }
 
+void cnn_optim_update_serial(cnn_optim *opt, float *params, const float *grads, size_t lo,
+                             size_t hi, const cnn_threads *like) {
+  if (hi > opt->n) hi = opt->n;
+  if (lo >= hi) return;
+  step_task task = {opt, params, grads, lo, cnn_threads_isa(like)};
+  step_task_run(&task, 0, hi - lo, 0);
+}
+
 void cnn_optim_step(cnn_optim *opt, float *params, const float *grads, cnn_threads *pool) {
   cnn_optim_begin(opt);
   cnn_optim_update(opt, params, grads, 0, opt->n, pool);

@@ -106,21 +106,30 @@ static double run(const char *opt_json, int epochs, int threads, uint64_t seed, 
  * the whole backward followed by one optimizer step, as done here by hand:
  * the same rows in order (no shuffle), weights and optimizer state compared
  * after 12 steps, for optimizers with one to three state arrays and weight
- * decay, on a pool of 2 (chunks of the update split across threads). The
- * model has a batchnorm layer (gamma and beta but no kernel; moving
- * statistics past the trainable values). */
-static void test_update_in_backward(const char *opt_json) {
-  static const char *spec =
-      "{\"input\":[28,28,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":8,\"kernel\":3,"
-      "\"activation\":\"relu\"},{\"type\":\"batchnorm\"},{\"type\":\"maxpool\",\"size\":2},"
-      "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":40,\"activation\":\"relu\"},"
-      "{\"type\":\"dense\",\"units\":10}]}";
+ * decay, on pools of 2 and 3 (chunks of the update split across threads).
+ * The first model has a batchnorm layer (gamma and beta but no kernel;
+ * moving statistics past the trainable values); the others a dense kernel
+ * big enough to go to the optimizer band by band (1352 x 200, with a short
+ * last band and dx; 784 x 400 as the first layer, without dx). */
+static const char *update_specs[] = {
+    "{\"input\":[28,28,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":8,\"kernel\":3,"
+    "\"activation\":\"relu\"},{\"type\":\"batchnorm\"},{\"type\":\"maxpool\",\"size\":2},"
+    "{\"type\":\"flatten\"},{\"type\":\"dense\",\"units\":40,\"activation\":\"relu\"},"
+    "{\"type\":\"dense\",\"units\":10}]}",
+    "{\"input\":[28,28,1],\"layers\":[{\"type\":\"conv2d\",\"filters\":8,\"kernel\":3,"
+    "\"activation\":\"relu\"},{\"type\":\"maxpool\",\"size\":2},{\"type\":\"flatten\"},"
+    "{\"type\":\"dense\",\"units\":200,\"activation\":\"relu\"},{\"type\":\"dense\",\"units\":10}]"
+    "}",
+    "{\"input\":[28,28,1],\"layers\":[{\"type\":\"dense\",\"units\":400,\"activation\":\"relu\"},"
+    "{\"type\":\"dense\",\"units\":10}]}"};
+
+static void test_update_in_backward(const char *spec, const char *opt_json, int threads) {
   const int n = 32, steps = 12;
   char err[CNN_ERRMAX];
   cnn_threads *pool = NULL;
   cnn_net *a = make(spec, 5), *b = make(spec, 5);
   cnn_optim oa = {0}, ob = {0};
-  if (!CHECK(a && b) || !CHECK(cnn_threads_new(&pool, 2, err) == CNN_OK) ||
+  if (!CHECK(a && b) || !CHECK(cnn_threads_new(&pool, threads, err) == CNN_OK) ||
       !CHECK(optim(&oa, a, opt_json) == 0 && optim(&ob, b, opt_json) == 0))
     goto done;
   cnn_net_set_pool(a, pool), cnn_net_set_pool(b, pool);
@@ -142,7 +151,7 @@ static void test_update_in_backward(const char *opt_json) {
   size_t np = cnn_net_nparams(a);
   CHECK_EQ_INT((int)oa.step, steps);
   if (!CHECK(memcmp(cnn_net_params(a), cnn_net_params(b), np * sizeof(float)) == 0))
-    fprintf(stderr, "  %s: weights differ\n", opt_json);
+    fprintf(stderr, "  %s, %d threads, %.60s: weights differ\n", opt_json, threads, spec);
   CHECK(memcmp(oa.state, ob.state, (size_t)oa.nslots * np * sizeof(float)) == 0);
   /* And the weights did move. */
   cnn_net *c = make(spec, 5);
@@ -181,10 +190,15 @@ int main(void) {
       fprintf(stderr, "  %s: %.3f < %.2f\n", optims[i], acc, floor_acc[i]);
   }
 
-  test_update_in_backward("\"adam\"");
-  test_update_in_backward("{\"name\":\"adamw\",\"weight_decay\":0.01}");
-  test_update_in_backward("{\"name\":\"rmsprop\",\"momentum\":0.5,\"centered\":true}");
-  test_update_in_backward("\"momentum\"");
+  for (size_t i = 0; i < sizeof update_specs / sizeof update_specs[0]; i++)
+    for (int threads = 2; threads <= (i ? 3 : 2); threads++) {
+      test_update_in_backward(update_specs[i], "\"adam\"", threads);
+      test_update_in_backward(update_specs[i], "{\"name\":\"adamw\",\"weight_decay\":0.01}",
+                              threads);
+      test_update_in_backward(update_specs[i],
+                              "{\"name\":\"rmsprop\",\"momentum\":0.5,\"centered\":true}", threads);
+      test_update_in_backward(update_specs[i], "\"momentum\"", threads);
+    }
 
   /* Same seed, 1 or 2 threads, one call of 2 epochs or two calls of 1. */
   cnn_net *a = NULL, *b = NULL, *c = NULL;

@@ -146,14 +146,14 @@ static int rig_open(rig *r, const cnn_layer_ops *ops, const cnn_layer_spec *s, c
  * needs in l->keep, which inference does not have. */
 static void rig_forward(rig *r, cnn_threads *pool, float *y, const float *x, int n, int training,
                         int relu) {
-  cnn_run run = {pool, r->work, training, 0, NULL, relu, 0};
+  cnn_run run = {pool, r->work, training, 0, NULL, relu, 0, NULL, NULL, NULL};
   r->l.keep = training && (r->l.keep_per_sample || r->l.keep_fixed) ? r->keep : NULL;
   r->l.ops->forward(&r->l, &run, y, x, n);
 }
 
 static void rig_backward(rig *r, cnn_threads *pool, float *dx, const float *dy, const float *x,
                          int n) {
-  cnn_run run = {pool, r->work, 1, 0, NULL, 0, 0};
+  cnn_run run = {pool, r->work, 1, 0, NULL, 0, 0, NULL, NULL, NULL};
   r->l.ops->backward(&r->l, &run, dx, dy, x, n);
 }
 
@@ -485,7 +485,7 @@ static void dropout_case(cnn_threads *pool, int n, cnn_shape in, float rate, uin
   for (size_t i = 0; i < m; i++) x[i] = x[i] != 0 ? x[i] : 0.5f; /* a dropped 0 is visible */
   cnn_rng rng;
   cnn_rng_seed(&rng, seed);
-  cnn_run run = {pool, r.work, 1, 0, &rng, 0, 0};
+  cnn_run run = {pool, r.work, 1, 0, &rng, 0, 0, NULL, NULL, NULL};
   r.l.ops->forward(&r.l, &run, y, x, n);
   twin_dropout_mask(keep, seed, rate, m);
   twin_dropout_forward(ry, x, keep, rate, m);

@@ -152,7 +152,7 @@ static lres layer_run(cnn_threads *pool, int n, int h, int w, int c, int f, int 
   check_fill(x, nx), check_fill(dy, ny), check_fill(l.w, l.nweights), check_fill(l.b, (size_t)f);
   r.y = floats(ny), r.dx = floats(nx), r.dw = floats(l.nweights), r.db = floats((size_t)f);
   l.dw = r.dw, l.db = r.db, l.keep = keep;
-  cnn_run run = {pool, work, 1, 0, NULL, 1, 0};
+  cnn_run run = {pool, work, 1, 0, NULL, 1, 0, NULL, NULL, NULL};
   cnn_conv2d_ops.forward(&l, &run, r.y, x, n);
   cnn_conv2d_ops.backward(&l, &run, r.dx, dy, x, n);
   free(x), free(dy), free(work), free(keep), free(l.w), free(l.b);

@@ -15,7 +15,7 @@
 #define DENSE_BAND_MIN_WEIGHTS (256 * 1024)
 /* Kernel rows (inputs) per band: the notebook's first dense layer, 48 x 5000
  * weights, 960 KB, which stay in L2 from the band's products to its update
- * (bands of 12, 24, 48 and 96 rows measured 3.96, 3.76, 3.76 and 3.8 ms for
+ * (in a driver, bands of 12, 24 and 48 rows took 3.96, 3.76 and 3.76 ms for
  * the layer's backward and Adam on two threads, against 4.06 unbanded). */
 #define DENSE_BAND_ROWS 48
 
@@ -152,7 +152,7 @@ static void dense_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
                            const float *restrict dy, const float *restrict x, int n) {
   int in = l->in.h * l->in.w * l->in.c, out = l->out.c;
   if (l->nbias) cnn_bias_grad(run->pool, l->db, dy, (size_t)n, (size_t)out);
-  if (run->band && l->work_per_sample && !cnn_threads_bf16(run->pool)) {
+  if (run->band && l->nweights >= DENSE_BAND_MIN_WEIGHTS && !cnn_threads_bf16(run->pool)) {
     dense_backward_bands(l, run, dx, dy, x, n);
     return;
   }

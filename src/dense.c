@@ -11,8 +11,13 @@
 #include "layer.h"
 
 /* A kernel of at least this many weights (1 MB) goes to the optimizer band
- * by band inside backward, when training offers it (dense_backward_bands). */
+ * by band inside backward, when training offers it (dense_backward_bands),
+ * if the scratch that takes is at most DENSE_BAND_MAX_SCRATCH floats a
+ * sample (the notebook's layer: 16184); wider layers keep the whole
+ * products rather than reserve (and count against the model's limits) twice
+ * their input per sample. */
 #define DENSE_BAND_MIN_WEIGHTS (256 * 1024)
+#define DENSE_BAND_MAX_SCRATCH (1024 * 1024)
 /* Kernel rows (inputs) per band: the notebook's first dense layer, 48 x 5000
  * weights, 960 KB, which stay in L2 from the band's products to its update
  * (in a driver, bands of 12, 24 and 48 rows took 3.96, 3.76 and 3.76 ms for
@@ -27,11 +32,11 @@ static int dense_setup(cnn_layer *l, char *err) {
   l->nbias = l->spec->use_bias ? (size_t)l->spec->units : 0;
   l->work_per_sample = l->aux_per_sample = 0;
   l->work_fixed = 0;
-  if (l->nweights >= DENSE_BAND_MIN_WEIGHTS) {
-    /* The banded backward's scratch (dense_backward_bands), each part's
-     * start rounded to 16 floats, a packed copy up to 31 columns wider. */
-    size_t out = (size_t)l->spec->units;
-    l->work_per_sample = 3 * out + 2 * in + 32;
+  /* The banded backward's scratch (dense_backward_bands), each part's
+   * start rounded to 16 floats, a packed copy up to 31 columns wider. */
+  size_t out = (size_t)l->spec->units, scratch = 3 * out + 2 * in + 32;
+  if (l->nweights >= DENSE_BAND_MIN_WEIGHTS && scratch <= DENSE_BAND_MAX_SCRATCH) {
+    l->work_per_sample = scratch;
     l->work_fixed = 32 * out + 96;
   }
   return CNN_OK;
@@ -152,7 +157,7 @@ static void dense_backward(cnn_layer *l, const cnn_run *run, float *restrict dx,
                            const float *restrict dy, const float *restrict x, int n) {
   int in = l->in.h * l->in.w * l->in.c, out = l->out.c;
   if (l->nbias) cnn_bias_grad(run->pool, l->db, dy, (size_t)n, (size_t)out);
-  if (run->band && l->nweights >= DENSE_BAND_MIN_WEIGHTS && !cnn_threads_bf16(run->pool)) {
+  if (run->band && l->work_per_sample && !cnn_threads_bf16(run->pool)) { /* scratch reserved */
     dense_backward_bands(l, run, dx, dy, x, n);
     return;
   }
